@@ -1,0 +1,33 @@
+// The two independent references every op is checked against.
+#pragma once
+
+#include <vector>
+
+#include "verify/metrics.hpp"
+#include "verify/problem.hpp"
+
+namespace ped::verify {
+
+// Runs our forward and backward in `dtype` and the problem's LibTorch twin in the same dtype with
+// autograd, on the same inputs and the same seeded output cotangents; one row per forward output
+// and one per gradient of a differentiable input.
+std::vector<CheckRow> check_against_libtorch(const Problem& problem, Dtype dtype);
+
+struct FiniteDifferenceOptions {
+  // The full Jacobian (gradcheck's slow mode) is compared when (outputs x inputs) has at most this
+  // many entries; above it, random directions v^T J u (gradcheck's fast mode).
+  std::size_t full_jacobian_max_entries = 20000;
+  int directions = 4;  // random directions u per input in the fast mode
+};
+
+// Central finite differences of our double forward (five-point stencil, step scaled to the input)
+// against our backward in `dtype`, evaluated at the same point (inputs rounded to `dtype` first).
+std::vector<CheckRow> check_against_finite_differences(const Problem& problem, Dtype dtype,
+                                                       const FiniteDifferenceOptions& options = {});
+
+// Both references, both dtypes, as the sweep runs them.
+std::vector<CheckRow> check_problem(const Problem& problem, const std::vector<Dtype>& dtypes,
+                                    const std::vector<Reference>& references,
+                                    const FiniteDifferenceOptions& options = {});
+
+}  // namespace ped::verify

@@ -1,0 +1,76 @@
+#include "verify/problem.hpp"
+
+#include <random>
+
+namespace ped::verify {
+
+const char* to_string(Dtype dtype) { return dtype == Dtype::f32 ? "float" : "double"; }
+
+const char* to_string(Reference reference) {
+  switch (reference) {
+    case Reference::libtorch: return "libtorch";
+    case Reference::finite_difference: return "finite_difference";
+    case Reference::naive: return "naive";
+  }
+  return "?";
+}
+
+Tensors Problem::input_values() const {
+  Tensors values;
+  values.reserve(inputs.size());
+  for (const Input& in : inputs) values.push_back(in.value);
+  return values;
+}
+
+std::vector<std::size_t> Problem::differentiable_indices() const {
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].differentiable) idx.push_back(i);
+  }
+  return idx;
+}
+
+arma::fmat to_float(const arma::mat& m) { return arma::conv_to<arma::fmat>::from(m); }
+
+Mats<float> to_float(const Tensors& ts) {
+  Mats<float> out;
+  out.reserve(ts.size());
+  for (const arma::mat& t : ts) out.push_back(to_float(t));
+  return out;
+}
+
+Tensors to_double(const Mats<float>& ts) {
+  Tensors out;
+  out.reserve(ts.size());
+  for (const arma::fmat& t : ts) out.push_back(arma::conv_to<arma::mat>::from(t));
+  return out;
+}
+
+struct Rng::State {
+  std::mt19937_64 engine;
+};
+
+Rng::Rng(std::uint64_t seed) : state_(std::make_shared<State>(State{std::mt19937_64(seed)})) {}
+
+arma::mat Rng::normal(arma::uword rows, arma::uword cols, double stddev) {
+  std::normal_distribution<double> dist(0.0, stddev);
+  arma::mat m(rows, cols);
+  for (double& x : m) x = dist(state_->engine);
+  return m;
+}
+
+arma::mat Rng::uniform(arma::uword rows, arma::uword cols, double lo, double hi) {
+  std::uniform_real_distribution<double> dist(lo, hi);
+  arma::mat m(rows, cols);
+  for (double& x : m) x = dist(state_->engine);
+  return m;
+}
+
+std::vector<std::int64_t> Rng::integers(std::size_t n, std::int64_t lo, std::int64_t hi_exclusive) {
+  std::uniform_int_distribution<std::int64_t> dist(lo, hi_exclusive - 1);
+  std::vector<std::int64_t> v(n);
+  for (auto& x : v) x = dist(state_->engine);
+  return v;
+}
+
+}  // namespace ped::verify

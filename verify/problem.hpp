@@ -1,0 +1,103 @@
+// One op under test: its inputs, our forward and backward in float and double, and its LibTorch twin.
+//
+// Tensors travel as column-major double matrices (arma::mat), vectors as (n x 1); an op converts
+// them to its dtype T inside. A twin receives each input as a LibTorch (rows x cols) view in the
+// same math orientation (built as the transpose of a contiguous (cols x rows) leaf, which shares
+// the column-major memory layout), so twins read like the reference formulas.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <armadillo>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ped::verify {
+
+using Tensors = std::vector<arma::mat>;
+template <class T>
+using Mats = std::vector<arma::Mat<T>>;
+using TorchTensors = std::vector<at::Tensor>;
+
+enum class Dtype { f32, f64 };
+const char* to_string(Dtype dtype);
+
+enum class Reference { libtorch, finite_difference, naive };
+const char* to_string(Reference reference);
+
+struct Input {
+  std::string name;
+  arma::mat value;
+  bool differentiable = true;  // false for frozen parameters (LoRA's base weight)
+};
+
+using ForwardFn = std::function<Tensors(Dtype, const Tensors& inputs)>;
+// Returns the gradient of every differentiable input, in input order.
+using BackwardFn = std::function<Tensors(Dtype, const Tensors& inputs, const Tensors& doutputs)>;
+using TwinFn = std::function<TorchTensors(const TorchTensors& inputs)>;
+
+struct Problem {
+  std::string op;
+  std::string variant;  // attention kernel name, empty for reference layers
+  std::string shape;    // e.g. "N=5 D=8"
+  std::string mask;     // attention mask, empty where there is none
+  std::uint64_t seed = 0;
+  std::vector<Input> inputs;
+  std::vector<std::string> outputs;  // names of the forward outputs, e.g. {"y"} or {"loss"}
+  ForwardFn forward;
+  BackwardFn backward;
+  TwinFn twin;
+  // A per-op tolerance that replaces the dtype policy of tolerance.hpp; set only with a reason.
+  std::optional<double> tolerance_f32, tolerance_f64;
+  std::string tolerance_reason;
+
+  Tensors input_values() const;
+  std::vector<std::size_t> differentiable_indices() const;
+};
+
+// Converts between the carrier type and the op's dtype.
+arma::fmat to_float(const arma::mat& m);
+Mats<float> to_float(const Tensors& ts);
+Tensors to_double(const Mats<float>& ts);
+
+// Type-erases a generic forward `[]<class T>(const Mats<T>& in) -> Mats<T>`.
+template <class Fn>
+ForwardFn erase_forward(Fn fn) {
+  return [fn](Dtype dt, const Tensors& in) -> Tensors {
+    if (dt == Dtype::f64) return fn(in);
+    return to_double(fn(to_float(in)));
+  };
+}
+
+// Type-erases a generic backward `[]<class T>(const Mats<T>& in, const Mats<T>& dout) -> Mats<T>`.
+template <class Fn>
+BackwardFn erase_backward(Fn fn) {
+  return [fn](Dtype dt, const Tensors& in, const Tensors& dout) -> Tensors {
+    if (dt == Dtype::f64) return fn(in, dout);
+    return to_double(fn(to_float(in), to_float(dout)));
+  };
+}
+
+template <class T>
+arma::Col<T> as_col(const arma::Mat<T>& m) {
+  return arma::vectorise(m);
+}
+
+// Seeded inputs. std::mt19937_64 with libstdc++'s normal distribution: the same seed gives the
+// same inputs on every machine this project builds on.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed);
+  arma::mat normal(arma::uword rows, arma::uword cols, double stddev = 1.0);
+  arma::mat uniform(arma::uword rows, arma::uword cols, double lo, double hi);
+  std::vector<std::int64_t> integers(std::size_t n, std::int64_t lo, std::int64_t hi_exclusive);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace ped::verify

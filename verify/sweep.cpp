@@ -1,0 +1,93 @@
+#include "verify/sweep.hpp"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "verify/ops/op_cases.hpp"
+
+namespace ped::verify {
+
+Dims parse_dims(const std::string& text) {
+  Dims d;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) {
+      throw std::invalid_argument("parse_dims: '" + item + "' in shape '" + text + "' is not NAME=VALUE");
+    }
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    std::size_t used = 0;
+    long long n = 0;
+    try {
+      n = std::stoll(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != value.size() || value.empty() || n < 1 || n > 1'000'000) {
+      throw std::invalid_argument("parse_dims: size " + key + "=" + value + " in shape '" + text +
+                                  "' is not an integer in [1, 1000000]");
+    }
+    std::int64_t* slot = key == "N"   ? &d.N
+                         : key == "D" ? &d.D
+                         : key == "H" ? &d.H
+                         : key == "F" ? &d.F
+                         : key == "V" ? &d.V
+                         : key == "T" ? &d.T
+                         : key == "R" ? &d.R
+                         : key == "I" ? &d.I
+                         : key == "O" ? &d.O
+                         : key == "K" ? &d.K
+                                      : nullptr;
+    if (!slot) {
+      throw std::invalid_argument("parse_dims: unknown size '" + key + "' in shape '" + text +
+                                  "', expected one of N D H F V T R I O K");
+    }
+    *slot = n;
+  }
+  return d;
+}
+
+const std::vector<OpCase>& op_cases() {
+  static const std::vector<OpCase> cases = {
+      token_embedding_case(), positional_embedding_case(), linear_case(),   lora_linear_case(),
+      layer_norm_case(),      gelu_tanh_case(),            gelu_erf_case(), softmax_case(),
+      cross_entropy_case(),   attention_case(),            residual_case(), feed_forward_case(),
+      transformer_block_case()};
+  return cases;
+}
+
+const OpCase& find_op_case(const std::string& name) {
+  for (const OpCase& c : op_cases()) {
+    if (c.name == name) return c;
+  }
+  std::string known;
+  for (const OpCase& c : op_cases()) known += (known.empty() ? "" : ", ") + c.name;
+  throw std::invalid_argument("find_op_case: unknown op '" + name + "', expected one of: " + known);
+}
+
+std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress) {
+  std::vector<const OpCase*> selected;
+  if (config.ops.empty()) {
+    for (const OpCase& c : op_cases()) selected.push_back(&c);
+  } else {
+    for (const std::string& name : config.ops) selected.push_back(&find_op_case(name));
+  }
+  // Build every problem first: a size the op cannot take is a usage error, reported before any work.
+  std::vector<Problem> problems;
+  for (const OpCase* c : selected) {
+    const std::vector<Dims>& shapes = config.shapes.empty() ? c->default_shapes : config.shapes;
+    for (const Dims& dims : shapes) {
+      for (std::uint64_t seed : config.seeds) problems.push_back(c->make(dims, seed));
+    }
+  }
+  std::vector<CheckRow> rows;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    std::vector<CheckRow> part = check_problem(problems[i], config.dtypes, config.references, config.fd);
+    rows.insert(rows.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    if (progress) progress(problems[i], i + 1, problems.size());
+  }
+  return rows;
+}
+
+}  // namespace ped::verify
