@@ -1,0 +1,163 @@
+// Dispatch of attention_forward / attention_backward to the variants, and the argument checks
+// every variant shares. B batch, H heads, Nq/Nk query/key tokens, d head dim.
+#include "variants/attention.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include "variants/blocked_attention.hpp"
+#include "variants/flash_attention.hpp"
+#include "variants/kernels.hpp"
+#include "variants/naive_attention.hpp"
+#include "variants/sparse_attention.hpp"
+
+namespace ped {
+
+const char* to_string(Variant v) {
+  switch (v) {
+    case Variant::naive: return "naive";
+    case Variant::blocked: return "blocked";
+    case Variant::flash: return "flash";
+    case Variant::sparse: return "sparse";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+namespace {
+
+constexpr std::int64_t kMaxSeq = std::numeric_limits<int>::max();  // BLAS takes int dimensions
+constexpr std::int64_t kMaxTile = 4096;
+constexpr int kMaxThreads = 1024;
+
+void check_dim(const char* fn, const char* name, std::int64_t value, std::int64_t hi) {
+  if (value < 1 || value > hi) throw_invalid(fn, "shape.", name, " = ", value, ", expected in [1, ", hi, "]");
+}
+
+// Elements of a (B, H, N, d) tensor, or an exception when B H N d or its byte size overflows.
+template <class T>
+std::int64_t checked_elems(const char* fn, const AttentionShape& s, std::int64_t n, std::int64_t d,
+                           const char* what) {
+  std::int64_t e = 0;
+  if (__builtin_mul_overflow(s.batch, s.heads, &e) || __builtin_mul_overflow(e, n, &e) ||
+      __builtin_mul_overflow(e, d, &e) ||
+      e > std::numeric_limits<std::int64_t>::max() / static_cast<std::int64_t>(sizeof(T))) {
+    throw_invalid(fn, what, " size batch * heads * ", n, " * ", d, " overflows: batch = ", s.batch,
+                  ", heads = ", s.heads);
+  }
+  return e;
+}
+
+template <class T>
+void check_common(const char* fn, const AttentionShape& shape, const Mask& mask, T scale,
+                  const AttentionOptions& o) {
+  check_dim(fn, "batch", shape.batch, std::numeric_limits<std::int64_t>::max());
+  check_dim(fn, "heads", shape.heads, std::numeric_limits<std::int64_t>::max());
+  check_dim(fn, "seq_q", shape.seq_q, kMaxSeq);
+  check_dim(fn, "seq_k", shape.seq_k, kMaxSeq);
+  check_dim(fn, "head_dim", shape.head_dim, kMaxSeq);
+  checked_elems<T>(fn, shape, shape.seq_q, shape.head_dim, "q/out");
+  checked_elems<T>(fn, shape, shape.seq_k, shape.head_dim, "k/v");
+  checked_elems<T>(fn, shape, shape.seq_q, 1, "lse");
+  if (!std::isfinite(scale)) throw_invalid(fn, "scale = ", scale, " is not finite");
+  if (o.threads < 0 || o.threads > kMaxThreads) {
+    throw_invalid(fn, "options.threads = ", o.threads, ", expected in [0, ", kMaxThreads, "] (0 = OpenMP default)");
+  }
+  if (o.tile_q < 0 || o.tile_q > kMaxTile) {
+    throw_invalid(fn, "options.tile_q = ", o.tile_q, ", expected in [0, ", kMaxTile, "] (0 = variant default)");
+  }
+  if (o.tile_k < 0 || o.tile_k > kMaxTile) {
+    throw_invalid(fn, "options.tile_k = ", o.tile_k, ", expected in [0, ", kMaxTile, "] (0 = variant default)");
+  }
+  if (o.block_size < 1 || o.block_size > kMaxTile) {
+    throw_invalid(fn, "options.block_size = ", o.block_size, ", expected in [1, ", kMaxTile, "]");
+  }
+  mask.validate(fn, shape.seq_q, shape.seq_k);
+}
+
+void check_pointer(const char* fn, const char* name, const void* p) {
+  if (p == nullptr) throw_invalid(fn, name, " is a null pointer");
+}
+
+}  // namespace
+
+template <class T>
+void check_forward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
+                        const T* k, const T* v, const T* out, const T* lse, const AttentionOptions& options) {
+  check_pointer(fn, "q", q);
+  check_pointer(fn, "k", k);
+  check_pointer(fn, "v", v);
+  check_pointer(fn, "out", out);
+  check_pointer(fn, "lse", lse);
+  check_common(fn, shape, mask, scale, options);
+}
+
+template <class T>
+void check_backward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
+                         const T* k, const T* v, const T* out, const T* lse, const T* dout, const T* dq,
+                         const T* dk, const T* dv, const AttentionOptions& options) {
+  check_pointer(fn, "dout", dout);
+  check_pointer(fn, "dq", dq);
+  check_pointer(fn, "dk", dk);
+  check_pointer(fn, "dv", dv);
+  check_forward_args(fn, shape, mask, scale, q, k, v, out, lse, options);
+}
+
+#define PED_INSTANTIATE_CHECKS(T)                                                                                \
+  template void check_forward_args<T>(const char*, const AttentionShape&, const Mask&, T, const T*, const T*,    \
+                                      const T*, const T*, const T*, const AttentionOptions&);                    \
+  template void check_backward_args<T>(const char*, const AttentionShape&, const Mask&, T, const T*, const T*,   \
+                                       const T*, const T*, const T*, const T*, const T*, const T*, const T*,     \
+                                       const AttentionOptions&);
+PED_INSTANTIATE_CHECKS(float)
+PED_INSTANTIATE_CHECKS(double)
+#undef PED_INSTANTIATE_CHECKS
+
+}  // namespace detail
+
+template <class T>
+void attention_forward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
+                       const T* k, const T* v, T* out, T* lse, const AttentionOptions& options) {
+  constexpr const char* fn = "attention_forward";
+  detail::check_forward_args(fn, shape, mask, scale, q, k, v, out, lse, options);
+  switch (variant) {
+    case Variant::naive: return naive_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
+    case Variant::blocked: return blocked_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
+    case Variant::flash: return flash_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
+    case Variant::sparse: return sparse_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
+  }
+  detail::throw_invalid(fn, "variant = ", static_cast<int>(variant), " is not a Variant");
+}
+
+template <class T>
+void attention_backward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
+                        const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                        const AttentionOptions& options) {
+  constexpr const char* fn = "attention_backward";
+  detail::check_backward_args(fn, shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+  switch (variant) {
+    case Variant::naive:
+      return naive_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+    case Variant::blocked:
+      return blocked_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+    case Variant::flash:
+      return flash_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+    case Variant::sparse:
+      return sparse_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+  }
+  detail::throw_invalid(fn, "variant = ", static_cast<int>(variant), " is not a Variant");
+}
+
+template void attention_forward<float>(Variant, const AttentionShape&, const Mask&, float, const float*, const float*,
+                                       const float*, float*, float*, const AttentionOptions&);
+template void attention_forward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
+                                        const double*, const double*, double*, double*, const AttentionOptions&);
+template void attention_backward<float>(Variant, const AttentionShape&, const Mask&, float, const float*,
+                                        const float*, const float*, const float*, const float*, const float*, float*,
+                                        float*, float*, const AttentionOptions&);
+template void attention_backward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
+                                         const double*, const double*, const double*, const double*, const double*,
+                                         double*, double*, double*, const AttentionOptions&);
+
+}  // namespace ped

@@ -1,0 +1,222 @@
+// Blocked attention: cache-blocked row strips with BLAS. B batch, H heads, Nq/Nk query/key tokens,
+// d head dim, s scale, Bt = tile_q rows per strip (default 64).
+//
+// Forward, per (b, h, query strip i0 .. i0 + Bt): the strip's visible keys lie in [jlo, jhi) (the
+// union of its rows' extents), S = s Q_strip K[jlo:jhi]^T is one GEMM, the element mask sets hidden
+// pairs to -inf, an exact row softmax gives P, and O_strip = P V[jlo:jhi] is one GEMM.
+// Backward, two race-free passes:
+//   pass 1 per query strip: P = exp(S - lse), dP = dO V^T, dS = P o (dP - D), dQ_strip = s dS K;
+//   pass 2 per key strip j0 .. j0 + Bt: the same P, dS for the queries that see the strip, then
+//          dV_strip = P^T dO and dK_strip = s dS^T Q.
+// Memory O(Bt Nk) per thread in pass 1 and forward, O(Nq Bt) in pass 2.
+#include "variants/blocked_attention.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "variants/kernels.hpp"
+
+namespace ped {
+
+namespace {
+
+constexpr std::int64_t kDefaultTile = 64;
+
+// Per query row, the smallest interval [lo, hi) of keys holding every visible key (lo == hi when
+// none). extents (Nq).
+std::vector<KeyInterval> row_extents(const Mask& mask, std::int64_t nq, std::int64_t nk, int threads) {
+  std::vector<KeyInterval> ext(static_cast<std::size_t>(nq));
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<KeyInterval> ivs;
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < nq; ++i) {
+      mask.row_intervals(i, nq, nk, ivs);
+      ext[i] = ivs.empty() ? KeyInterval{0, 0} : KeyInterval{ivs.front().lo, ivs.back().hi};
+    }
+  }
+  return ext;
+}
+
+// Key range [lo, hi) covering the visible keys of rows [i0, i1); lo >= hi when all are hidden.
+KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std::int64_t i1) {
+  KeyInterval r{std::numeric_limits<std::int64_t>::max(), 0};
+  for (std::int64_t i = i0; i < i1; ++i) {
+    if (ext[i].lo >= ext[i].hi) continue;
+    r.lo = std::min(r.lo, ext[i].lo);
+    r.hi = std::max(r.hi, ext[i].hi);
+  }
+  return r;
+}
+
+}  // namespace
+
+template <class T>
+void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                               const T* v, T* out, T* lse, const AttentionOptions& options) {
+  detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, lse, options);
+  const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
+  const std::int64_t bh = shape.batch * shape.heads;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t bt = options.tile_q > 0 ? options.tile_q : kDefaultTile;
+  const std::int64_t strips = detail::ceil_div(nq, bt);
+  const int threads = detail::resolve_threads(options);
+  const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
+  detail::BlasSingleThreaded blas1;
+
+#pragma omp parallel num_threads(threads)
+  {
+    detail::Scratch<T> sbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) S, then P
+#pragma omp for schedule(dynamic)
+    for (std::int64_t unit = 0; unit < bh * strips; ++unit) {
+      const std::int64_t x = unit / strips, i0 = (unit % strips) * bt;
+      const std::int64_t rows = std::min(bt, nq - i0);
+      const T* qs = q + x * qStrideBH + i0 * d;
+      T* os = out + x * qStrideBH + i0 * d;
+      T* ls = lse + x * lseStrideBH + i0;
+      const KeyInterval keys = strip_keys(ext, i0, i0 + rows);
+      if (keys.lo >= keys.hi) {  // every row of the strip fully masked
+        std::fill(os, os + rows * d, T{0});
+        std::fill(ls, ls + rows, -std::numeric_limits<T>::infinity());
+        continue;
+      }
+      const std::int64_t w = keys.hi - keys.lo;
+      T* s = sbuf.data();  // (rows, w), ld w
+      // S = s Q_strip K[jlo:jhi]^T
+      detail::gemm_nt(static_cast<int>(rows), static_cast<int>(w), static_cast<int>(d), scale, qs,
+                      static_cast<int>(d), k + x * kStrideBH + keys.lo * d, static_cast<int>(d), T{0}, s,
+                      static_cast<int>(w));
+      detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, s, w);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        T* row = s + r * w;
+        const T m = detail::row_max(row, w);
+        if (m == -std::numeric_limits<T>::infinity()) {  // no visible key: -inf - (-inf) would be NaN
+          std::fill(row, row + w, T{0});
+          ls[r] = m;
+          continue;
+        }
+        // P_r = exp(S_r - m) / sum; shifting by the row max keeps scores of +-1e4 from overflowing
+        const double sum = detail::exp_shift_sum(row, w, m);
+        const T inv = static_cast<T>(1.0 / sum);
+#pragma omp simd
+        for (std::int64_t c = 0; c < w; ++c) row[c] *= inv;
+        ls[r] = static_cast<T>(static_cast<double>(m) + std::log(sum));
+      }
+      // O_strip = P V[jlo:jhi]
+      detail::gemm_nn(static_cast<int>(rows), static_cast<int>(d), static_cast<int>(w), T{1}, s, static_cast<int>(w),
+                      v + x * kStrideBH + keys.lo * d, static_cast<int>(d), T{0}, os, static_cast<int>(d));
+    }
+  }
+}
+
+template <class T>
+void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                                const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                                const AttentionOptions& options) {
+  detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv,
+                              options);
+  const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
+  const std::int64_t bh = shape.batch * shape.heads;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t bt = options.tile_q > 0 ? options.tile_q : kDefaultTile;
+  const int threads = detail::resolve_threads(options);
+  const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
+  detail::BlasSingleThreaded blas1;
+
+  // D (B, H, Nq) = rowsum(dO o O) = rowsum(dP o P)
+  std::vector<T> dvec(static_cast<std::size_t>(bh * nq));
+  detail::rowsum_dout_out(dout, out, bh * nq, d, dvec.data(), threads);
+
+  // Pass 1: dQ by query strips.
+  const std::int64_t qstrips = detail::ceil_div(nq, bt);
+#pragma omp parallel num_threads(threads)
+  {
+    detail::Scratch<T> pbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));   // (Bt, Nk) S, then P
+    detail::Scratch<T> dpbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) dP, then dS
+#pragma omp for schedule(dynamic)
+    for (std::int64_t unit = 0; unit < bh * qstrips; ++unit) {
+      const std::int64_t x = unit / qstrips, i0 = (unit % qstrips) * bt;
+      const std::int64_t rows = std::min(bt, nq - i0);
+      T* dqs = dq + x * qStrideBH + i0 * d;
+      const KeyInterval keys = strip_keys(ext, i0, i0 + rows);
+      if (keys.lo >= keys.hi) {
+        std::fill(dqs, dqs + rows * d, T{0});
+        continue;
+      }
+      const std::int64_t w = keys.hi - keys.lo;
+      const int iw = static_cast<int>(w), id = static_cast<int>(d), ir = static_cast<int>(rows);
+      const T* kx = k + x * kStrideBH + keys.lo * d;
+      const T* vx = v + x * kStrideBH + keys.lo * d;
+      const T* dos = dout + x * qStrideBH + i0 * d;
+      T* p = pbuf.data();
+      T* ds = dpbuf.data();
+      // forward: S = s Q K^T + M, P = exp(S - lse)
+      detail::gemm_nt(ir, iw, id, scale, q + x * qStrideBH + i0 * d, id, kx, id, T{0}, p, iw);
+      detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, p, w);
+      detail::probs_from_lse(p, rows, w, w, lse + x * lseStrideBH + i0);
+      // forward: O = P V  =>  dP = dO V^T
+      detail::gemm_nt(ir, iw, id, T{1}, dos, id, vx, id, T{0}, ds, iw);
+      // forward: P = softmax_rows(S)  =>  dS = P o (dP - D)
+      detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+      // forward: S = s Q K^T  =>  dQ = s dS K
+      detail::gemm_nn(ir, id, iw, scale, ds, iw, kx, id, T{0}, dqs, id);
+    }
+  }
+
+  // Pass 2: dK, dV by key strips.
+  const std::int64_t kstrips = detail::ceil_div(nk, bt);
+#pragma omp parallel num_threads(threads)
+  {
+    detail::Scratch<T> pbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));   // (Nq, Bt) S, then P
+    detail::Scratch<T> dpbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));  // (Nq, Bt) dP, then dS
+#pragma omp for schedule(dynamic)
+    for (std::int64_t unit = 0; unit < bh * kstrips; ++unit) {
+      const std::int64_t x = unit / kstrips, j0 = (unit % kstrips) * bt;
+      const std::int64_t cols = std::min(bt, nk - j0);
+      T* dks = dk + x * kStrideBH + j0 * d;
+      T* dvs = dv + x * kStrideBH + j0 * d;
+      // Queries [ilo, ihi) covering every query that sees a key of this strip.
+      std::int64_t ilo = nq, ihi = 0;
+      for (std::int64_t i = 0; i < nq; ++i) {
+        if (ext[i].lo < j0 + cols && ext[i].hi > j0 && ext[i].lo < ext[i].hi) {
+          ilo = std::min(ilo, i);
+          ihi = i + 1;
+        }
+      }
+      if (ilo >= ihi) {
+        std::fill(dks, dks + cols * d, T{0});
+        std::fill(dvs, dvs + cols * d, T{0});
+        continue;
+      }
+      const std::int64_t rows = ihi - ilo;
+      const int ic = static_cast<int>(cols), id = static_cast<int>(d), ir = static_cast<int>(rows);
+      const T* qs = q + x * qStrideBH + ilo * d;
+      const T* dos = dout + x * qStrideBH + ilo * d;
+      T* p = pbuf.data();
+      T* ds = dpbuf.data();
+      // forward: S = s Q K^T + M, P = exp(S - lse)   (rows, cols)
+      detail::gemm_nt(ir, ic, id, scale, qs, id, k + x * kStrideBH + j0 * d, id, T{0}, p, ic);
+      detail::mask_tile(mask, ilo, rows, j0, cols, nq, nk, p, cols);
+      detail::probs_from_lse(p, rows, cols, cols, lse + x * lseStrideBH + ilo);
+      // forward: O = P V  =>  dV = P^T dO
+      detail::gemm_tn(ic, id, ir, T{1}, p, ic, dos, id, T{0}, dvs, id);
+      // dP = dO V^T, dS = P o (dP - D)
+      detail::gemm_nt(ir, ic, id, T{1}, dos, id, v + x * kStrideBH + j0 * d, id, T{0}, ds, ic);
+      detail::softmax_grad(p, ds, rows, cols, cols, dvec.data() + x * nq + ilo);
+      // forward: S = s Q K^T  =>  dK = s dS^T Q
+      detail::gemm_tn(ic, id, ir, scale, ds, ic, qs, id, T{0}, dks, id);
+    }
+  }
+}
+
+#define PED_INSTANTIATE(T)                                                                                          \
+  template void blocked_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
+                                             T*, T*, const AttentionOptions&);                                       \
+  template void blocked_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
+                                              const T*, const T*, const T*, T*, T*, T*, const AttentionOptions&);
+PED_INSTANTIATE(float)
+PED_INSTANTIATE(double)
+#undef PED_INSTANTIATE
+
+}  // namespace ped

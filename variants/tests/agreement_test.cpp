@@ -1,0 +1,125 @@
+// Every variant x every mask kind x {float, double} against the naive variant run in double on the
+// same inputs: out, lse, dq, dk, dv by normwise relative error. B batch, H heads, Nq/Nk tokens, d head dim.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "variants/tests/test_util.hpp"
+
+namespace ped::test {
+namespace {
+
+// Tolerances on ||x - x_ref|| / ||x_ref||, the reference being naive in double:
+// - double: unit roundoff 1.1e-16 grown by sums of up to Nk + d ~ 300 terms, softmax conditioning
+//   and the (dP - D) cancellation in dS; observed errors stay below 1e-14, 1e-11 leaves margin.
+constexpr double kTolDouble = 1e-11;
+// - float: unit roundoff 6e-8 with the same growth; gradients go through two more GEMMs and the
+//   dS cancellation; observed errors stay below 2e-6, 5e-5 leaves margin without hiding a bug
+//   (a wrong mask or a missed tile gives errors of order 1e-2 or more).
+constexpr double kTolFloat = 5e-5;
+
+const std::vector<AttentionShape>& shapes() {
+  static const std::vector<AttentionShape> s = {
+      {.batch = 1, .heads = 1, .seq_q = 1, .seq_k = 1, .head_dim = 1},     // N = 1
+      {.batch = 1, .heads = 1, .seq_q = 1, .seq_k = 9, .head_dim = 3},     // one query, Nq != Nk
+      {.batch = 2, .heads = 2, .seq_q = 33, .seq_k = 33, .head_dim = 8},   // B, H > 1
+      {.batch = 1, .heads = 2, .seq_q = 77, .seq_k = 45, .head_dim = 64},  // Nq > Nk: causal hides rows
+      {.batch = 1, .heads = 1, .seq_q = 45, .seq_k = 130, .head_dim = 80}, // Nq < Nk, d = 80
+      {.batch = 2, .heads = 1, .seq_q = 150, .seq_k = 150, .head_dim = 128}, // N > every default tile
+  };
+  return s;
+}
+
+// Default options plus small and odd tiles so that every test shape spans many tiles.
+std::vector<AttentionOptions> options_for(Variant v) {
+  switch (v) {
+    case Variant::naive: return {AttentionOptions{}};
+    case Variant::blocked: return {AttentionOptions{}, AttentionOptions{.tile_q = 7}};
+    case Variant::flash:
+      return {AttentionOptions{}, AttentionOptions{.tile_q = 16, .tile_k = 24}, AttentionOptions{.tile_q = 13, .tile_k = 7}};
+    case Variant::sparse:
+      return {AttentionOptions{}, AttentionOptions{.block_size = 16}, AttentionOptions{.block_size = 5}};
+  }
+  return {};
+}
+
+// Worst error seen per (variant, dtype, quantity), printed at the end of the run.
+std::map<std::string, double>& worst() {
+  static std::map<std::string, double> w;
+  return w;
+}
+
+class WorstErrorReport : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (worst().empty()) return;
+    std::printf("worst normwise relative error vs naive (double), seed %llu:\n",
+                static_cast<unsigned long long>(kSeed));
+    for (const auto& [key, err] : worst()) std::printf("  %-28s %.3e\n", key.c_str(), err);
+  }
+};
+const auto* const kReport = ::testing::AddGlobalTestEnvironment(new WorstErrorReport);
+
+template <class T>
+std::vector<double> to_double(const std::vector<T>& x) {
+  return std::vector<double>(x.begin(), x.end());
+}
+
+using Param = std::tuple<Variant, int, bool>;  // variant, mask index, is_double
+
+class Agreement : public ::testing::TestWithParam<Param> {
+ protected:
+  template <class T>
+  void check() {
+    const auto [variant, mask_index, is_double] = GetParam();
+    const double tol = is_double ? kTolDouble : kTolFloat;
+    for (const AttentionShape& shape : shapes()) {
+      const NamedMask nm = mask_catalogue(shape.seq_q, shape.seq_k)[static_cast<std::size_t>(mask_index)];
+      const Problem<T> p = make_problem<T>(shape, kSeed);
+      // Reference: naive in double on exactly the same (rounded) inputs and scale.
+      Problem<double> pd{shape, static_cast<double>(p.scale), to_double(p.q), to_double(p.k), to_double(p.v),
+                         to_double(p.dout)};
+      const Result<double> ref = run<double>(Variant::naive, pd, nm.mask);
+      for (const AttentionOptions& opt : options_for(variant)) {
+        SCOPED_TRACE(std::string(to_string(variant)) + " " + nm.name + " " + shape_string(shape) + " tile_q=" +
+                     std::to_string(opt.tile_q) + " tile_k=" + std::to_string(opt.tile_k) +
+                     " block_size=" + std::to_string(opt.block_size) + " seed=" + std::to_string(kSeed));
+        const Result<T> r = run<T>(variant, p, nm.mask, opt);
+        for (const auto* x : {&r.out, &r.lse, &r.dq, &r.dk, &r.dv}) ASSERT_FALSE(has_nan_or_inf(*x));
+        const std::pair<const char*, double> errs[] = {
+            {"out", norm_rel_err(to_double(r.out), ref.out)}, {"lse", norm_rel_err(to_double(r.lse), ref.lse)},
+            {"dq", norm_rel_err(to_double(r.dq), ref.dq)},    {"dk", norm_rel_err(to_double(r.dk), ref.dk)},
+            {"dv", norm_rel_err(to_double(r.dv), ref.dv)}};
+        for (const auto& [name, err] : errs) {
+          EXPECT_LE(err, tol) << name;
+          double& w = worst()[std::string(to_string(variant)) + (is_double ? " double " : " float ") + name];
+          w = std::max(w, err);
+        }
+      }
+    }
+  }
+};
+
+TEST_P(Agreement, MatchesNaiveDouble) {
+  if (std::get<2>(GetParam())) {
+    check<double>();
+  } else {
+    check<float>();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllVariantsMasksDtypes, Agreement,
+    ::testing::Combine(::testing::Values(Variant::naive, Variant::blocked, Variant::flash, Variant::sparse),
+                       ::testing::Range(0, static_cast<int>(mask_catalogue(8, 8).size())), ::testing::Bool()),
+    [](const ::testing::TestParamInfo<Param>& info) {
+      return std::string(to_string(std::get<0>(info.param))) + "_" +
+             mask_catalogue(8, 8)[static_cast<std::size_t>(std::get<1>(info.param))].name + "_" +
+             (std::get<2>(info.param) ? "double" : "float");
+    });
+
+}  // namespace
+}  // namespace ped::test
