@@ -3,9 +3,11 @@
 //   report summarize --bench BENCH.csv [--verify VERIFY.csv] --out DIR
 //   report compare BASE.csv NEW.csv [--threshold 0.05] [--alpha 0.05]
 //   report convert --json RUN.json [RUN2.json ...] --out BENCH.csv
+//   report ab --rev-a REV --rev-b REV [--repetitions 9] [--filter REGEX] [--build-dir DIR]
 //
 // Exit codes: 0 success / no regression; 1 a statistically significant regression (compare);
 // 2 bad input or any other error that prevents a verdict. File formats: reports/README.md.
+#include "reports/ab.hpp"
 #include "reports/atomic_file.hpp"
 #include "reports/compare.hpp"
 #include "reports/errors.hpp"
@@ -63,6 +65,14 @@ int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv
   return exit_ok;
 }
 
+int run_ab_command(const AbOptions& options) {
+  const AbResult result = run_ab(options, std::cerr);
+  std::cout << "A = " << result.commit_a << " (" << options.rev_a << "), B = " << result.commit_b << " ("
+            << options.rev_b << "); change is B relative to A\n";
+  std::cout << format_comparison_table(result.comparisons, options.compare);
+  return has_regression(result.comparisons) ? exit_regression : exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +116,31 @@ int main(int argc, char** argv) {
   convert->add_option("--out", convert_out, "benchmark CSV to write")->required();
   convert->add_option("--git-rev", convert_rev, "git revision (default: the JSON context's git_rev)");
 
+  AbOptions ab_options;
+  std::string ab_build_dir;
+  std::string ab_out_dir;
+  CLI::App* ab = app.add_subcommand("ab", "build two git revisions, run their benchmarks interleaved, compare B to A");
+  ab->add_option("--rev-a", ab_options.rev_a, "baseline revision (A)")->required();
+  ab->add_option("--rev-b", ab_options.rev_b, "revision to judge (B)")->required();
+  ab->add_option("--repetitions", ab_options.repetitions, "runs of each side, interleaved A B A B ...")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  ab->add_option("--filter", ab_options.filter, "--benchmark_filter regex");
+  ab->add_option("--build-dir", ab_build_dir, "keep source and build trees here (default: a temp dir, removed)");
+  ab->add_option("--repo", ab_options.repository, "git repository to take the revisions from")->capture_default_str();
+  ab->add_option("--target", ab_options.bench_target, "CMake target to build")->capture_default_str();
+  ab->add_option("--executable", ab_options.bench_executable, "file name of the built benchmark")->capture_default_str();
+  ab->add_option("--cmake-arg", ab_options.cmake_args, "configure arguments (replace the defaults)")
+      ->capture_default_str();
+  ab->add_option("--jobs", ab_options.jobs, "parallel build jobs")->check(CLI::Range(1, 256))->capture_default_str();
+  ab->add_option("--out", ab_out_dir, "also write A.csv, B.csv, their samples and comparison.csv here");
+  ab->add_option("--threshold", ab_options.compare.threshold, "relative change of the median that matters")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  ab->add_option("--alpha", ab_options.compare.alpha, "significance level of the U test")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -123,6 +158,11 @@ int main(int argc, char** argv) {
                          compare_csv.empty() ? std::nullopt : std::optional<fs::path>(compare_csv));
     }
     if (convert->parsed()) return run_convert(json_files, convert_out, convert_rev);
+    if (ab->parsed()) {
+      if (!ab_build_dir.empty()) ab_options.build_dir = ab_build_dir;
+      if (!ab_out_dir.empty()) ab_options.out_dir = ab_out_dir;
+      return run_ab_command(ab_options);
+    }
   } catch (const InputError& error) {
     std::cerr << "report: bad input: " << error.what() << "\n";
     return exit_error;
