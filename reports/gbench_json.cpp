@@ -1,0 +1,256 @@
+#include "reports/gbench_json.hpp"
+
+#include "reports/errors.hpp"
+#include "reports/statistics.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace ped::reports {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+bool is_gbench_suffix(std::string_view token) {
+  for (std::string_view flag : {"real_time", "manual_time", "process_time"}) {
+    if (token == flag) return true;
+  }
+  for (std::string_view prefix : {"repeats:", "threads:", "iterations:", "min_time:", "min_warmup_time:"}) {
+    if (token.starts_with(prefix)) return true;
+  }
+  return false;
+}
+
+double number_field(const json& run, const char* field) {
+  const auto it = run.find(field);
+  if (it == run.end() || !it->is_number()) return nan_value;
+  return it->get<double>();
+}
+
+std::string string_field(const json& object, const char* field) {
+  const auto it = object.find(field);
+  if (it == object.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
+double nanoseconds_per(const std::string& unit, const std::string& where) {
+  if (unit == "ns") return 1.0;
+  if (unit == "us") return 1e3;
+  if (unit == "ms") return 1e6;
+  if (unit == "s") return 1e9;
+  throw_input_error(where, ": unknown time_unit '", unit, "' (expected ns, us, ms or s)");
+}
+
+double median_of_finite(const std::vector<double>& values) {
+  std::vector<double> finite;
+  for (double v : values) {
+    if (std::isfinite(v)) finite.push_back(v);
+  }
+  return finite.empty() ? nan_value : median(finite);
+}
+
+}  // namespace
+
+std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const std::string& where) {
+  const std::vector<std::string_view> tokens = split(name, '/');
+  if (tokens.empty() || tokens[0] != "attention") return std::nullopt;
+  const auto fail = [&](auto... why) -> void {
+    throw_input_error(where, ": benchmark name '", name, "' ", why...,
+                      " (scheme: attention/<variant>/<pass>/<dtype>/<mask>/B:<b>/H:<h>/N:<n>/d:<d>[/T:<t>])");
+  };
+  if (tokens.size() < 5) fail("has fewer than 5 '/'-separated parts");
+  BenchmarkKey key;
+  key.variant = tokens[1];
+  key.pass = tokens[2];
+  key.dtype = tokens[3];
+  key.mask = tokens[4];
+  for (std::size_t i = 1; i <= 4; ++i) {
+    if (tokens[i].empty() || tokens[i].find(':') != std::string_view::npos) fail("has an empty or 'K:v' part ", i);
+  }
+  if (key.pass != "forward" && key.pass != "backward" && key.pass != "forward_backward") {
+    fail("has pass '", key.pass, "', expected forward|backward|forward_backward");
+  }
+  for (std::size_t i = 5; i < tokens.size(); ++i) {
+    const std::string_view token = tokens[i];
+    if (is_gbench_suffix(token)) continue;
+    const std::size_t colon = token.find(':');
+    if (colon == std::string_view::npos) fail("has an unknown part '", token, "'");
+    const std::string_view label = token.substr(0, colon);
+    const std::string_view text = token.substr(colon + 1);
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value <= 0) {
+      fail("has a non-positive or non-integer size '", token, "'");
+    }
+    if (label == "B") {
+      key.batch = value;
+    } else if (label == "H") {
+      key.heads = value;
+    } else if (label == "N") {
+      key.seq_len = value;
+    } else if (label == "d") {
+      key.head_dim = value;
+    } else if (label == "T") {
+      key.threads = value;
+    } else {
+      fail("has an unknown size '", token, "' (known: B, H, N, d, T)");
+    }
+  }
+  return key;
+}
+
+GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
+  json document;
+  try {
+    document = json::parse(text);
+  } catch (const json::parse_error& error) {
+    throw_input_error(source, ": not valid JSON (byte ", error.byte, "): ", error.what());
+  }
+  if (!document.is_object() || !document.contains("benchmarks") || !document["benchmarks"].is_array()) {
+    throw_input_error(source, ": not Google Benchmark JSON: no \"benchmarks\" array");
+  }
+  GbenchRun run;
+  if (document.contains("context") && document["context"].is_object()) {
+    const json& context = document["context"];
+    run.context.host = string_field(context, "host_name");
+    run.context.date = string_field(context, "date");
+    run.context.git_rev = string_field(context, "git_rev");
+  }
+  const json& benchmarks = document["benchmarks"];
+  for (std::size_t index = 0; index < benchmarks.size(); ++index) {
+    const json& entry = benchmarks[index];
+    const std::string where = concat(source, ": benchmarks[", index, "]");
+    if (!entry.is_object()) throw_input_error(where, ": not an object");
+    const std::string run_type = string_field(entry, "run_type");
+    if (run_type == "aggregate") continue;
+    std::string name = string_field(entry, "run_name");
+    if (name.empty()) name = string_field(entry, "name");
+    if (name.empty()) throw_input_error(where, ": no \"name\"");
+    if (entry.value("error_occurred", false)) {
+      run.skipped.push_back(concat(name, ": ", string_field(entry, "error_message")));
+      continue;
+    }
+    std::optional<BenchmarkKey> key = parse_benchmark_name(name, where);
+    if (!key) {
+      run.skipped.push_back(concat(name, ": not an attention benchmark"));
+      continue;
+    }
+    // Sizes the name leaves out may be counters (top-level numeric fields in the JSON).
+    const auto size_from_counter = [&](std::int64_t& size, const char* counter) {
+      if (size != 0) return;
+      const double value = number_field(entry, counter);
+      if (!(value > 0.0) || value != std::floor(value)) {
+        throw_input_error(where, ": benchmark '", name, "' gives no positive integer ", counter,
+                          " (neither in the name nor as a counter)");
+      }
+      size = static_cast<std::int64_t>(value);
+    };
+    size_from_counter(key->batch, "batch");
+    size_from_counter(key->heads, "heads");
+    size_from_counter(key->seq_len, "seq_len");
+    size_from_counter(key->head_dim, "head_dim");
+    size_from_counter(key->threads, "threads");
+
+    MeasuredSample measured;
+    measured.sample.key = std::move(*key);
+    const double real_time = number_field(entry, "real_time");
+    const std::string unit = entry.contains("time_unit") ? string_field(entry, "time_unit") : "ns";
+    measured.sample.time_ns = real_time * nanoseconds_per(unit, where);
+    if (!(std::isfinite(measured.sample.time_ns) && measured.sample.time_ns > 0.0)) {
+      throw_input_error(where, ": benchmark '", name, "' has real_time ", real_time, ", expected a positive number");
+    }
+    const double repetition = number_field(entry, "repetition_index");
+    measured.sample.repetition = std::isfinite(repetition) ? static_cast<std::int64_t>(repetition) : 0;
+    measured.flop = number_field(entry, "flop");
+    measured.peak_bytes = number_field(entry, "max_bytes_used");
+    if (!std::isfinite(measured.peak_bytes)) measured.peak_bytes = number_field(entry, "peak_bytes");
+    measured.gemm_gflops = number_field(entry, "gemm_gflops");
+    run.samples.push_back(std::move(measured));
+  }
+  return run;
+}
+
+GbenchRun read_gbench_json(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw_input_error(file.string(), ": cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().empty()) throw_input_error(file.string(), ":1: empty file");
+  return parse_gbench_json(text.str(), file.string());
+}
+
+double model_flop(const BenchmarkKey& key) {
+  const double n = static_cast<double>(key.seq_len);
+  double forward = 4.0 * static_cast<double>(key.batch) * static_cast<double>(key.heads) * n * n *
+                   static_cast<double>(key.head_dim);
+  if (key.mask == "causal") {
+    forward *= 0.5;
+  } else if (key.mask != "none") {
+    return nan_value;
+  }
+  if (key.pass == "forward") return forward;
+  if (key.pass == "backward") return 2.5 * forward;
+  if (key.pass == "forward_backward") return 3.5 * forward;
+  return nan_value;
+}
+
+TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const GbenchContext& context) {
+  std::map<BenchmarkKey, std::vector<const MeasuredSample*>> by_key;
+  for (const MeasuredSample& measured : samples) by_key[measured.sample.key].push_back(&measured);
+  TidyBenchmarks tidy;
+  for (const auto& [key, group] : by_key) {
+    std::vector<double> times;
+    std::vector<double> flops;
+    std::vector<double> gemm;
+    double peak = nan_value;
+    for (const MeasuredSample* measured : group) {
+      Sample sample = measured->sample;
+      sample.repetition = static_cast<std::int64_t>(times.size());
+      tidy.samples.push_back(sample);
+      times.push_back(measured->sample.time_ns);
+      flops.push_back(measured->flop);
+      gemm.push_back(measured->gemm_gflops);
+      if (std::isfinite(measured->peak_bytes) && (std::isnan(peak) || measured->peak_bytes > peak)) {
+        peak = measured->peak_bytes;
+      }
+    }
+    BenchmarkRow row;
+    row.key = key;
+    row.repetitions = static_cast<std::int64_t>(times.size());
+    row.median_ns = median(times);
+    row.min_ns = *std::min_element(times.begin(), times.end());
+    row.max_ns = *std::max_element(times.begin(), times.end());
+    double flop = median_of_finite(flops);
+    if (!std::isfinite(flop)) flop = model_flop(key);
+    row.gflops = flop / row.median_ns;
+    row.peak_bytes = peak;
+    row.fraction_of_gemm = row.gflops / median_of_finite(gemm);
+    row.git_rev = context.git_rev.empty() ? "unknown" : context.git_rev;
+    row.host = context.host;
+    row.date = context.date;
+    tidy.rows.push_back(std::move(row));
+  }
+  return tidy;
+}
+
+}  // namespace ped::reports

@@ -1,0 +1,76 @@
+// Google Benchmark JSON (--benchmark_format=json or --benchmark_out=FILE) -> our tidy CSV rows.
+//
+// Name scheme of the attention benchmarks (Google Benchmark's ArgNames({"B", "H", "N", "d"}) with
+// ArgsProduct produces the "K:v" tail):
+//   attention/<variant>/<pass>/<dtype>/<mask>/B:<batch>/H:<heads>/N:<seq_len>/d:<head_dim>[/T:<threads>]
+// followed by any of Google Benchmark's own suffixes (repeats:R, threads:T, iterations:I, min_time:S,
+// min_warmup_time:S, real_time, manual_time, process_time), which are ignored. <mask> is a token
+// without '/' (causal, none, sliding_window_256, ...). A size missing from the name may come as a
+// counter of its long name (batch, heads, seq_len, head_dim); threads without T: is Google
+// Benchmark's "threads" field. Runs whose name does not start with "attention/" (the GEMM ceiling,
+// say) are listed as skipped, as are runs that reported an error (SkipWithError).
+//
+// Fields and counters read from each run with run_type "iteration" (aggregates are ignored: we
+// compute our own statistics from the repetitions):
+//   real_time, time_unit   -> time_ns of one iteration (wall time, as UseRealTime measures)
+//   counter "flop"         -> FLOP per iteration; without it the FlashAttention model below
+//   "max_bytes_used" (MemoryManager) or counter "peak_bytes" -> peak heap bytes
+//   counter "gemm_gflops"  -> in-run SGEMM GFLOP/s at the same thread count (the ceiling)
+// and from "context": host_name, date, and git_rev (benchmark::AddCustomContext("git_rev", ...)).
+#pragma once
+
+#include "reports/csv_io.hpp"
+
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ped::reports {
+
+struct GbenchContext {
+  std::string host;
+  std::string date;
+  std::string git_rev;
+};
+
+struct MeasuredSample {
+  Sample sample;
+  double flop = std::numeric_limits<double>::quiet_NaN();
+  double peak_bytes = std::numeric_limits<double>::quiet_NaN();
+  double gemm_gflops = std::numeric_limits<double>::quiet_NaN();
+};
+
+struct GbenchRun {
+  GbenchContext context;
+  std::vector<MeasuredSample> samples;
+  std::vector<std::string> skipped;  // "name: why"
+};
+
+// The key encoded in a benchmark name, or nullopt when the name is not "attention/...". Throws
+// InputError naming `where` and the name when it starts with "attention/" but breaks the scheme.
+std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const std::string& where);
+
+// `source` names the text in error messages (the file name).
+GbenchRun parse_gbench_json(std::string_view text, const std::string& source);
+GbenchRun read_gbench_json(const std::filesystem::path& file);
+
+// FlashAttention's benchmark FLOP model: forward 4 B H N^2 d, halved for a causal mask, backward
+// 2.5x forward, forward_backward 3.5x forward. NaN for other masks, whose visible-pair count the
+// benchmark must report through the "flop" counter.
+double model_flop(const BenchmarkKey& key);
+
+struct TidyBenchmarks {
+  std::vector<BenchmarkRow> rows;  // sorted by key
+  std::vector<Sample> samples;     // sorted by key, repetitions renumbered 0.. per key
+};
+
+// One row per key: median, min, max of time_ns over its samples; gflops = flop / median_ns
+// (FLOP/ns = GFLOP/s), flop the median of the "flop" counters or model_flop; peak_bytes the largest
+// reported; fraction_of_gemm = gflops / median gemm_gflops. git_rev, host, date from `context`.
+TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const GbenchContext& context);
+
+}  // namespace ped::reports

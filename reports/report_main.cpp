@@ -1,0 +1,174 @@
+// report: benchmark and verification reports, and the regression gate.
+//
+//   report summarize --bench BENCH.csv [--verify VERIFY.csv] --out DIR
+//   report compare BASE.csv NEW.csv [--threshold 0.05] [--alpha 0.05]
+//   report convert --json RUN.json [RUN2.json ...] --out BENCH.csv
+//   report ab --rev-a REV --rev-b REV [--repetitions 9] [--filter REGEX] [--build-dir DIR]
+//
+// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare);
+// 2 bad input or any other error that prevents a verdict. File formats: reports/README.md.
+#include "reports/ab.hpp"
+#include "reports/atomic_file.hpp"
+#include "reports/compare.hpp"
+#include "reports/errors.hpp"
+#include "reports/gbench_json.hpp"
+#include "reports/summary.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace ped::reports;
+
+constexpr int exit_ok = 0;
+constexpr int exit_regression = 1;
+constexpr int exit_error = 2;
+
+int run_summarize(const SummaryOptions& options) {
+  const SummaryResult result = write_summary(options);
+  for (const fs::path& file : result.written) std::cout << "wrote " << file.string() << "\n";
+  if (!result.plot_note.empty()) std::cout << "plots skipped: " << result.plot_note << "\n";
+  return exit_ok;
+}
+
+int run_compare(const fs::path& base_csv, const fs::path& new_csv, const CompareOptions& options,
+                const std::optional<fs::path>& csv_out) {
+  const BenchmarkSet base = read_benchmark_set(base_csv);
+  const BenchmarkSet next = read_benchmark_set(new_csv);
+  const std::vector<Comparison> comparisons = compare_benchmarks(base, next, options);
+  std::cout << format_comparison_table(comparisons, options);
+  if (csv_out) write_file_atomically(*csv_out, format_comparison_csv(comparisons));
+  return has_regression(comparisons) ? exit_regression : exit_ok;
+}
+
+int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv, const std::string& git_rev) {
+  std::vector<MeasuredSample> samples;
+  GbenchContext context;
+  for (const fs::path& file : json_files) {
+    GbenchRun run = read_gbench_json(file);
+    for (const std::string& skipped : run.skipped) std::cerr << "report convert: skipped " << skipped << "\n";
+    if (context.host.empty()) context = run.context;
+    samples.insert(samples.end(), run.samples.begin(), run.samples.end());
+  }
+  if (!git_rev.empty()) context.git_rev = git_rev;
+  if (samples.empty()) throw_input_error("report convert: no attention benchmarks in the JSON input");
+  const TidyBenchmarks tidy = tidy_benchmarks(samples, context);
+  StagedFiles staged;
+  staged.add(out_csv, format_benchmark_csv(tidy.rows));
+  staged.add(samples_path_for(out_csv), format_samples_csv(tidy.samples));
+  staged.commit();
+  std::cout << "wrote " << out_csv.string() << " (" << tidy.rows.size() << " benchmarks) and "
+            << samples_path_for(out_csv).string() << " (" << tidy.samples.size() << " samples)\n";
+  return exit_ok;
+}
+
+int run_ab_command(const AbOptions& options) {
+  const AbResult result = run_ab(options, std::cerr);
+  std::cout << "A = " << result.commit_a << " (" << options.rev_a << "), B = " << result.commit_b << " ("
+            << options.rev_b << "); change is B relative to A\n";
+  std::cout << format_comparison_table(result.comparisons, options.compare);
+  return has_regression(result.comparisons) ? exit_regression : exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"report: benchmark/verification reports and the benchmark regression gate"};
+  app.require_subcommand(1);
+
+  SummaryOptions summary;
+  std::string verify_csv;
+  CLI::App* summarize = app.add_subcommand("summarize", "summary.md, fits.csv and plots from a benchmark CSV");
+  summarize->add_option("--bench", summary.bench_csv, "tidy benchmark CSV")->required();
+  summarize->add_option("--verify", verify_csv, "verify CSV to summarise as well");
+  summarize->add_option("--out", summary.out_dir, "output directory (created if missing)")->required();
+  summarize->add_option("--gnuplot", summary.gnuplot, "gnuplot program")->capture_default_str();
+  summarize->add_option("--plot-format", summary.plot_format, "png or svg")
+      ->check(CLI::IsMember({"png", "svg"}))
+      ->capture_default_str();
+
+  fs::path base_csv;
+  fs::path new_csv;
+  std::string compare_csv;
+  CompareOptions compare_options;
+  CLI::App* compare = app.add_subcommand("compare", "compare NEW against BASE; exit 1 on a significant regression");
+  compare->add_option("base", base_csv, "baseline benchmark CSV (samples from BASE.samples.csv)")->required();
+  compare->add_option("new", new_csv, "new benchmark CSV (samples from NEW.samples.csv)")->required();
+  compare->add_option("--threshold", compare_options.threshold, "relative change of the median that matters")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  compare->add_option("--alpha", compare_options.alpha, "significance level of the U test")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  compare->add_option("--min-repetitions", compare_options.min_repetitions, "samples per side needed to gate")
+      ->check(CLI::Range(2, 1000000))
+      ->capture_default_str();
+  compare->add_option("--csv", compare_csv, "also write the comparison as CSV to this file");
+
+  std::vector<fs::path> json_files;
+  fs::path convert_out;
+  std::string convert_rev;
+  CLI::App* convert = app.add_subcommand("convert", "Google Benchmark JSON -> BENCH.csv + BENCH.samples.csv");
+  convert->add_option("--json", json_files, "Google Benchmark JSON output(s)")->required();
+  convert->add_option("--out", convert_out, "benchmark CSV to write")->required();
+  convert->add_option("--git-rev", convert_rev, "git revision (default: the JSON context's git_rev)");
+
+  AbOptions ab_options;
+  std::string ab_build_dir;
+  std::string ab_out_dir;
+  CLI::App* ab = app.add_subcommand("ab", "build two git revisions, run their benchmarks interleaved, compare B to A");
+  ab->add_option("--rev-a", ab_options.rev_a, "baseline revision (A)")->required();
+  ab->add_option("--rev-b", ab_options.rev_b, "revision to judge (B)")->required();
+  ab->add_option("--repetitions", ab_options.repetitions, "runs of each side, interleaved A B A B ...")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  ab->add_option("--filter", ab_options.filter, "--benchmark_filter regex");
+  ab->add_option("--build-dir", ab_build_dir, "keep source and build trees here (default: a temp dir, removed)");
+  ab->add_option("--repo", ab_options.repository, "git repository to take the revisions from")->capture_default_str();
+  ab->add_option("--target", ab_options.bench_target, "CMake target to build")->capture_default_str();
+  ab->add_option("--executable", ab_options.bench_executable, "file name of the built benchmark")->capture_default_str();
+  ab->add_option("--cmake-arg", ab_options.cmake_args, "configure arguments (replace the defaults)")
+      ->capture_default_str();
+  ab->add_option("--jobs", ab_options.jobs, "parallel build jobs")->check(CLI::Range(1, 256))->capture_default_str();
+  ab->add_option("--out", ab_out_dir, "also write A.csv, B.csv, their samples and comparison.csv here");
+  ab->add_option("--threshold", ab_options.compare.threshold, "relative change of the median that matters")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  ab->add_option("--alpha", ab_options.compare.alpha, "significance level of the U test")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? exit_ok : exit_error;
+  }
+
+  try {
+    if (summarize->parsed()) {
+      if (!verify_csv.empty()) summary.verify_csv = verify_csv;
+      return run_summarize(summary);
+    }
+    if (compare->parsed()) {
+      return run_compare(base_csv, new_csv, compare_options,
+                         compare_csv.empty() ? std::nullopt : std::optional<fs::path>(compare_csv));
+    }
+    if (convert->parsed()) return run_convert(json_files, convert_out, convert_rev);
+    if (ab->parsed()) {
+      if (!ab_build_dir.empty()) ab_options.build_dir = ab_build_dir;
+      if (!ab_out_dir.empty()) ab_options.out_dir = ab_out_dir;
+      return run_ab_command(ab_options);
+    }
+  } catch (const InputError& error) {
+    std::cerr << "report: bad input: " << error.what() << "\n";
+    return exit_error;
+  } catch (const std::exception& error) {
+    std::cerr << "report: error: " << error.what() << "\n";
+    return exit_error;
+  }
+  return exit_error;
+}

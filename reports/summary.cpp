@@ -1,0 +1,449 @@
+#include "reports/summary.hpp"
+
+#include "reports/atomic_file.hpp"
+#include "reports/errors.hpp"
+#include "reports/fits.hpp"
+#include "reports/process.hpp"
+#include "reports/text_format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+namespace ped::reports {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double nan_value = std::numeric_limits<double>::quiet_NaN();
+
+// series -> variant -> rows sorted by N
+using SeriesTable = std::map<SeriesKey, std::map<std::string, std::vector<const BenchmarkRow*>>>;
+
+SeriesTable series_table(const std::vector<BenchmarkRow>& rows) {
+  SeriesTable table;
+  for (const BenchmarkRow& row : rows) table[series_of(row.key)][row.key.variant].push_back(&row);
+  for (auto& [series, variants] : table) {
+    for (auto& [variant, curve] : variants) {
+      std::sort(curve.begin(), curve.end(),
+                [](const BenchmarkRow* a, const BenchmarkRow* b) { return a->key.seq_len < b->key.seq_len; });
+    }
+  }
+  return table;
+}
+
+// Keeps letters, digits, '-' and '.'; anything else becomes '_' (file names from mask names).
+std::string file_token(const std::string& text) {
+  std::string out;
+  for (char c : text) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.') ? c : '_';
+  return out;
+}
+
+std::string series_file_stem(const SeriesKey& s) {
+  return concat(file_token(s.pass), "_", file_token(s.dtype), "_", file_token(s.mask), "_d", s.head_dim, "_B", s.batch,
+                "_H", s.heads, "_T", s.threads);
+}
+
+std::string markdown_cell(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// gnuplot single-quoted string: '' is a quote, nothing else is special.
+std::string gnuplot_string(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+struct Figure {
+  std::string file_name;  // in out_dir
+  std::string caption;
+  std::string script;     // gnuplot commands after `set output`
+};
+
+struct Curve {
+  std::string variant;
+  std::vector<std::pair<double, double>> points;  // (N, value), value finite and positive
+};
+
+std::string figure_script(const std::string& title, const std::string& y_label, bool log_y,
+                          const std::vector<Curve>& curves) {
+  std::string script;
+  for (std::size_t k = 0; k < curves.size(); ++k) {
+    script += concat("$curve", k, " << EOD\n");
+    for (const auto& [n, value] : curves[k].points) script += concat(format_number(n), " ", format_number(value), "\n");
+    script += "EOD\n";
+  }
+  script += concat("set title ", gnuplot_string(title), "\n");
+  script += "set xlabel 'sequence length N'\n";
+  script += concat("set ylabel ", gnuplot_string(y_label), "\n");
+  script += "set logscale x 2\n";
+  script += log_y ? "set logscale y 10\n" : "unset logscale y\n";
+  script += "set grid\nset key left top\nset format x '%g'\nset format y '%g'\n";
+  script += "plot ";
+  for (std::size_t k = 0; k < curves.size(); ++k) {
+    script += concat(k == 0 ? "" : ", ", "$curve", k, " using 1:2 with linespoints pointtype 7 title ",
+                     gnuplot_string(curves[k].variant));
+  }
+  script += "\n";
+  return script;
+}
+
+// Figures of one series: median time (log-log), peak memory (log-log), GFLOP/s (log N); a figure
+// whose quantity no variant reports is left out.
+std::vector<Figure> series_figures(const SeriesKey& series,
+                                   const std::map<std::string, std::vector<const BenchmarkRow*>>& variants,
+                                   const std::string& extension) {
+  struct Quantity {
+    const char* stem;
+    const char* caption;
+    const char* y_label;
+    bool log_y;
+    double (*value)(const BenchmarkRow&);
+  };
+  static const Quantity quantities[] = {
+      {"time", "median time vs N", "median time (ms)", true, [](const BenchmarkRow& r) { return r.median_ns / 1e6; }},
+      {"memory", "peak memory vs N", "peak heap (MiB)", true,
+       [](const BenchmarkRow& r) { return r.peak_bytes / (1024.0 * 1024.0); }},
+      {"gflops", "GFLOP/s vs N", "GFLOP/s", false, [](const BenchmarkRow& r) { return r.gflops; }},
+  };
+  std::vector<Figure> figures;
+  for (const Quantity& quantity : quantities) {
+    std::vector<Curve> curves;
+    for (const auto& [variant, curve] : variants) {
+      Curve c{variant, {}};
+      for (const BenchmarkRow* row : curve) {
+        const double value = quantity.value(*row);
+        if (std::isfinite(value) && value > 0.0) c.points.emplace_back(static_cast<double>(row->key.seq_len), value);
+      }
+      if (!c.points.empty()) curves.push_back(std::move(c));
+    }
+    if (curves.empty()) continue;
+    Figure figure;
+    figure.file_name = concat(quantity.stem, "_", series_file_stem(series), ".", extension);
+    figure.caption = concat(quantity.caption, ": ", describe(series));
+    figure.script = figure_script(figure.caption, quantity.y_label, quantity.log_y, curves);
+    figures.push_back(std::move(figure));
+  }
+  return figures;
+}
+
+// Renders every figure with one gnuplot run into temp files reserved in `staged`. Returns "" on
+// success, otherwise why the plots were skipped (and their temps are discarded).
+std::string render_figures(const std::vector<Figure>& figures, const SummaryOptions& options, StagedFiles& staged) {
+  if (figures.empty()) return "no plottable data";
+  std::string terminal;
+  if (options.plot_format == "png") {
+    terminal = "set terminal pngcairo size 800,520 noenhanced font 'sans,10'\n";
+  } else if (options.plot_format == "svg") {
+    terminal = "set terminal svg size 800,520 noenhanced font 'sans,10'\n";
+  } else {
+    throw_invalid("render_figures", "plot format '", options.plot_format, "' is not png or svg");
+  }
+  std::vector<fs::path> temps;
+  std::string script = terminal;
+  for (const Figure& figure : figures) {
+    const fs::path temp = staged.reserve(options.out_dir / figure.file_name);
+    temps.push_back(temp);
+    script += concat("reset\n", "set output ", gnuplot_string(temp.string()), "\n", figure.script);
+  }
+  script += "unset output\n";
+
+  TempDirectory scratch("ped-report-gnuplot-");
+  const fs::path script_file = scratch.path() / "figures.gp";
+  const fs::path log_file = scratch.path() / "gnuplot.log";
+  {
+    std::ofstream out(script_file);
+    out << script;
+    if (!out) throw std::runtime_error(concat("render_figures: cannot write ", script_file));
+  }
+  const ProcessResult result =
+      run_process({options.gnuplot, script_file.string()}, {std::nullopt, log_file, std::nullopt, true});
+  std::string note;
+  if (!result.started) {
+    note = concat("gnuplot not available (", result.error, ")");
+  } else if (result.exit_code != 0) {
+    std::ifstream log(log_file);
+    std::string first_line;
+    std::getline(log, first_line);
+    note = concat("gnuplot exited with status ", result.exit_code, ": ", first_line);
+  } else {
+    for (const fs::path& temp : temps) {
+      std::error_code ignored;
+      if (fs::file_size(temp, ignored) == 0) note = concat("gnuplot wrote nothing to ", temp);
+    }
+  }
+  if (!note.empty()) {
+    for (const fs::path& temp : temps) staged.discard(temp);
+  }
+  return note;
+}
+
+std::string join_distinct(const std::vector<BenchmarkRow>& rows, std::string BenchmarkRow::*field) {
+  std::set<std::string> values;
+  for (const BenchmarkRow& row : rows) values.insert(row.*field);
+  std::string out;
+  for (const std::string& value : values) out += (out.empty() ? "" : ", ") + (value.empty() ? "(empty)" : value);
+  return out;
+}
+
+std::string benchmark_section(const std::vector<BenchmarkRow>& rows, const SeriesTable& table,
+                              const std::map<SeriesKey, std::vector<Figure>>& figures_of, bool plots_made) {
+  std::map<BenchmarkKey, const BenchmarkRow*> by_key;
+  for (const BenchmarkRow& row : rows) by_key[row.key] = &row;
+  std::string md = "## Benchmarks\n\n";
+  md += concat("Median of the repetitions; speed-up = median time of `", baseline_variant,
+               "` / median time of the variant, same pass, dtype, mask, head_dim, B, H, threads and N; "
+               "fraction of GEMM = GFLOP/s over the in-run SGEMM GFLOP/s at the same thread count.\n\n");
+  for (const auto& [series, variants] : table) {
+    md += concat("### ", describe(series), "\n\n");
+    md += concat("| variant | N | median | min – max | reps | GFLOP/s | peak memory | speed-up vs ", baseline_variant,
+                 " | fraction of GEMM |\n");
+    md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto& [variant, curve] : variants) {
+      for (const BenchmarkRow* row : curve) {
+        BenchmarkKey baseline_key = row->key;
+        baseline_key.variant = baseline_variant;
+        const auto baseline = by_key.find(baseline_key);
+        const std::string speedup = baseline == by_key.end()
+                                        ? "n/a"
+                                        : concat(format_fixed(baseline->second->median_ns / row->median_ns, 2), "×");
+        md += concat("| ", markdown_cell(variant), " | ", row->key.seq_len, " | ", format_duration_ns(row->median_ns),
+                     " | ", format_duration_ns(row->min_ns), " – ", format_duration_ns(row->max_ns), " | ",
+                     row->repetitions, " | ", format_fixed(row->gflops, 2), " | ", format_bytes(row->peak_bytes), " | ",
+                     speedup, " | ", format_fixed(row->fraction_of_gemm, 3), " |\n");
+      }
+    }
+    md += "\n";
+    const auto figures = figures_of.find(series);
+    if (plots_made && figures != figures_of.end()) {
+      for (const Figure& figure : figures->second) md += concat("![", figure.caption, "](", figure.file_name, ")\n");
+      md += "\n";
+    }
+  }
+  return md;
+}
+
+std::string fits_section(const std::vector<FitRow>& fits) {
+  std::string md = "## Complexity fits\n\n";
+  md += "Least-squares slope of log(median time) and log(peak memory) against log(N): the empirical exponent "
+        "(2 for quadratic). All fits and crossings are in `fits.csv`.\n\n";
+  md += "| series | variant | time exponent | R² | memory exponent | R² | points | N range |\n";
+  md += "|---|---|---:|---:|---:|---:|---:|---|\n";
+  std::map<std::pair<SeriesKey, std::string>, std::pair<const FitRow*, const FitRow*>> by_curve;
+  for (const FitRow& fit : fits) {
+    if (fit.kind != "fit") continue;
+    auto& slot = by_curve[{fit.series, fit.variant}];
+    (fit.quantity == "time_ns" ? slot.first : slot.second) = &fit;
+  }
+  for (const auto& [curve, pair] : by_curve) {
+    const FitRow* time = pair.first;
+    const FitRow* memory = pair.second;
+    const FitRow* any = time ? time : memory;
+    md += concat("| ", markdown_cell(describe(curve.first)), " | ", markdown_cell(curve.second), " | ",
+                 time ? format_fixed(time->slope, 3) : "n/a", " | ", time ? format_fixed(time->r_squared, 4) : "n/a",
+                 " | ", memory ? format_fixed(memory->slope, 3) : "n/a", " | ",
+                 memory ? format_fixed(memory->r_squared, 4) : "n/a", " | ", any->points, " | ",
+                 format_significant(any->n_min, 6), "–", format_significant(any->n_max, 6), " |\n");
+  }
+  if (by_curve.empty()) md += "| (no variant was measured at two or more N) | | | | | | | |\n";
+  md += "\n";
+  std::string crossings;
+  for (const FitRow& fit : fits) {
+    if (fit.kind != "crossover") continue;
+    crossings += concat("- ", describe(fit.series), ": `", fit.variant, "` overtakes `", fit.other_variant,
+                        "` at N ≈ ", format_significant(fit.crossover_n, 4), "\n");
+  }
+  md += crossings.empty() ? "No crossovers in median time within the measured N.\n\n" : concat("Crossovers (median time):\n\n", crossings, "\n");
+  return md;
+}
+
+std::string verify_section(const std::vector<VerifyRow>& rows, const fs::path& source) {
+  struct Group {
+    std::size_t rows = 0;
+    std::size_t failures = 0;
+    const VerifyRow* worst = nullptr;
+  };
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, Group> groups;
+  std::size_t failures = 0;
+  for (const VerifyRow& row : rows) {
+    Group& group = groups[{row.op, row.variant, row.dtype, row.reference}];
+    ++group.rows;
+    if (!row.passed) {
+      ++group.failures;
+      ++failures;
+    }
+    // A NaN error is the worst there is: a NaN gradient is the failure to look at first.
+    const auto worse = [](const VerifyRow& a, const VerifyRow* b) {
+      if (b == nullptr) return true;
+      if (std::isnan(b->norm_rel_err)) return false;
+      return std::isnan(a.norm_rel_err) || a.norm_rel_err > b->norm_rel_err;
+    };
+    if (worse(row, group.worst)) group.worst = &row;
+  }
+  std::string md = "## Verification\n\n";
+  md += concat("From `", source.filename().string(), "`: ", rows.size(), " comparisons, ", failures, " failed.\n\n");
+  md += "| op | variant | dtype | reference | rows | failures | worst norm_rel_err | tolerance | at (quantity, shape, mask) |\n";
+  md += "|---|---|---|---|---:|---:|---:|---:|---|\n";
+  for (const auto& [id, group] : groups) {
+    const auto& [op, variant, dtype, reference] = id;
+    const VerifyRow& worst = *group.worst;
+    md += concat("| ", markdown_cell(op), " | ", markdown_cell(variant.empty() ? "–" : variant), " | ",
+                 markdown_cell(dtype), " | ", markdown_cell(reference), " | ", group.rows, " | ", group.failures,
+                 group.failures > 0 ? " ❌" : "", " | ", format_significant(worst.norm_rel_err, 3), " | ",
+                 format_significant(worst.tolerance, 3), " | ", markdown_cell(worst.quantity), ", ",
+                 markdown_cell(worst.shape), ", ", markdown_cell(worst.mask.empty() ? "–" : worst.mask), " |\n");
+  }
+  md += "\n";
+  if (failures > 0) {
+    constexpr std::size_t listed = 20;
+    md += concat("Failures", failures > listed ? concat(" (first ", listed, ")") : "", ":\n\n");
+    std::size_t shown = 0;
+    for (const VerifyRow& row : rows) {
+      if (row.passed || shown == listed) continue;
+      ++shown;
+      md += concat("- line ", row.line, ": ", row.op, row.variant.empty() ? "" : "/" + row.variant, " ", row.dtype, " ",
+                   row.shape, " mask ", row.mask.empty() ? "–" : row.mask, " vs ", row.reference, ", ", row.quantity,
+                   ": norm_rel_err ", format_significant(row.norm_rel_err, 3), " > tolerance ",
+                   format_significant(row.tolerance, 3), " (max_abs_err ", format_significant(row.max_abs_err, 3),
+                   ", seed ", row.seed, ")\n");
+    }
+    md += "\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+SeriesKey series_of(const BenchmarkKey& key) {
+  return {key.pass, key.dtype, key.mask, key.head_dim, key.batch, key.heads, key.threads};
+}
+
+std::string describe(const SeriesKey& s) {
+  return concat(s.pass, ", ", s.dtype, ", ", s.mask, ", d=", s.head_dim, ", B=", s.batch, ", H=", s.heads,
+                ", T=", s.threads);
+}
+
+std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows) {
+  std::vector<FitRow> fits;
+  const SeriesTable table = series_table(rows);
+  for (const auto& [series, variants] : table) {
+    for (const auto& [variant, curve] : variants) {
+      for (const char* quantity : {"time_ns", "peak_bytes"}) {
+        std::vector<double> n;
+        std::vector<double> y;
+        for (const BenchmarkRow* row : curve) {
+          const double value = quantity[0] == 't' ? row->median_ns : row->peak_bytes;
+          if (!(std::isfinite(value) && value > 0.0)) continue;
+          n.push_back(static_cast<double>(row->key.seq_len));
+          y.push_back(value);
+        }
+        if (n.size() < 2 || n.front() == n.back()) continue;
+        const LogLogFit fit = fit_log_log(n, y);
+        fits.push_back({"fit", series, variant, "", quantity, fit.slope, fit.intercept, fit.r_squared, fit.points,
+                        n.front(), n.back(), nan_value});
+      }
+    }
+    // Crossovers of every pair of variants over the N both measured.
+    for (auto a = variants.begin(); a != variants.end(); ++a) {
+      for (auto b = std::next(a); b != variants.end(); ++b) {
+        std::map<std::int64_t, double> time_b;
+        for (const BenchmarkRow* row : b->second) time_b[row->key.seq_len] = row->median_ns;
+        std::vector<double> n;
+        std::vector<double> ta;
+        std::vector<double> tb;
+        for (const BenchmarkRow* row : a->second) {
+          const auto match = time_b.find(row->key.seq_len);
+          if (match == time_b.end()) continue;
+          n.push_back(static_cast<double>(row->key.seq_len));
+          ta.push_back(row->median_ns);
+          tb.push_back(match->second);
+        }
+        if (n.size() < 2) continue;
+        for (const Crossover& crossing : find_crossovers(n, ta, tb)) {
+          const std::string& faster = crossing.a_faster_after ? a->first : b->first;
+          const std::string& slower = crossing.a_faster_after ? b->first : a->first;
+          fits.push_back({"crossover", series, faster, slower, "time_ns", nan_value, nan_value, nan_value, n.size(),
+                          n.front(), n.back(), crossing.n});
+        }
+      }
+    }
+  }
+  return fits;
+}
+
+std::string format_fits_csv(const std::vector<FitRow>& fits) {
+  std::string out =
+      "kind,pass,dtype,mask,head_dim,batch,heads,threads,variant,other_variant,quantity,slope,intercept,r_squared,"
+      "points,n_min,n_max,crossover_n\n";
+  for (const FitRow& f : fits) {
+    const SeriesKey& s = f.series;
+    out += concat(f.kind, ",", csv_cell(s.pass), ",", csv_cell(s.dtype), ",", csv_cell(s.mask), ",", s.head_dim, ",",
+                  s.batch, ",", s.heads, ",", s.threads, ",", csv_cell(f.variant), ",", csv_cell(f.other_variant), ",",
+                  f.quantity, ",", format_number(f.slope), ",", format_number(f.intercept), ",",
+                  format_number(f.r_squared), ",", f.points, ",", format_number(f.n_min), ",", format_number(f.n_max),
+                  ",", format_number(f.crossover_n), "\n");
+  }
+  return out;
+}
+
+SummaryResult write_summary(const SummaryOptions& options) {
+  // Read and check every input before touching out_dir: bad input leaves nothing behind.
+  const std::vector<BenchmarkRow> rows = read_benchmark_csv(options.bench_csv);
+  std::vector<VerifyRow> verify_rows;
+  if (options.verify_csv) verify_rows = read_verify_csv(*options.verify_csv);
+  if (options.plot_format != "png" && options.plot_format != "svg") {
+    throw_input_error("write_summary: plot format '", options.plot_format, "' is not png or svg");
+  }
+  const std::vector<FitRow> fits = complexity_fits(rows);
+  const SeriesTable table = series_table(rows);
+
+  std::error_code exists_error;
+  if (fs::exists(options.out_dir, exists_error) && !fs::is_directory(options.out_dir, exists_error)) {
+    throw_input_error("write_summary: output path ", options.out_dir, " exists and is not a directory");
+  }
+  fs::create_directories(options.out_dir);
+
+  StagedFiles staged;
+  std::map<SeriesKey, std::vector<Figure>> figures_of;
+  std::vector<Figure> all_figures;
+  for (const auto& [series, variants] : table) {
+    figures_of[series] = series_figures(series, variants, options.plot_format);
+    for (const Figure& figure : figures_of[series]) all_figures.push_back(figure);
+  }
+  SummaryResult result;
+  result.plot_note = render_figures(all_figures, options, staged);
+  const bool plots_made = result.plot_note.empty();
+
+  std::string md = "# Benchmark summary\n\n";
+  md += concat("Benchmarks: `", options.bench_csv.filename().string(), "` (", rows.size(), " rows); git_rev ",
+               join_distinct(rows, &BenchmarkRow::git_rev), "; host ", join_distinct(rows, &BenchmarkRow::host), "; date ",
+               join_distinct(rows, &BenchmarkRow::date), ".\n\n");
+  if (!plots_made) md += concat("Plots skipped: ", result.plot_note, ".\n\n");
+  md += benchmark_section(rows, table, figures_of, plots_made);
+  md += fits_section(fits);
+  if (options.verify_csv) md += verify_section(verify_rows, *options.verify_csv);
+
+  staged.add(options.out_dir / "fits.csv", format_fits_csv(fits));
+  staged.add(options.out_dir / "summary.md", md);
+  staged.commit();
+
+  result.written = {options.out_dir / "summary.md", options.out_dir / "fits.csv"};
+  if (plots_made) {
+    for (const Figure& figure : all_figures) result.written.push_back(options.out_dir / figure.file_name);
+  }
+  return result;
+}
+
+}  // namespace ped::reports

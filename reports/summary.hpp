@@ -1,0 +1,78 @@
+// `report summarize`: a benchmark CSV (and optionally a verify CSV) -> summary.md, fits.csv, plots.
+//
+// Benchmarks are grouped into series: same pass, dtype, mask, head_dim, batch, heads and threads;
+// within a series each variant is a curve over N = seq_len.
+//
+// fits.csv, one row per fit or crossing (columns: kind, pass, dtype, mask, head_dim, batch, heads,
+// threads, variant, other_variant, quantity, slope, intercept, r_squared, points, n_min, n_max,
+// crossover_n):
+//   kind=fit        log-log least squares of `quantity` (time_ns: median time; peak_bytes) against N
+//                   for one variant of one series (fits.hpp), when >= 2 distinct N were measured;
+//   kind=crossover  N where `variant` overtakes `other_variant` in median time (faster above the
+//                   crossing, slower below), interpolated on the log-log lines between measured N.
+// Cells that do not apply hold nan or are empty.
+#pragma once
+
+#include "reports/csv_io.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ped::reports {
+
+// The series a benchmark belongs to: its key without variant and seq_len.
+struct SeriesKey {
+  std::string pass;
+  std::string dtype;
+  std::string mask;
+  std::int64_t head_dim = 0;
+  std::int64_t batch = 0;
+  std::int64_t heads = 0;
+  std::int64_t threads = 0;
+  auto operator<=>(const SeriesKey&) const = default;
+};
+SeriesKey series_of(const BenchmarkKey& key);
+// "forward, float, causal, d=64, B=1, H=8, T=4"
+std::string describe(const SeriesKey& series);
+
+struct FitRow {
+  std::string kind;  // "fit" or "crossover"
+  SeriesKey series;
+  std::string variant;
+  std::string other_variant;
+  std::string quantity;  // "time_ns" or "peak_bytes"
+  double slope = 0.0;
+  double intercept = 0.0;
+  double r_squared = 0.0;
+  std::size_t points = 0;
+  double n_min = 0.0;
+  double n_max = 0.0;
+  double crossover_n = 0.0;
+};
+
+std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows);
+std::string format_fits_csv(const std::vector<FitRow>& fits);
+
+// The variant every other is measured against ("speed-up over LibTorch SDPA").
+inline constexpr const char* baseline_variant = "libtorch_sdpa";
+
+struct SummaryOptions {
+  std::filesystem::path bench_csv;
+  std::optional<std::filesystem::path> verify_csv;
+  std::filesystem::path out_dir;
+  std::string gnuplot = "gnuplot";  // program name or path
+  std::string plot_format = "png";  // png (pngcairo) or svg
+};
+
+struct SummaryResult {
+  std::vector<std::filesystem::path> written;  // every file now in out_dir
+  std::string plot_note;                       // empty when plots were made; otherwise why not
+};
+
+// Reads the inputs (InputError on bad input, before out_dir is created or touched), renders the plots
+// into temp files, then moves summary.md, fits.csv and the plots into out_dir together.
+SummaryResult write_summary(const SummaryOptions& options);
+
+}  // namespace ped::reports

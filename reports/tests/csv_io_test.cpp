@@ -1,0 +1,190 @@
+// Reading the tidy CSVs: good files round-trip; every kind of bad file gives an InputError that
+// names the file and the line.
+#include "reports/atomic_file.hpp"
+#include "reports/csv_io.hpp"
+#include "reports/errors.hpp"
+#include "tests/test_files.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace ped::reports {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::file_count;
+using testing::read_text;
+using testing::write_text;
+
+const std::string bench_header =
+    "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads,repetitions,median_ns,min_ns,max_ns,gflops,"
+    "peak_bytes,fraction_of_gemm,git_rev,host,date\n";
+const std::string bench_row = "flash,forward,float,1,8,1024,64,causal,4,9,1000,900,1100,12.5,4096,0.25,abc,host1,2025-01-01\n";
+
+// The message of the InputError that reading `text` as a benchmark CSV throws ("" if none).
+std::string bench_error(const std::string& text, fs::path* file_out = nullptr) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "bench.csv";
+  write_text(file, text);
+  if (file_out) *file_out = file;
+  try {
+    read_benchmark_csv(file);
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(ReadBenchmarkCsv, ReadsColumnsByNameInAnyOrderAndIgnoresExtras) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "bench.csv";
+  write_text(file,
+             "extra,date,host,git_rev,fraction_of_gemm,peak_bytes,gflops,max_ns,min_ns,median_ns,repetitions,threads,"
+             "mask,head_dim,seq_len,heads,batch,dtype,pass,variant\n"
+             "x,2025-01-01,host1,abc,nan,4096,12.5,1100,900,1000.5,9,4,\"window,256\",64,1024,8,1,float,forward,flash\n"
+             "\n# a comment line\n");
+  const std::vector<BenchmarkRow> rows = read_benchmark_csv(file);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].key.variant, "flash");
+  EXPECT_EQ(rows[0].key.mask, "window,256");
+  EXPECT_EQ(rows[0].key.seq_len, 1024);
+  EXPECT_DOUBLE_EQ(rows[0].median_ns, 1000.5);
+  EXPECT_TRUE(std::isnan(rows[0].fraction_of_gemm));
+  EXPECT_EQ(rows[0].line, 2u);
+}
+
+TEST(ReadBenchmarkCsv, RoundTripsThroughFormat) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "bench.csv";
+  write_text(file, bench_header + bench_row);
+  std::vector<BenchmarkRow> rows = read_benchmark_csv(file);
+  rows[0].key.mask = "odd, \"quoted\" mask";
+  rows[0].median_ns = 0.1 + 0.2;  // a double that needs all 17 digits
+  write_file_atomically(file, format_benchmark_csv(rows));
+  const std::vector<BenchmarkRow> back = read_benchmark_csv(file);
+  EXPECT_EQ(back[0].key, rows[0].key);
+  EXPECT_EQ(back[0].median_ns, rows[0].median_ns);
+}
+
+TEST(ReadBenchmarkCsv, MissingFileNamesTheFile) {
+  try {
+    read_benchmark_csv("/nonexistent/dir/bench.csv");
+    FAIL() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("/nonexistent/dir/bench.csv"), std::string::npos) << error.what();
+  }
+}
+
+TEST(ReadBenchmarkCsv, MissingColumnNamesFileLineAndColumn) {
+  std::string header = bench_header;
+  header.replace(header.find("median_ns"), 9, "medianns");
+  fs::path file;
+  const std::string error = bench_error(header + bench_row, &file);
+  EXPECT_NE(error.find(file.string() + ":1:"), std::string::npos) << error;
+  EXPECT_NE(error.find("'median_ns'"), std::string::npos) << error;
+}
+
+TEST(ReadBenchmarkCsv, NonNumericCellNamesLineColumnAndValue) {
+  std::string bad = bench_row;
+  bad.replace(bad.find(",1000,"), 6, ",fast,");
+  fs::path file;
+  const std::string error = bench_error(bench_header + bench_row + bad, &file);
+  EXPECT_NE(error.find(file.string() + ":3:"), std::string::npos) << error;
+  EXPECT_NE(error.find("median_ns"), std::string::npos) << error;
+  EXPECT_NE(error.find("'fast'"), std::string::npos) << error;
+}
+
+TEST(ReadBenchmarkCsv, EmptyNumericCellIsAnError) {
+  std::string bad = bench_row;
+  bad.replace(bad.find(",12.5,"), 6, ",,");
+  EXPECT_NE(bench_error(bench_header + bad).find(":2: not a number in column 'gflops'"), std::string::npos);
+}
+
+TEST(ReadBenchmarkCsv, RaggedRowNamesTheLine) {
+  const std::string short_row = "flash,forward,float,1,8,1024\n";
+  fs::path file;
+  std::string error = bench_error(bench_header + bench_row + short_row, &file);
+  EXPECT_NE(error.find(file.string() + ":3: ragged row"), std::string::npos) << error;
+  error = bench_error(bench_header + "extra," + bench_row, &file);
+  EXPECT_NE(error.find(file.string() + ":2: ragged row"), std::string::npos) << error;
+}
+
+TEST(ReadBenchmarkCsv, EmptyFileAndHeaderOnly) {
+  fs::path file;
+  std::string error = bench_error("", &file);
+  EXPECT_NE(error.find(file.string() + ":1: empty file"), std::string::npos) << error;
+  error = bench_error(bench_header, &file);
+  EXPECT_NE(error.find(file.string() + ":2: no data rows"), std::string::npos) << error;
+}
+
+TEST(ReadBenchmarkCsv, DuplicateKeyAndBadValues) {
+  EXPECT_NE(bench_error(bench_header + bench_row + bench_row).find(":3: benchmark attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:4 appears twice (first on line 2)"),
+            std::string::npos);
+  std::string bad_pass = bench_row;
+  bad_pass.replace(bad_pass.find("forward"), 7, "sideways");
+  EXPECT_NE(bench_error(bench_header + bad_pass).find("pass is not forward|backward|forward_backward"),
+            std::string::npos);
+  std::string negative = bench_row;
+  negative.replace(negative.find(",1100,"), 6, ",-1,");
+  EXPECT_NE(bench_error(bench_header + negative).find("in column 'max_ns'"), std::string::npos);
+}
+
+TEST(ReadSamplesCsv, ReadsAndChecks) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "bench.samples.csv";
+  write_text(file,
+             "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads,repetition,time_ns\n"
+             "flash,forward,float,1,8,1024,64,causal,4,0,1000\n"
+             "flash,forward,float,1,8,1024,64,causal,4,1,1010.5\n");
+  const std::vector<Sample> samples = read_samples_csv(file);
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_DOUBLE_EQ(samples[1].time_ns, 1010.5);
+  EXPECT_EQ(samples_path_for(dir.path() / "run.csv"), dir.path() / "run.samples.csv");
+  EXPECT_EQ(samples_path_for(dir.path() / "run"), dir.path() / "run.samples.csv");
+}
+
+TEST(ReadVerifyCsv, ReadsBooleansAndEmptyVariant) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "verify.csv";
+  write_text(file,
+             "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,passed,"
+             "seed,extra\n"
+             "layer_norm,,float,\"[64,32]\",,libtorch,dx,1e-6,2e-6,3e-7,1e-5,true,7,x\n"
+             "attention,flash,double,\"[1,2,8,4]\",causal,finite_difference,dq,1e-9,2e-9,3e-9,1e-8,false,8,y\n");
+  const std::vector<VerifyRow> rows = read_verify_csv(file);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(rows[0].passed);
+  EXPECT_EQ(rows[0].variant, "");
+  EXPECT_EQ(rows[0].shape, "[64,32]");
+  EXPECT_FALSE(rows[1].passed);
+  write_text(file, "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,"
+                   "passed,seed\nattention,flash,float,s,causal,libtorch,out,1,1,1,1,maybe,1\n");
+  try {
+    read_verify_csv(file);
+    FAIL() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find(":2: not true or false in column 'passed': 'maybe'"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(AtomicFile, WritesCompleteFilesAndLeavesNoTemps) {
+  TempDirectory dir("ped-csv-test-");
+  write_file_atomically(dir.path() / "a.txt", "hello");
+  EXPECT_EQ(read_text(dir.path() / "a.txt"), "hello");
+  write_file_atomically(dir.path() / "a.txt", "replaced");
+  EXPECT_EQ(read_text(dir.path() / "a.txt"), "replaced");
+  EXPECT_EQ(file_count(dir.path()), 1u);
+  {
+    StagedFiles staged;
+    staged.add(dir.path() / "b.txt", "never committed");
+    staged.reserve(dir.path() / "c.png");
+    EXPECT_EQ(file_count(dir.path()), 3u);  // a.txt and two temps
+  }
+  EXPECT_EQ(file_count(dir.path()), 1u);
+  EXPECT_THROW(write_file_atomically(dir.path() / "no_such_dir" / "x.txt", "x"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace ped::reports

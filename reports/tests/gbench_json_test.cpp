@@ -1,0 +1,144 @@
+// Google Benchmark JSON -> tidy rows, on a hand-written document in the format of
+// --benchmark_format=json (Google Benchmark 1.7).
+#include "reports/errors.hpp"
+#include "reports/gbench_json.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace ped::reports {
+namespace {
+
+const char* const run_json = R"({
+  "context": {
+    "date": "2025-11-28T10:00:00+00:00", "host_name": "bench-host", "executable": "./bench",
+    "num_cpus": 2, "mhz_per_cpu": 3000, "cpu_scaling_enabled": false, "library_build_type": "release",
+    "git_rev": "0123abc"
+  },
+  "benchmarks": [
+    {"name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time", "family_index": 0,
+     "per_family_instance_index": 0, "run_name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time",
+     "run_type": "iteration", "repetitions": 3, "repetition_index": 0, "threads": 1, "iterations": 10,
+     "real_time": 2.0, "cpu_time": 3.9, "time_unit": "ms", "flop": 1.0e9, "gemm_gflops": 100.0,
+     "allocs_per_iter": 4, "max_bytes_used": 1048576},
+    {"name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time", "run_type": "iteration",
+     "run_name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time",
+     "repetitions": 3, "repetition_index": 1, "threads": 1, "iterations": 10,
+     "real_time": 4.0, "cpu_time": 7.9, "time_unit": "ms", "flop": 1.0e9, "gemm_gflops": 100.0,
+     "max_bytes_used": 2097152},
+    {"name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time", "run_type": "iteration",
+     "run_name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time",
+     "repetitions": 3, "repetition_index": 2, "threads": 1, "iterations": 10,
+     "real_time": 2500.0, "cpu_time": 5000.0, "time_unit": "us", "flop": 1.0e9, "gemm_gflops": 100.0,
+     "max_bytes_used": 1048576},
+    {"name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time_mean", "run_type": "aggregate",
+     "run_name": "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2/real_time", "aggregate_name": "mean",
+     "real_time": 2.83, "cpu_time": 5.6, "time_unit": "ms"},
+    {"name": "attention/libtorch_sdpa/backward/double/none/repeats:1", "run_name": "attention/libtorch_sdpa/backward/double/none/repeats:1",
+     "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 4, "iterations": 5,
+     "real_time": 123456.0, "cpu_time": 1.0, "time_unit": "ns", "batch": 2, "heads": 4, "seq_len": 256, "head_dim": 32},
+    {"name": "gemm/sgemm/T:2", "run_name": "gemm/sgemm/T:2", "run_type": "iteration", "repetitions": 1,
+     "repetition_index": 0, "threads": 1, "iterations": 100, "real_time": 10.0, "cpu_time": 10.0, "time_unit": "us"},
+    {"name": "attention/naive/forward/float/none/B:1/H:8/N:65536/d:64/T:2", "run_name": "attention/naive/forward/float/none/B:1/H:8/N:65536/d:64/T:2",
+     "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 1, "iterations": 0,
+     "real_time": 0.0, "cpu_time": 0.0, "time_unit": "ns", "error_occurred": true, "error_message": "needs 128 GiB"}
+  ]
+})";
+
+TEST(GbenchJson, ConvertsIterationRunsToTidyRows) {
+  const GbenchRun run = parse_gbench_json(run_json, "run.json");
+  EXPECT_EQ(run.context.host, "bench-host");
+  EXPECT_EQ(run.context.git_rev, "0123abc");
+  ASSERT_EQ(run.samples.size(), 4u);  // 3 flash repetitions + 1 sdpa; aggregate, gemm and error skipped
+  ASSERT_EQ(run.skipped.size(), 2u);
+  EXPECT_NE(run.skipped[0].find("gemm/sgemm/T:2"), std::string::npos);
+  EXPECT_NE(run.skipped[1].find("needs 128 GiB"), std::string::npos);
+
+  const TidyBenchmarks tidy = tidy_benchmarks(run.samples, run.context);
+  ASSERT_EQ(tidy.rows.size(), 2u);
+  ASSERT_EQ(tidy.samples.size(), 4u);
+  // Rows are sorted by key: "flash" < "libtorch_sdpa".
+  const BenchmarkRow& flash = tidy.rows[0];
+  EXPECT_EQ(flash.key, (BenchmarkKey{"flash", "forward", "float", 1, 8, 1024, 64, "causal", 2}));
+  EXPECT_EQ(flash.repetitions, 3);
+  EXPECT_DOUBLE_EQ(flash.median_ns, 2.5e6);  // 2 ms, 4 ms, 2500 us
+  EXPECT_DOUBLE_EQ(flash.min_ns, 2.0e6);
+  EXPECT_DOUBLE_EQ(flash.max_ns, 4.0e6);
+  EXPECT_DOUBLE_EQ(flash.gflops, 1e9 / 2.5e6);  // FLOP / ns = GFLOP/s
+  EXPECT_DOUBLE_EQ(flash.peak_bytes, 2097152.0);
+  EXPECT_DOUBLE_EQ(flash.fraction_of_gemm, 4.0);  // 400 GFLOP/s over a 100 GFLOP/s ceiling
+  EXPECT_EQ(flash.git_rev, "0123abc");
+  EXPECT_EQ(flash.host, "bench-host");
+
+  // Sizes from counters, threads from Google Benchmark's field, FLOP from the model (no "flop").
+  const BenchmarkRow& sdpa = tidy.rows[1];
+  EXPECT_EQ(sdpa.key, (BenchmarkKey{"libtorch_sdpa", "backward", "double", 2, 4, 256, 32, "none", 4}));
+  EXPECT_DOUBLE_EQ(sdpa.gflops, 2.5 * 4.0 * 2 * 4 * 256.0 * 256.0 * 32 / 123456.0);
+  EXPECT_TRUE(std::isnan(sdpa.peak_bytes));
+  EXPECT_TRUE(std::isnan(sdpa.fraction_of_gemm));
+
+  // Repetitions are renumbered per key, in order of appearance.
+  EXPECT_EQ(tidy.samples[2].repetition, 2);
+  EXPECT_DOUBLE_EQ(tidy.samples[2].time_ns, 2.5e6);
+}
+
+TEST(GbenchJson, RepetitionsFromSeveralFilesAreConcatenated) {
+  GbenchRun first = parse_gbench_json(run_json, "a.json");
+  const GbenchRun second = parse_gbench_json(run_json, "b.json");
+  first.samples.insert(first.samples.end(), second.samples.begin(), second.samples.end());
+  const TidyBenchmarks tidy = tidy_benchmarks(first.samples, first.context);
+  EXPECT_EQ(tidy.rows[0].repetitions, 6);
+  EXPECT_EQ(tidy.samples[5].repetition, 5);
+}
+
+TEST(GbenchJson, ParsesNamesAndRejectsBrokenOnes) {
+  const auto key = parse_benchmark_name("attention/sparse/forward_backward/double/bigbird/B:2/H:4/N:512/d:16/T:8/"
+                                        "repeats:9/min_time:0.5/manual_time",
+                                        "here");
+  ASSERT_TRUE(key);
+  EXPECT_EQ(*key, (BenchmarkKey{"sparse", "forward_backward", "double", 2, 4, 512, 16, "bigbird", 8}));
+  EXPECT_FALSE(parse_benchmark_name("BM_Gemm/1024", "here"));
+  EXPECT_THROW(parse_benchmark_name("attention/flash/forward", "here"), InputError);
+  EXPECT_THROW(parse_benchmark_name("attention/flash/sideways/float/causal/B:1", "here"), InputError);
+  EXPECT_THROW(parse_benchmark_name("attention/flash/forward/float/causal/Q:1", "here"), InputError);
+  EXPECT_THROW(parse_benchmark_name("attention/flash/forward/float/causal/N:-4", "here"), InputError);
+  try {
+    parse_benchmark_name("attention/flash/forward/float/causal/N:x", "run.json: benchmarks[3]");
+    FAIL() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("run.json: benchmarks[3]: benchmark name 'attention/flash/forward/float/causal/N:x'"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(GbenchJson, RejectsBadDocuments) {
+  EXPECT_THROW(parse_gbench_json("{not json", "x.json"), InputError);
+  EXPECT_THROW(parse_gbench_json(R"({"context": {}})", "x.json"), InputError);
+  // A size neither in the name nor as a counter.
+  EXPECT_THROW(parse_gbench_json(R"({"benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:1/d:8",
+                                     "run_type": "iteration", "real_time": 1, "time_unit": "ns", "threads": 1}]})",
+                                 "x.json"),
+               InputError);
+  EXPECT_THROW(parse_gbench_json(R"({"benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:1/N:2/d:8",
+                                     "run_type": "iteration", "real_time": 1, "time_unit": "fortnights", "threads": 1}]})",
+                                 "x.json"),
+               InputError);
+}
+
+TEST(ModelFlop, FlashAttentionConvention) {
+  BenchmarkKey key{"flash", "forward", "float", 2, 3, 100, 8, "none", 1};
+  EXPECT_DOUBLE_EQ(model_flop(key), 4.0 * 2 * 3 * 100 * 100 * 8);
+  key.mask = "causal";
+  EXPECT_DOUBLE_EQ(model_flop(key), 2.0 * 2 * 3 * 100 * 100 * 8);
+  key.pass = "backward";
+  EXPECT_DOUBLE_EQ(model_flop(key), 2.5 * 2.0 * 2 * 3 * 100 * 100 * 8);
+  key.pass = "forward_backward";
+  EXPECT_DOUBLE_EQ(model_flop(key), 3.5 * 2.0 * 2 * 3 * 100 * 100 * 8);
+  key.mask = "sliding_window_64";
+  EXPECT_TRUE(std::isnan(model_flop(key)));
+}
+
+}  // namespace
+}  // namespace ped::reports
