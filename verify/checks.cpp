@@ -6,6 +6,30 @@
 
 namespace ped::verify {
 
+std::vector<CheckRow> check_against_naive(const Problem& p, Dtype dtype) {
+  if (!p.naive_forward || !p.naive_backward) return {};
+  const double tol = tolerance_for(p, dtype, Reference::naive);
+  const Tensors in = rounded_to(p.input_values(), dtype);
+  const Tensors ours_out = p.forward(dtype, in), ref_out = p.naive_forward(dtype, in);
+  const Tensors dout = random_cotangents(p, ref_out, dtype);
+  const Tensors ours_grad = p.backward(dtype, in, dout), ref_grad = p.naive_backward(dtype, in, dout);
+  const std::string how = std::string("ours ") + to_string(dtype) + " vs the naive kernel " + to_string(dtype);
+  std::vector<CheckRow> rows;
+  const double out_floor = norm_floor_of(ref_out), grad_floor = norm_floor_of(ref_grad);
+  for (std::size_t k = 0; k < p.outputs.size(); ++k) {
+    const arma::mat ours = k < ours_out.size() ? ours_out[k] : arma::mat();
+    rows.push_back(make_row(p.outputs[k], compare_tensors(ours, ref_out.at(k), out_floor, p.infinity_allowed(p.outputs[k])),
+                            tol, how));
+  }
+  const std::vector<std::size_t> idx = p.differentiable_indices();
+  for (std::size_t g = 0; g < idx.size(); ++g) {
+    const arma::mat ours = g < ours_grad.size() ? ours_grad[g] : arma::mat();
+    rows.push_back(make_row("d" + p.inputs[idx[g]].name, compare_tensors(ours, ref_grad.at(g), grad_floor), tol, how));
+  }
+  for (CheckRow& r : rows) r.reference = to_string(Reference::naive);
+  return rows;
+}
+
 std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
                                     const FiniteDifferenceOptions& options) {
@@ -16,7 +40,7 @@ std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& 
       try {
         if (ref == Reference::libtorch) part = check_against_libtorch(p, dt);
         else if (ref == Reference::finite_difference) part = check_against_finite_differences(p, dt, options);
-        else continue;
+        else part = check_against_naive(p, dt);
       } catch (const std::exception& e) {
         // An op that throws on valid input is a failed check, reported with its message.
         CheckRow r;

@@ -13,6 +13,10 @@ namespace ped::verify {
 // and one per gradient of a differentiable input.
 std::vector<CheckRow> check_against_libtorch(const Problem& problem, Dtype dtype);
 
+// Our forward and backward in `dtype` against the problem's algorithmic reference (the naive
+// attention kernel) in the same dtype; nothing when the problem has none.
+std::vector<CheckRow> check_against_naive(const Problem& problem, Dtype dtype);
+
 struct FiniteDifferenceOptions {
   // The full Jacobian (gradcheck's slow mode) is compared when (outputs x inputs) has at most this
   // many entries; above it, random directions v^T J u (gradcheck's fast mode).

@@ -10,7 +10,12 @@ namespace ped::verify {
 
 namespace {
 
-Tensors rounded(const Tensors& ts, Dtype dtype) { return dtype == Dtype::f64 ? ts : to_double(to_float(ts)); }
+// The differentiable outputs of our double forward.
+Tensors differentiable_forward(const Problem& p, const Tensors& in) {
+  Tensors outs = p.forward(Dtype::f64, in);
+  outs.resize(p.differentiable_outputs());
+  return outs;
+}
 
 // All outputs flattened into one vector (column-major within each output, outputs in order).
 arma::vec flatten(const Tensors& outs) {
@@ -46,7 +51,7 @@ arma::vec directional_derivative(const Problem& p, const Tensors& in, std::size_
   Tensors x = in;
   auto f_at = [&](double t) {
     x[i] = in[i] + t * u;
-    return flatten(p.forward(Dtype::f64, x));
+    return flatten(differentiable_forward(p, x));
   };
   return (-f_at(2 * h) + 8 * f_at(h) - 8 * f_at(-h) + f_at(-2 * h)) / (12 * h);
 }
@@ -56,8 +61,8 @@ arma::vec directional_derivative(const Problem& p, const Tensors& in, std::size_
 std::vector<CheckRow> check_against_finite_differences(const Problem& p, Dtype dtype,
                                                        const FiniteDifferenceOptions& options) {
   const double tol = tolerance_for(p, dtype, Reference::finite_difference);
-  const Tensors in = rounded(p.input_values(), dtype);
-  const Tensors out0 = p.forward(Dtype::f64, in);
+  const Tensors in = rounded_to(p.input_values(), dtype);
+  const Tensors out0 = differentiable_forward(p, in);
   const arma::uword n_out = flatten(out0).n_elem;
   const std::vector<std::size_t> idx = p.differentiable_indices();
   arma::uword n_in = 0;
@@ -101,10 +106,9 @@ std::vector<CheckRow> check_against_finite_differences(const Problem& p, Dtype d
   } else {
     // Random directions: v^T J u, numerically along u and analytically as <backward(v), u>.
     Rng rng(p.seed ^ 0xd1b54a32d192ed03ULL);
-    Tensors v;
-    for (const arma::mat& o : out0) v.push_back(rng.normal(o.n_rows, o.n_cols));
-    const Tensors grads = p.backward(dtype, in, rounded(v, dtype));
-    const arma::vec vflat = flatten(rounded(v, dtype));
+    const Tensors v = random_cotangents(p, out0, dtype);
+    const Tensors grads = p.backward(dtype, in, v);
+    const arma::vec vflat = flatten(v);
     std::vector<arma::mat> numeric(idx.size()), analytic(idx.size());
     std::vector<bool> shape_ok(idx.size());
     for (std::size_t g = 0; g < idx.size(); ++g) {

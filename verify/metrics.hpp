@@ -19,7 +19,10 @@ struct ErrorMetrics {
 // `ours` is the tensor under test, `reference` the one it must match. A NaN or Inf in either, or a
 // shape mismatch, makes the comparison not comparable (and so a failure), never a pass.
 // `norm_floor` bounds the normwise denominator from below (see kZeroGradientFloor in tolerance.hpp).
-ErrorMetrics compare_tensors(const arma::mat& ours, const arma::mat& reference, double norm_floor = 0);
+// With `infinities_allowed`, positions holding the same infinity on both sides agree (and are left
+// out of the error norms); NaN and any other non-finite value still fail.
+ErrorMetrics compare_tensors(const arma::mat& ours, const arma::mat& reference, double norm_floor = 0,
+                             bool infinities_allowed = false);
 
 // kZeroGradientFloor times the largest Frobenius norm among `tensors`: the floor of the normwise
 // denominator for every tensor of the same forward or backward pass.

@@ -30,6 +30,24 @@ std::vector<std::size_t> Problem::differentiable_indices() const {
   return idx;
 }
 
+bool Problem::infinity_allowed(const std::string& output) const {
+  for (const std::string& o : infinities_allowed) {
+    if (o == output) return true;
+  }
+  return false;
+}
+
+Tensors rounded_to(const Tensors& ts, Dtype dtype) { return dtype == Dtype::f64 ? ts : to_double(to_float(ts)); }
+
+Tensors random_cotangents(const Problem& problem, const Tensors& outputs, Dtype dtype) {
+  Rng rng(problem.seed ^ 0x9e3779b97f4a7c15ULL);
+  Tensors dout;
+  for (std::size_t k = 0; k < problem.differentiable_outputs(); ++k) {
+    dout.push_back(rng.normal(outputs[k].n_rows, outputs[k].n_cols));
+  }
+  return rounded_to(dout, dtype);
+}
+
 arma::fmat to_float(const arma::mat& m) { return arma::conv_to<arma::fmat>::from(m); }
 
 Mats<float> to_float(const Tensors& ts) {

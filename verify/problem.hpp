@@ -47,16 +47,34 @@ struct Problem {
   std::uint64_t seed = 0;
   std::vector<Input> inputs;
   std::vector<std::string> outputs;  // names of the forward outputs, e.g. {"y"} or {"loss"}
+  // The last `forward_only_outputs` outputs are compared in forward but not differentiated
+  // (an attention kernel's lse): backward takes cotangents of the others only.
+  std::size_t forward_only_outputs = 0;
+  // Outputs where an infinity is a legitimate value (lse = -inf for a query that sees no key): the
+  // same infinity on both sides agrees there; anything else non-finite is still a failure.
+  std::vector<std::string> infinities_allowed;
   ForwardFn forward;
   BackwardFn backward;
   TwinFn twin;
+  // The algorithmic reference (attention kernels: the naive variant), for Reference::naive.
+  ForwardFn naive_forward;
+  BackwardFn naive_backward;
   // A per-op tolerance that replaces the dtype policy of tolerance.hpp; set only with a reason.
   std::optional<double> tolerance_f32, tolerance_f64;
   std::string tolerance_reason;
 
   Tensors input_values() const;
   std::vector<std::size_t> differentiable_indices() const;
+  std::size_t differentiable_outputs() const { return outputs.size() - forward_only_outputs; }
+  bool infinity_allowed(const std::string& output) const;
 };
+
+// The inputs as the dtype under test sees them (rounded to float for Dtype::f32), so that every
+// side of a comparison starts from identical values.
+Tensors rounded_to(const Tensors& ts, Dtype dtype);
+
+// Seeded cotangents for the differentiable outputs, rounded to `dtype`.
+Tensors random_cotangents(const Problem& problem, const Tensors& outputs, Dtype dtype);
 
 // Converts between the carrier type and the op's dtype.
 arma::fmat to_float(const arma::mat& m);

@@ -38,10 +38,13 @@ Dims parse_dims(const std::string& text) {
                          : key == "I" ? &d.I
                          : key == "O" ? &d.O
                          : key == "K" ? &d.K
+                         : key == "B" ? &d.B
+                         : key == "Nk" ? &d.Nk
+                         : key == "Dh" ? &d.Dh
                                       : nullptr;
     if (!slot) {
       throw std::invalid_argument("parse_dims: unknown size '" + key + "' in shape '" + text +
-                                  "', expected one of N D H F V T R I O K");
+                                  "', expected one of N D H F V T R I O K B Nk Dh");
     }
     *slot = n;
   }
@@ -53,7 +56,7 @@ const std::vector<OpCase>& op_cases() {
       token_embedding_case(), positional_embedding_case(), linear_case(),   lora_linear_case(),
       layer_norm_case(),      gelu_tanh_case(),            gelu_erf_case(), softmax_case(),
       cross_entropy_case(),   attention_case(),            residual_case(), feed_forward_case(),
-      transformer_block_case()};
+      transformer_block_case(), sdpa_case(),            sdpa_large_scores_case()};
   return cases;
 }
 
@@ -73,17 +76,37 @@ std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& pro
   } else {
     for (const std::string& name : config.ops) selected.push_back(&find_op_case(name));
   }
+  // Only the choices an op has: a variant or mask filter leaves ops without that choice as they are.
+  auto chosen = [](const std::vector<std::string>& own, const std::vector<std::string>& wanted) {
+    if (wanted.empty() || own == std::vector<std::string>{""}) return own;
+    std::vector<std::string> out;
+    for (const std::string& w : wanted) {
+      for (const std::string& o : own) {
+        if (o == w) out.push_back(w);
+      }
+    }
+    return out;
+  };
   // Build every problem first: a size the op cannot take is a usage error, reported before any work.
   std::vector<Problem> problems;
+  std::vector<const OpCase*> problem_case;
   for (const OpCase* c : selected) {
     const std::vector<Dims>& shapes = config.shapes.empty() ? c->default_shapes : config.shapes;
-    for (const Dims& dims : shapes) {
-      for (std::uint64_t seed : config.seeds) problems.push_back(c->make(dims, seed));
+    for (const std::string& variant : chosen(c->variants, config.variants)) {
+      for (const std::string& mask : chosen(c->masks, config.masks)) {
+        for (const Dims& dims : shapes) {
+          for (std::uint64_t seed : config.seeds) {
+            problems.push_back(c->make(CaseParams{dims, variant, mask}, seed));
+            problem_case.push_back(c);
+          }
+        }
+      }
     }
   }
   std::vector<CheckRow> rows;
   for (std::size_t i = 0; i < problems.size(); ++i) {
-    std::vector<CheckRow> part = check_problem(problems[i], config.dtypes, config.references, config.fd);
+    const std::vector<Reference>& refs = config.references.empty() ? problem_case[i]->references : config.references;
+    std::vector<CheckRow> part = check_problem(problems[i], config.dtypes, refs, config.fd);
     rows.insert(rows.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     if (progress) progress(problems[i], i + 1, problems.size());
   }

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   using namespace ped::verify;
   CLI::App app{"pedestrian verify: every layer's forward and hand-derived backward against LibTorch autograd and "
                "finite differences"};
-  std::string ops, dtypes = "float,double", references = "libtorch,finite_difference", seeds = "1,2";
+  std::string ops, variants, masks, dtypes = "float,double", references, seeds = "1,2";
   std::vector<std::string> shapes;
   std::string out = "verify.csv";
   bool list = false, quiet = false;
@@ -37,9 +37,13 @@ int main(int argc, char** argv) {
   app.add_option("--ops", ops, "Comma-separated ops to check (default: all; see --list)");
   app.add_option("--shape", shapes,
                  "Sizes replacing each op's default shapes, e.g. N=5,D=8,H=2 (repeatable; sizes: N D H F V T R I O K)");
+  app.add_option("--variants", variants, "Attention kernels: comma-separated variants (default: all)");
+  app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
   app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
   app.add_option("--dtypes", dtypes, "float,double or one of them")->capture_default_str();
-  app.add_option("--references", references, "libtorch,finite_difference or one of them")->capture_default_str();
+  app.add_option("--references", references,
+                 "Comma-separated among libtorch,finite_difference,naive (default: each op's own; naive applies to "
+                 "attention kernels only)");
   app.add_option("--out", out, "CSV report path (written atomically)")->capture_default_str();
   app.add_option("--full-jacobian-max", full_jacobian_max,
                  "Largest (outputs x inputs) compared as a full Jacobian; larger ones use random directions")
@@ -83,13 +87,25 @@ int main(int argc, char** argv) {
       else throw std::invalid_argument("--dtypes: '" + s + "' is not float or double");
     }
     if (config.dtypes.empty()) throw std::invalid_argument("--dtypes: no dtype given");
-    config.references.clear();
     for (const std::string& s : split(references)) {
       if (s == "libtorch") config.references.push_back(Reference::libtorch);
       else if (s == "finite_difference") config.references.push_back(Reference::finite_difference);
-      else throw std::invalid_argument("--references: '" + s + "' is not libtorch or finite_difference");
+      else if (s == "naive") config.references.push_back(Reference::naive);
+      else throw std::invalid_argument("--references: '" + s + "' is not libtorch, finite_difference or naive");
     }
-    if (config.references.empty()) throw std::invalid_argument("--references: no reference given");
+    config.variants = split(variants);
+    config.masks = split(masks);
+    auto check_choice = [](const char* option, const std::vector<std::string>& wanted, auto member) {
+      for (const std::string& w : wanted) {
+        bool known = false;
+        for (const OpCase& c : op_cases()) {
+          for (const std::string& v : c.*member) known |= v == w;
+        }
+        if (!known) throw std::invalid_argument(std::string(option) + ": '" + w + "' is not known (see --list)");
+      }
+    };
+    check_choice("--variants", config.variants, &OpCase::variants);
+    check_choice("--masks", config.masks, &OpCase::masks);
     config.fd.full_jacobian_max_entries = full_jacobian_max;
     config.fd.directions = directions;
     if (out.empty()) throw std::invalid_argument("--out: empty path");
@@ -101,7 +117,17 @@ int main(int argc, char** argv) {
   if (list) {
     for (const OpCase& c : op_cases()) {
       std::cout << c.name << ":";
-      for (const Dims& d : c.default_shapes) std::cout << "  [" << c.make(d, 1).shape << "]";
+      for (const Dims& d : c.default_shapes) {
+        std::cout << "  [" << c.make({d, c.variants.front(), c.masks.front()}, 1).shape << "]";
+      }
+      if (c.variants.size() > 1) {
+        std::cout << "\n  variants:";
+        for (const std::string& v : c.variants) std::cout << " " << v;
+      }
+      if (c.masks.size() > 1) {
+        std::cout << "\n  masks:";
+        for (const std::string& m : c.masks) std::cout << " " << m;
+      }
       std::cout << "\n";
     }
     return 0;

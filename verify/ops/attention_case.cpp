@@ -15,7 +15,8 @@ ref::AttentionParams<T> params(const Mats<T>& in) {
 OpCase attention_case() {
   OpCase c{.name = "attention",
            .default_shapes = {{.N = 1, .D = 1, .H = 1}, {.N = 5, .D = 6, .H = 2}, {.N = 16, .D = 32, .H = 4}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "attention", .shape = shape_string({{"N", d.N}, {"D", d.D}, {"H", d.H}}), .mask = "causal",
               .seed = seed};
     require_sizes(d.D % d.H == 0, p.op, p.shape, "H to divide D");

@@ -5,7 +5,8 @@ namespace ped::verify {
 
 OpCase cross_entropy_case() {
   OpCase c{.name = "cross_entropy", .default_shapes = {{.N = 1, .V = 1}, {.N = 5, .V = 7}, {.N = 40, .V = 65}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "cross_entropy", .shape = shape_string({{"N", d.N}, {"V", d.V}}), .seed = seed};
     Rng rng(seed);
     const std::int64_t ignore = ref::kDefaultIgnoreIndex;

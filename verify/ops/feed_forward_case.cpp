@@ -14,7 +14,8 @@ ref::FeedForwardParams<T> params(const Mats<T>& in) {
 OpCase feed_forward_case() {
   OpCase c{.name = "feed_forward",
            .default_shapes = {{.N = 1, .D = 1, .F = 1}, {.N = 5, .D = 6, .F = 10}, {.N = 16, .D = 32, .F = 128}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "feed_forward", .shape = shape_string({{"N", d.N}, {"D", d.D}, {"F", d.F}}), .seed = seed};
     Rng rng(seed);
     p.inputs = {{"x", rng.normal(d.D, d.N)},

@@ -7,7 +7,8 @@ namespace {
 OpCase gelu_case(ref::GeluApprox approx) {
   const std::string name = std::string("gelu_") + ref::to_string(approx);
   OpCase c{.name = name, .default_shapes = {{.N = 1, .D = 1}, {.N = 5, .D = 3}, {.N = 31, .D = 40}}};
-  c.make = [approx, name](const Dims& d, std::uint64_t seed) {
+  c.make = [approx, name](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = name, .shape = shape_string({{"N", d.N}, {"D", d.D}}), .seed = seed};
     Rng rng(seed);
     p.inputs = {{"x", 2.0 * rng.normal(d.D, d.N)}};

@@ -5,7 +5,8 @@ namespace ped::verify {
 
 OpCase layer_norm_case() {
   OpCase c{.name = "layer_norm", .default_shapes = {{.N = 1, .D = 1}, {.N = 3, .D = 5}, {.N = 17, .D = 64}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "layer_norm", .shape = shape_string({{"N", d.N}, {"D", d.D}}), .seed = seed};
     Rng rng(seed);
     const double eps = 1e-5;

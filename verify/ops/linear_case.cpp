@@ -6,7 +6,8 @@ namespace ped::verify {
 OpCase linear_case() {
   OpCase c{.name = "linear",
            .default_shapes = {{.N = 1, .I = 1, .O = 1}, {.N = 5, .I = 6, .O = 3}, {.N = 37, .I = 24, .O = 40}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "linear", .shape = shape_string({{"N", d.N}, {"I", d.I}, {"O", d.O}}), .seed = seed};
     Rng rng(seed);
     p.inputs = {{"x", rng.normal(d.I, d.N)}, {"w", rng.normal(d.O, d.I, 1.0 / std::sqrt(d.I))}, {"b", rng.normal(d.O, 1)}};

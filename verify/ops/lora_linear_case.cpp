@@ -14,7 +14,8 @@ OpCase lora_linear_case() {
   OpCase c{.name = "lora_linear",
            .default_shapes = {{.N = 1, .R = 1, .I = 1, .O = 1}, {.N = 5, .R = 2, .I = 6, .O = 4},
                               {.N = 33, .R = 4, .I = 32, .O = 24}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "lora_linear", .shape = shape_string({{"N", d.N}, {"I", d.I}, {"O", d.O}, {"R", d.R}}), .seed = seed};
     require_sizes(d.R <= std::min(d.I, d.O), p.op, p.shape, "R <= min(I, O)");
     Rng rng(seed);

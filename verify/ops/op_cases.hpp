@@ -24,6 +24,8 @@ OpCase attention_case();
 OpCase residual_case();
 OpCase feed_forward_case();
 OpCase transformer_block_case();
+OpCase sdpa_case();
+OpCase sdpa_large_scores_case();
 
 // "N=5 D=8" from the sizes an op uses.
 std::string shape_string(std::initializer_list<std::pair<const char*, std::int64_t>> sizes);

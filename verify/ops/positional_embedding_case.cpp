@@ -6,7 +6,8 @@ namespace ped::verify {
 OpCase positional_embedding_case() {
   OpCase c{.name = "positional_embedding",
            .default_shapes = {{.N = 1, .D = 1, .T = 1}, {.N = 5, .D = 3, .T = 9}, {.N = 40, .D = 16, .T = 64}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "positional_embedding", .shape = shape_string({{"N", d.N}, {"D", d.D}, {"T", d.T}}), .seed = seed};
     require_sizes(d.N <= d.T, p.op, p.shape, "N <= T");
     Rng rng(seed);

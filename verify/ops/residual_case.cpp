@@ -5,7 +5,8 @@ namespace ped::verify {
 
 OpCase residual_case() {
   OpCase c{.name = "residual", .default_shapes = {{.N = 1, .D = 1}, {.N = 4, .D = 3}, {.N = 30, .D = 20}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "residual", .shape = shape_string({{"N", d.N}, {"D", d.D}}), .seed = seed};
     Rng rng(seed);
     p.inputs = {{"x", rng.normal(d.D, d.N)}, {"fx", rng.normal(d.D, d.N)}};

@@ -5,7 +5,8 @@ namespace ped::verify {
 
 OpCase softmax_case() {
   OpCase c{.name = "softmax", .default_shapes = {{.N = 1, .K = 1}, {.N = 3, .K = 5}, {.N = 20, .K = 33}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "softmax", .shape = shape_string({{"N", d.N}, {"K", d.K}}), .seed = seed};
     Rng rng(seed);
     p.inputs = {{"s", 3.0 * rng.normal(d.N, d.K)}};

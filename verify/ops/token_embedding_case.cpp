@@ -6,7 +6,8 @@ namespace ped::verify {
 OpCase token_embedding_case() {
   OpCase c{.name = "token_embedding", .default_shapes = {{.N = 1, .D = 1, .V = 1}, {.N = 6, .D = 3, .V = 4},
                                                          {.N = 33, .D = 16, .V = 50}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "token_embedding", .shape = shape_string({{"N", d.N}, {"D", d.D}, {"V", d.V}}), .seed = seed};
     Rng rng(seed);
     ref::TokenIds ids = rng.integers(d.N, 0, d.V);

@@ -22,7 +22,8 @@ OpCase transformer_block_case() {
   OpCase c{.name = "transformer_block",
            .default_shapes = {{.N = 1, .D = 2, .H = 1, .F = 3}, {.N = 5, .D = 6, .H = 2, .F = 12},
                               {.N = 16, .D = 32, .H = 4, .F = 64}}};
-  c.make = [](const Dims& d, std::uint64_t seed) {
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    const Dims& d = cp.dims;
     Problem p{.op = "transformer_block", .shape = shape_string({{"N", d.N}, {"D", d.D}, {"H", d.H}, {"F", d.F}}),
               .mask = "causal", .seed = seed};
     require_sizes(d.D % d.H == 0, p.op, p.shape, "H to divide D");

@@ -31,7 +31,7 @@ void expect_flagged(const Problem& p, const std::string& quantity) {
 TEST(Teeth, CorrectBackwardsPass) {
   // The same problems with the real backwards pass: the failures below come from the injected bugs.
   for (const char* op : {"layer_norm", "attention", "linear", "lora_linear", "token_embedding"}) {
-    for (const CheckRow& r : check_problem(find_op_case(op).make(parse_dims("N=5,D=6,H=2,I=4,O=4,R=2,V=4"), 3),
+    for (const CheckRow& r : check_problem(find_op_case(op).make({parse_dims("N=5,D=6,H=2,I=4,O=4,R=2,V=4")}, 3),
                                            {Dtype::f32, Dtype::f64},
                                            {Reference::libtorch, Reference::finite_difference})) {
       EXPECT_TRUE(r.passed) << op << " " << r.quantity << " " << r.dtype << " " << r.reference;
@@ -40,7 +40,7 @@ TEST(Teeth, CorrectBackwardsPass) {
 }
 
 TEST(Teeth, LayerNormBackwardWithoutMeanTerm) {
-  Problem p = find_op_case("layer_norm").make(parse_dims("N=3,D=5"), 3);
+  Problem p = find_op_case("layer_norm").make({parse_dims("N=3,D=5")}, 3);
   p.backward = erase_backward([]<class T>(const Mats<T>& in, const Mats<T>& dout) -> Mats<T> {
     ref::LayerNormCache<T> c;
     ref::layer_norm_forward(in[0], as_col(in[1]), as_col(in[2]), T(1e-5), c);
@@ -53,7 +53,7 @@ TEST(Teeth, LayerNormBackwardWithoutMeanTerm) {
 }
 
 TEST(Teeth, AttentionBackwardWithoutScale) {
-  Problem p = find_op_case("attention").make(parse_dims("N=5,D=6,H=2"), 3);
+  Problem p = find_op_case("attention").make({parse_dims("N=5,D=6,H=2")}, 3);
   p.backward = erase_backward([]<class T>(const Mats<T>& in, const Mats<T>& dout) -> Mats<T> {
     const ref::AttentionParams<T> prm{.wq = in[1], .wk = in[3], .wv = in[5], .wo = in[7],
                                       .bq = as_col(in[2]), .bk = as_col(in[4]), .bv = as_col(in[6]), .bo = as_col(in[8])};
@@ -70,7 +70,7 @@ TEST(Teeth, AttentionBackwardWithoutScale) {
 
 TEST(Teeth, LinearTransposedWeightGradient) {
   // Square, so the wrong gradient has the right shape and only its values give it away.
-  Problem p = find_op_case("linear").make(parse_dims("N=5,I=4,O=4"), 3);
+  Problem p = find_op_case("linear").make({parse_dims("N=5,I=4,O=4")}, 3);
   p.backward = erase_backward([]<class T>(const Mats<T>& in, const Mats<T>& dout) -> Mats<T> {
     ref::LinearGrads<T> g = ref::linear_backward(dout[0], in[0], in[1]);
     return {g.dx, arma::Mat<T>(g.dw.t()), g.db};
@@ -78,13 +78,13 @@ TEST(Teeth, LinearTransposedWeightGradient) {
   expect_flagged(p, "dw");
 
   // Not square: the wrong shape itself is the failure.
-  Problem q = find_op_case("linear").make(parse_dims("N=5,I=4,O=3"), 3);
+  Problem q = find_op_case("linear").make({parse_dims("N=5,I=4,O=3")}, 3);
   q.backward = p.backward;
   expect_flagged(q, "dw");
 }
 
 TEST(Teeth, LoraGradientWithoutScale) {
-  Problem p = find_op_case("lora_linear").make(parse_dims("N=5,I=6,O=4,R=2"), 3);
+  Problem p = find_op_case("lora_linear").make({parse_dims("N=5,I=6,O=4,R=2")}, 3);
   p.backward = erase_backward([]<class T>(const Mats<T>& in, const Mats<T>& dout) -> Mats<T> {
     const arma::Mat<T>& x = in[0];
     const arma::Mat<T> bt_dy = in[4].t() * dout[0];
@@ -96,7 +96,7 @@ TEST(Teeth, LoraGradientWithoutScale) {
 }
 
 TEST(Teeth, EmbeddingGradientOverwritesRepeatedIds) {
-  Problem p = find_op_case("token_embedding").make(parse_dims("N=6,D=3,V=4"), 3);
+  Problem p = find_op_case("token_embedding").make({parse_dims("N=6,D=3,V=4")}, 3);
   // the ids the problem draws (the same seeded draw as token_embedding_case)
   Rng rng(3);
   ref::TokenIds ids = rng.integers(6, 0, 4);

@@ -1,0 +1,185 @@
+// The attention kernels of variants/ (scaled dot-product attention on [B, H, N, d] tensors), every
+// variant x every mask kind, against the naive kernel, LibTorch and finite differences.
+//
+// Carrier layout: q is held as a column-major (d, B*H*Nq) matrix, whose memory is exactly the
+// row-major [B, H, Nq, d] buffer the kernels take (k, v alike with Nk); out likewise, lse as
+// (1, B*H*Nq).
+#include <cmath>
+#include <limits>
+
+#include "variants/attention.hpp"
+#include "verify/ops/op_cases.hpp"
+
+namespace ped::verify {
+
+namespace {
+
+const std::vector<std::string>& mask_names() {
+  static const std::vector<std::string> names = {
+      "none",          "causal",     "sliding_window", "causal_sliding_window", "strided",      "fixed",
+      "global_tokens", "longformer", "bigbird",        "explicit_blocks",       "intersection", "union"};
+  return names;
+}
+
+// Mask parameters are small so that the sweep's short sequences see every pattern's structure.
+Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::uint64_t seed) {
+  if (name == "none") return Mask::none();
+  if (name == "causal") return Mask::causal();
+  if (name == "sliding_window") return Mask::sliding_window(3, 2);
+  if (name == "causal_sliding_window") return Mask::causal_sliding_window(4);
+  if (name == "strided") return Mask::strided(3, true);
+  if (name == "fixed") return Mask::fixed(4, 1, true);
+  if (name == "global_tokens") return Mask::global_tokens(2);
+  if (name == "longformer") return Mask::longformer(2, 2, 1);
+  if (name == "bigbird") return Mask::bigbird(4, 1, 1, 1, seed);
+  if (name == "explicit_blocks") {
+    // 8 x 8 blocks, about half visible, and the first block row empty when there is more than one:
+    // its queries see no key at all (out 0, lse -inf, zero gradients).
+    const std::int64_t block = 8, rows = (nq + block - 1) / block, cols = (nk + block - 1) / block;
+    Rng rng(seed ^ 0x5bd1e995ULL);
+    const arma::mat u = rng.uniform(static_cast<arma::uword>(rows), static_cast<arma::uword>(cols), 0.0, 1.0);
+    std::vector<std::uint8_t> visible(static_cast<std::size_t>(rows * cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t c = 0; c < cols; ++c) {
+        visible[static_cast<std::size_t>(r * cols + c)] = (rows > 1 && r == 0) ? 0 : (u(r, c) < 0.5 || c == r % cols);
+      }
+    }
+    return Mask::explicit_blocks(block, block, rows, cols, std::move(visible));
+  }
+  if (name == "intersection") return Mask::causal() & Mask::strided(2, false);
+  if (name == "union") return Mask::strided(5, true) | Mask::global_tokens(1);
+  throw std::invalid_argument("sdpa: unknown mask '" + name + "'");
+}
+
+Variant parse_variant(const std::string& name) {
+  for (Variant v : {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse}) {
+    if (name == to_string(v)) return v;
+  }
+  throw std::invalid_argument("sdpa: unknown variant '" + name + "'");
+}
+
+struct Kernel {
+  Variant variant;
+  AttentionShape shape;
+  Mask mask;
+  double scale;
+
+  template <class T>
+  Mats<T> forward(const Mats<T>& in) const {
+    const auto rows_q = static_cast<arma::uword>(shape.batch * shape.heads * shape.seq_q);
+    arma::Mat<T> out(static_cast<arma::uword>(shape.head_dim), rows_q);
+    arma::Mat<T> lse(1, rows_q);
+    attention_forward<T>(variant, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(),
+                         in[2].memptr(), out.memptr(), lse.memptr());
+    return {out, lse};
+  }
+
+  template <class T>
+  Mats<T> backward(const Mats<T>& in, const Mats<T>& dout) const {
+    const Mats<T> fwd = forward(in);
+    arma::Mat<T> dq(arma::size(in[0])), dk(arma::size(in[1])), dv(arma::size(in[2]));
+    attention_backward<T>(variant, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(),
+                          in[2].memptr(), fwd[0].memptr(), fwd[1].memptr(), dout[0].memptr(), dq.memptr(),
+                          dk.memptr(), dv.memptr());
+    return {dq, dk, dv};
+  }
+};
+
+// Composed LibTorch ops with autograd, given the explicit boolean mask. A query row that sees no
+// key is zeroed explicitly (LibTorch's own softmax of an all -inf row is NaN).
+TorchTensors sdpa_twin(const TorchTensors& in, const AttentionShape& s, const at::Tensor& visible, double scale) {
+  auto as_4d = [&](const at::Tensor& view, std::int64_t n) { return view.t().reshape({s.batch, s.heads, n, s.head_dim}); };
+  const at::Tensor q = as_4d(in[0], s.seq_q), k = as_4d(in[1], s.seq_k), v = as_4d(in[2], s.seq_k);
+  const at::Tensor row_has_key = visible.any(-1, /*keepdim=*/true);  // (Nq, 1)
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;      // (B, H, Nq, Nk)
+  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<double>::infinity());
+  scores = scores.masked_fill(row_has_key.logical_not(), 0.0);  // rows with no key: finite, zeroed below
+  const at::Tensor p = at::softmax(scores, -1) * row_has_key.to(scores.scalar_type());
+  const at::Tensor out = at::matmul(p, v);
+  const at::Tensor lse = at::logsumexp(scores, -1).masked_fill(row_has_key.squeeze(-1).logical_not(),
+                                                               -std::numeric_limits<double>::infinity());
+  return {out.reshape({-1, s.head_dim}).t(), lse.reshape({1, -1})};
+}
+
+Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::uint64_t seed, double input_scale) {
+  const Dims& d = params.dims;
+  const std::int64_t nk = d.Nk > 0 ? d.Nk : d.N;
+  Problem p{.op = op,
+            .variant = params.variant,
+            .shape = shape_string({{"B", d.B}, {"H", d.H}, {"Nq", d.N}, {"Nk", nk}, {"d", d.Dh}}),
+            .mask = params.mask,
+            .seed = seed};
+  const AttentionShape shape{.batch = d.B, .heads = d.H, .seq_q = d.N, .seq_k = nk, .head_dim = d.Dh};
+  const Mask mask = make_mask(params.mask, d.N, nk, seed);
+  mask.validate("sdpa", d.N, nk);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d.Dh));
+  Rng rng(seed);
+  const auto bh = static_cast<arma::uword>(d.B * d.H);
+  p.inputs = {{"q", input_scale * rng.normal(d.Dh, bh * d.N)},
+              {"k", input_scale * rng.normal(d.Dh, bh * nk)},
+              {"v", rng.normal(d.Dh, bh * nk)}};
+  p.outputs = {"out", "lse"};
+  p.forward_only_outputs = 1;  // the kernels' backward takes dout only
+  p.infinities_allowed = {"lse"};
+  const Kernel ours{parse_variant(params.variant), shape, mask, scale};
+  const Kernel naive{Variant::naive, shape, mask, scale};
+  p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
+  p.backward = erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
+  p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
+  p.naive_backward =
+      erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
+  std::vector<std::uint8_t> vis(static_cast<std::size_t>(d.N * nk));
+  for (std::int64_t i = 0; i < d.N; ++i) {
+    for (std::int64_t j = 0; j < nk; ++j) vis[static_cast<std::size_t>(i * nk + j)] = mask.visible(i, j, d.N, nk);
+  }
+  p.twin = [shape, vis, scale](const TorchTensors& in) {
+    const at::Tensor visible =
+        at::tensor(at::ArrayRef<std::uint8_t>(vis.data(), vis.size())).reshape({shape.seq_q, shape.seq_k}).to(at::kBool);
+    return sdpa_twin(in, shape, visible, scale);
+  };
+  return p;
+}
+
+const std::vector<std::string> kVariants = {"naive", "blocked", "flash", "sparse"};
+
+}  // namespace
+
+OpCase sdpa_case() {
+  OpCase c{.name = "sdpa",
+           .default_shapes = {{.N = 1, .H = 1, .B = 1, .Nk = 1, .Dh = 1},
+                              {.N = 7, .H = 3, .B = 2, .Nk = 7, .Dh = 3},
+                              {.N = 5, .H = 2, .B = 1, .Nk = 9, .Dh = 4},
+                              {.N = 9, .H = 1, .B = 1, .Nk = 5, .Dh = 8},
+                              {.N = 67, .H = 2, .B = 1, .Nk = 67, .Dh = 64},
+                              {.N = 33, .H = 1, .B = 1, .Nk = 70, .Dh = 80},
+                              {.N = 40, .H = 1, .B = 1, .Nk = 40, .Dh = 128}},
+           .variants = kVariants,
+           .masks = mask_names(),
+           .references = {Reference::naive, Reference::libtorch, Reference::finite_difference}};
+  c.make = [](const CaseParams& cp, std::uint64_t seed) { return make_sdpa_problem("sdpa", cp, seed, 1.0); };
+  return c;
+}
+
+OpCase sdpa_large_scores_case() {
+  OpCase c{.name = "sdpa_large_scores",
+           .default_shapes = {{.N = 70, .H = 2, .B = 1, .Nk = 70, .Dh = 64}, {.N = 9, .H = 1, .B = 1, .Nk = 13, .Dh = 3}},
+           .variants = kVariants,
+           .masks = {"none", "causal", "bigbird"},
+           // Finite differences are left out: with scores of 1e4 the softmax is a step function on
+           // the scale of any usable step, so a difference quotient measures nothing.
+           .references = {Reference::naive, Reference::libtorch}};
+  c.make = [](const CaseParams& cp, std::uint64_t seed) {
+    // |q| ~ |k| ~ 100 * d^(1/4): scores s q.k of order 1e4
+    Problem p = make_sdpa_problem("sdpa_large_scores", cp, seed,
+                                  100.0 * std::pow(static_cast<double>(cp.dims.Dh), 0.25) / std::sqrt(2.0));
+    p.tolerance_f32 = 2e-2;
+    p.tolerance_reason =
+        "scores ~1e4 in float: each rounding of a score (the product, the scaling, S - lse when P is recomputed) "
+        "costs up to ulp(1e4)/2 = 4.9e-4 absolute, and exp turns that into the same relative error of P, so two "
+        "float kernels differ by a few 1e-3 (observed worst 6.3e-3, blocked); a wrong result is off by O(1)";
+    return p;
+  };
+  return c;
+}
+
+}  // namespace ped::verify
