@@ -37,6 +37,12 @@ void check_backward_args(const char* fn, const AttentionShape& shape, const Mask
 
 inline int resolve_threads(const AttentionOptions& o) { return o.threads > 0 ? o.threads : omp_get_max_threads(); }
 
+// Team size for a parallel loop of `units` work items: never more threads than items (a tiny
+// problem runs on one thread instead of paying for a team). Results do not depend on it.
+inline int team(int threads, std::int64_t units) {
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, units)));
+}
+
 // ---- BLAS ---------------------------------------------------------------------------------------
 
 // OpenBLAS runs single-threaded while one of our OpenMP regions calls it (no oversubscription);
@@ -204,7 +210,7 @@ void mask_tile(const Mask& mask, std::int64_t i0, std::int64_t rows, std::int64_
 // D (B, H, Nq); forward: O = P V, so rowsum(dP o P) = rowsum(dO o O).
 template <class T>
 void rowsum_dout_out(const T* dout, const T* out, std::int64_t rows, std::int64_t d, T* dvec, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(team(threads, rows * d / 16384)) schedule(static)
   for (std::int64_t i = 0; i < rows; ++i) {
     const T* a = dout + i * d;
     const T* b = out + i * d;

@@ -63,7 +63,7 @@ void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;  // elements per (b, h) slice
   const int threads = detail::resolve_threads(options);
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh))
   {
     std::vector<Acc> p(static_cast<std::size_t>(nq * nk));  // (Nq, Nk) probabilities
     std::vector<Acc> l(static_cast<std::size_t>(nq));       // (Nq) log-sum-exp
@@ -104,7 +104,7 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   const int threads = detail::resolve_threads(options);
   const Acc s = static_cast<Acc>(scale);
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh))
   {
     std::vector<Acc> p(static_cast<std::size_t>(nq * nk));   // (Nq, Nk) probabilities
     std::vector<Acc> ds(static_cast<std::size_t>(nq * nk));  // (Nq, Nk) dP, then dS in place
