@@ -27,7 +27,7 @@ constexpr std::int64_t kDefaultTile = 64;
 // none). extents (Nq).
 std::vector<KeyInterval> row_extents(const Mask& mask, std::int64_t nq, std::int64_t nk, int threads) {
   std::vector<KeyInterval> ext(static_cast<std::size_t>(nq));
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, nq / 256))
   {
     std::vector<KeyInterval> ivs;
 #pragma omp for schedule(static)
@@ -65,7 +65,7 @@ void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T 
   const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
   detail::BlasSingleThreaded blas1;
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * strips))
   {
     detail::Scratch<T> sbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) S, then P
 #pragma omp for schedule(dynamic)
@@ -130,7 +130,7 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
 
   // Pass 1: dQ by query strips.
   const std::int64_t qstrips = detail::ceil_div(nq, bt);
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * qstrips))
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));   // (Bt, Nk) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) dP, then dS
@@ -166,7 +166,7 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
 
   // Pass 2: dK, dV by key strips.
   const std::int64_t kstrips = detail::ceil_div(nk, bt);
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * kstrips))
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));   // (Nq, Bt) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));  // (Nq, Bt) dP, then dS

@@ -45,7 +45,7 @@ void flash_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
   const int threads = detail::resolve_threads(options);
   detail::BlasSingleThreaded blas1;
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * layout.rows))
   {
     detail::Scratch<T> sbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) S, then P
     std::vector<T> m(static_cast<std::size_t>(bq));              // (Bq) running row max
@@ -101,7 +101,7 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
 
   const bool one_pass = threads == 1 || bh >= 2 * static_cast<std::int64_t>(threads);
   if (one_pass) {
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh))
     {
       detail::Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       detail::Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
@@ -120,7 +120,7 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     return;
   }
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * std::max(layout.rows, layout.cols)))
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));
     detail::Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));

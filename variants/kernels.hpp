@@ -37,6 +37,12 @@ void check_backward_args(const char* fn, const AttentionShape& shape, const Mask
 
 inline int resolve_threads(const AttentionOptions& o) { return o.threads > 0 ? o.threads : omp_get_max_threads(); }
 
+// Team size for a parallel loop of `units` work items: never more threads than items (a tiny
+// problem runs on one thread instead of paying for a team). Results do not depend on it.
+inline int team(int threads, std::int64_t units) {
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, units)));
+}
+
 // ---- BLAS ---------------------------------------------------------------------------------------
 
 // OpenBLAS runs single-threaded while one of our OpenMP regions calls it (no oversubscription);
@@ -83,13 +89,16 @@ inline void gemm_tn(int m, int n, int kk, double alpha, const double* a, int lda
 // ---- exp for x <= 0 -----------------------------------------------------------------------------
 
 // exp(x) for x <= 0 or x = -inf, written so that a `#pragma omp simd` loop vectorises it:
-// x = n ln2 + r, |r| <= ln2 / 2, exp(x) = 2^n * poly(r) with a Taylor polynomial whose
+// x = n ln2 + r, n = round(x / ln2), |r| <= ln2 / 2, exp(x) = 2^n * poly(r) with a Taylor polynomial whose
 // truncation error is below the type's epsilon (degree 7 for float, 13 for double).
 // Hazard: 2^n underflows below the smallest normal; inputs below that return 0 (the true value
 // is < 1e-37 for float, < 1e-307 for double, far below the sum it is added to). -inf returns 0.
 inline float exp_nonpositive(float x) {
-  const float xc = x < -87.0f ? -87.0f : x;
-  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  const float xc = std::max(x, -87.0f);  // -inf -> -87; the result is zeroed below
+  // n = round(x log2 e) by the 1.5 * 2^23 trick (floor does not vectorise without -ffast-math);
+  // the low mantissa bits of t hold n as an integer.
+  const float t = std::fma(xc, 1.44269504088896341f, 12582912.0f);
+  const float n = t - 12582912.0f;
   float r = std::fma(n, -0.693359375f, xc);  // ln2 split into an exact high part and a low part
   r = std::fma(n, 2.12194440e-4f, r);
   float p = 1.0f / 5040.0f;
@@ -100,14 +109,15 @@ inline float exp_nonpositive(float x) {
   p = std::fma(p, r, 0.5f);
   p = std::fma(p, r, 1.0f);
   p = std::fma(p, r, 1.0f);
-  const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+  const std::int32_t bits = (std::bit_cast<std::int32_t>(t) - 0x4B400000 + 127) << 23;
   const float two_n = std::bit_cast<float>(bits);
   return x < -87.0f ? 0.0f : p * two_n;
 }
 
 inline double exp_nonpositive(double x) {
-  const double xc = x < -708.0 ? -708.0 : x;
-  const double n = std::floor(xc * 1.4426950408889634074 + 0.5);
+  const double xc = std::max(x, -708.0);
+  const double t = std::fma(xc, 1.4426950408889634074, 6755399441055744.0);  // 1.5 * 2^52 trick
+  const double n = t - 6755399441055744.0;
   double r = std::fma(n, -6.93145751953125e-1, xc);
   r = std::fma(n, -1.42860682030941723212e-6, r);
   double p = 1.0 / 6227020800.0;  // 1/13!
@@ -124,7 +134,7 @@ inline double exp_nonpositive(double x) {
   p = std::fma(p, r, 0.5);
   p = std::fma(p, r, 1.0);
   p = std::fma(p, r, 1.0);
-  const std::int64_t bits = (static_cast<std::int64_t>(n) + 1023) << 52;
+  const std::int64_t bits = (std::bit_cast<std::int64_t>(t) - 0x4338000000000000 + 1023) << 52;
   const double two_n = std::bit_cast<double>(bits);
   return x < -708.0 ? 0.0 : p * two_n;
 }
@@ -200,7 +210,7 @@ void mask_tile(const Mask& mask, std::int64_t i0, std::int64_t rows, std::int64_
 // D (B, H, Nq); forward: O = P V, so rowsum(dP o P) = rowsum(dO o O).
 template <class T>
 void rowsum_dout_out(const T* dout, const T* out, std::int64_t rows, std::int64_t d, T* dvec, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(team(threads, rows * d / 16384)) schedule(static)
   for (std::int64_t i = 0; i < rows; ++i) {
     const T* a = dout + i * d;
     const T* b = out + i * d;

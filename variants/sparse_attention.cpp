@@ -34,7 +34,7 @@ void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T s
   const int threads = detail::resolve_threads(options);
   detail::BlasSingleThreaded blas1;
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * layout.rows))
   {
     detail::Scratch<T> sbuf(static_cast<std::size_t>(bq * bk));  // (Bs, Bs) S, then P
     std::vector<T> m(static_cast<std::size_t>(bq));              // (Bs) running row max
@@ -87,7 +87,7 @@ void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T 
 
   const bool one_pass = threads == 1 || bh >= 2 * static_cast<std::int64_t>(threads);
   if (one_pass) {
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh))
     {
       detail::Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bs, Bs) S, then P
       detail::Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bs, Bs) dP, then dS
@@ -106,7 +106,7 @@ void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T 
     return;
   }
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(detail::team(threads, bh * std::max(layout.rows, layout.cols)))
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));
     detail::Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));
