@@ -47,14 +47,13 @@ std::vector<CheckRow> check_against_libtorch(const Problem& p, Dtype dtype) {
   const Tensors dout = random_cotangents(p, ours_out, dtype);
   const Tensors ours_grad = p.backward(dtype, in, dout);
 
-  std::vector<at::Tensor> leaves, views, diff_leaves;
+  std::vector<at::Tensor> views, diff_leaves;
   for (std::size_t i = 0; i < in.size(); ++i) {
     at::Tensor leaf = make_leaf(in[i], dtype);
     if (p.inputs[i].differentiable) {
       leaf.requires_grad_(true);
       diff_leaves.push_back(leaf);
     }
-    leaves.push_back(leaf);
     views.push_back(leaf.t());
   }
   const TorchTensors twin_out = p.twin(views);
