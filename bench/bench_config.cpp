@@ -79,7 +79,7 @@ std::vector<std::int64_t> parse_sizes(const std::string& option, const std::stri
 const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib", "variants",   "passes",
                                     "masks",       "seq-lens", "head-dims",        "batch",      "heads",
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
-                                    "gemm-size",   "gemm"};
+                                    "gemm-size",   "gemm",     "dry-run"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -120,6 +120,8 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.gemm_size = parse_positive(option, value);
   } else if (option == "gemm") {
     config.gemm = parse_switch(option, value);
+  } else if (option == "dry-run") {
+    config.dry_run = parse_switch(option, value);
   } else {
     fail("unknown option --", option);
   }
@@ -266,10 +268,12 @@ std::int64_t estimated_bytes(const AttentionCase& c) {
     }
     case Contender::libtorch_sdpa:
     case Contender::libtorch_composed:
-      // Forward: Q K^T, the masked scores and their softmax (3 B H N^2). With autograd the softmax
-      // output stays saved, and backward adds dP, dS and their temporaries (5 B H N^2 at the peak).
-      // The mask itself: an (N, N) float additive mask, or (for is_causal) bool plus float.
-      bytes += (backward ? 5.0 : 3.0) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
+      // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax
+      // (measured peak 2.1-2.2 of them above the call's start at N = 1024). With autograd the
+      // softmax output stays saved for backward, which adds dP, dS and temporaries (saved + peak
+      // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (N, N) float additive mask, or
+      // for is_causal the bool and float masks SDPA builds; plus outputs and gradients.
+      bytes += (backward ? 3.5 : 2.5) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
       break;
   }
   return static_cast<std::int64_t>(bytes);
@@ -303,7 +307,7 @@ BenchConfig profile_config(const std::string& profile) {
     config.masks = {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird};
     config.seq_lens = {256, 512, 1024, 2048, 4096, 8192, 16384};
     config.head_dims = {64, 128};
-    config.repetitions = 5;
+    config.repetitions = 3;
     config.min_time = 0.2;
     config.layer_tokens = {256, 1024};
     config.gemm_size = 2048;
@@ -363,7 +367,7 @@ std::string usage() {
          "      [--passes forward,backward,forward_backward] [--masks none,causal,sliding_window_256,bigbird]\n"
          "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
-         "      [--gemm-size M] [--gemm on|off] [Google Benchmark's --benchmark_* flags]\n"
+         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }
 

@@ -99,6 +99,7 @@ struct BenchConfig {
   LayerSizes layer_sizes;
   std::int64_t gemm_size = 2048;          // M = N = K of the SGEMM ceiling
   bool gemm = true;                       // the gemm/ benchmark (the ceiling is measured regardless)
+  bool dry_run = false;                   // list the attention cases, estimates and skips; run nothing
 };
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
@@ -111,6 +112,7 @@ BenchConfig profile_config(const std::string& profile);
 //   --profile quick|full  --threads N  --memory-budget-gib G  --variants a,b  --passes a,b
 //   --masks a,b  --seq-lens 256,512  --head-dims 64,128  --batch B  --heads H  --repetitions R
 //   --min-time S  --iterations I  --layers on|off  --layer-tokens 256,1024  --gemm-size M  --gemm on|off
+//   --dry-run on|off
 BenchConfig parse_options(int& argc, char** argv);
 std::string usage();
 

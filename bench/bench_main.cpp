@@ -86,6 +86,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   const BenchConfig& config = settings().config;
+  if (config.dry_run) {
+    // The attention sweep as it would run: each case, its memory estimate, and what the budget skips.
+    std::size_t skipped = 0;
+    for (const AttentionCase& c : attention_cases(config)) {
+      const std::int64_t estimate = estimated_bytes(c);
+      const auto why = over_budget(estimate, config.memory_budget_gib);
+      skipped += why ? 1 : 0;
+      std::printf("%s  %.3f GiB%s%s\n", c.name().c_str(), static_cast<double>(estimate) / (1 << 30),
+                  why ? "  SKIPPED: " : "", why ? why->c_str() : "");
+    }
+    std::printf("%zu attention cases, %zu over the %.3g GiB budget\n", attention_cases(config).size(), skipped,
+                config.memory_budget_gib);
+    return 0;
+  }
   if (!memory::accounting_active()) {
     std::fprintf(stderr, "bench: the counting allocation functions are not in use; peak memory would be wrong\n");
     return 2;
@@ -129,6 +143,13 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
   benchmark::AddCustomContext("mask_sliding_window_256", make_mask(MaskKind::sliding_window_256).name());
   benchmark::AddCustomContext("mask_bigbird", make_mask(MaskKind::bigbird).name());
+  // OpenMP's waiting policy decides how a parallel region behaves on a busy machine: libgomp's
+  // default spins, which on an oversubscribed host (a shared CI runner) can make T=2 ten times
+  // slower. It applies to our kernels and LibTorch alike (one libgomp); run_bench.sh sets passive.
+  for (const char* variable : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND"}) {
+    const char* value = std::getenv(variable);
+    benchmark::AddCustomContext(variable, value != nullptr ? value : "(unset)");
+  }
   benchmark::AddCustomContext("flop_model",
                               "FlashAttention: forward 4 B H N^2 d, causal x0.5, backward x2.5, forward_backward x3.5; "
                               "other masks: useful_flop (visible pairs)");

@@ -47,6 +47,12 @@ void CallPeakMemoryManager::Stop(Result* result) {
   g_memory_results[g_current_name].push_back(*result);
 }
 
+std::optional<std::int64_t> memory_peak_of_earlier_repetition() {
+  const auto found = g_memory_results.find(g_current_name);
+  if (found == g_memory_results.end() || found->second.empty()) return std::nullopt;
+  return found->second.front().max_bytes_used;
+}
+
 void MemoryJsonReporter::ReportRuns(const std::vector<Run>& runs) {
   std::vector<Run> patched = runs;
   for (Run& run : patched) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +29,8 @@ void set_all_threads(int threads);
 // Google Benchmark's MemoryManager, reporting max_bytes_used = the peak heap bytes above the level
 // at the start of the measured call (the largest over the calls the memory run measures), the same
 // quantity as the peak_bytes counter. Google Benchmark 1.7 runs min(16, iterations) extra
-// iterations for it after each repetition; measured_loop makes only the first of them do the work.
+// iterations for it after each repetition; measured_loop makes only the first of them do the work,
+// and only in the first repetition.
 class CallPeakMemoryManager : public benchmark::MemoryManager {
  public:
   void Start() override;
@@ -38,6 +40,8 @@ class CallPeakMemoryManager : public benchmark::MemoryManager {
 CallPeakMemoryManager& memory_manager();
 bool memory_run_active();
 void record_call_peak(std::int64_t bytes);
+// max_bytes_used the MemoryManager recorded for the running benchmark in an earlier repetition.
+std::optional<std::int64_t> memory_peak_of_earlier_repetition();
 
 // The JSON reporter with the MemoryManager results put back. Google Benchmark 1.7.1 keeps each
 // repetition's MemoryManager::Result in a std::vector and hands the reporters pointers into it
@@ -60,12 +64,19 @@ void announce(std::size_t index, const std::string& name);
 template <class Call>
 void measured_loop(benchmark::State& state, Call&& call) {
   if (memory_run_active()) {
+    // The peak of a call is deterministic: measured in the first repetition's memory run, reused
+    // by the later ones (at N = 16384 a call can take minutes).
     bool first = true;
+    const std::optional<std::int64_t> earlier = memory_peak_of_earlier_repetition();
     for (auto _ : state) {
       if (first) {
-        const memory::Region region;
-        call();
-        record_call_peak(region.peak_above_start());
+        if (earlier) {
+          record_call_peak(*earlier);
+        } else {
+          const memory::Region region;
+          call();
+          record_call_peak(region.peak_above_start());
+        }
         first = false;
       }
     }
