@@ -110,6 +110,16 @@ benchmark::internal::Benchmark* register_timed(const std::string& name, std::fun
   auto* b = benchmark::RegisterBenchmark(name.c_str(), [index, name, fn](benchmark::State& state) {
     g_current_name = name;
     announce(index, name);
+    if (memory_run_active()) {
+      // A later repetition's memory run: the peak is known, skip the setup (inputs, and for a
+      // backward benchmark the forward) as well as the call.
+      if (const std::optional<std::int64_t> earlier = memory_peak_of_earlier_repetition()) {
+        record_call_peak(*earlier);
+        for (auto _ : state) {
+        }
+        return;
+      }
+    }
     fn(state);
   });
   b->UseRealTime()->Unit(benchmark::kMillisecond);
