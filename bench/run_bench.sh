@@ -33,13 +33,6 @@ for program in "$bench" "$report"; do
   fi
 done
 
-# OpenMP threads wait passively (sleep instead of spinning) unless the caller chose otherwise: on a
-# shared or oversubscribed machine, libgomp's default spinning lets one descheduled thread stall a
-# whole parallel region (T=2 runs measured 10x slower on a busy 2-core host). One libgomp serves
-# our kernels and LibTorch, so the policy is the same for every contender; bench records it in the
-# JSON context.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-
 mkdir -p "$outdir"
 start=$(date +%s)
 "$bench" --profile "$profile" --benchmark_format=json --benchmark_out="$outdir/bench.json" \
