@@ -1,0 +1,391 @@
+#include "bench/bench_config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace ped::bench {
+namespace {
+
+template <class... Parts>
+[[noreturn]] void fail(const Parts&... parts) {
+  std::ostringstream os;
+  os << "bench: ";
+  (os << ... << parts);
+  throw std::invalid_argument(os.str());
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, ',')) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+std::int64_t parse_positive(const std::string& option, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || value <= 0) {
+    fail("--", option, " expects a positive integer, got '", text, "'");
+  }
+  return value;
+}
+
+double parse_positive_real(const std::string& option, const std::string& text) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(value) || value <= 0.0) {
+    fail("--", option, " expects a positive number, got '", text, "'");
+  }
+  return value;
+}
+
+bool parse_switch(const std::string& option, const std::string& text) {
+  if (text == "on" || text == "true" || text == "1") return true;
+  if (text == "off" || text == "false" || text == "0") return false;
+  fail("--", option, " expects on|off, got '", text, "'");
+}
+
+template <class T, class Parse>
+std::vector<T> parse_names(const std::string& option, const std::string& text, Parse parse) {
+  std::vector<T> values;
+  for (const std::string& name : split_list(text)) {
+    const std::optional<T> value = parse(name);
+    if (!value) fail("--", option, ": unknown name '", name, "'");
+    values.push_back(*value);
+  }
+  if (values.empty()) fail("--", option, " expects a comma-separated list, got '", text, "'");
+  return values;
+}
+
+std::vector<std::int64_t> parse_sizes(const std::string& option, const std::string& text) {
+  std::vector<std::int64_t> values;
+  for (const std::string& item : split_list(text)) values.push_back(parse_positive(option, item));
+  if (values.empty()) fail("--", option, " expects a comma-separated list of sizes, got '", text, "'");
+  return values;
+}
+
+const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib", "variants",   "passes",
+                                    "masks",       "seq-lens", "head-dims",        "batch",      "heads",
+                                    "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
+                                    "gemm-size",   "gemm",     "dry-run"};
+
+std::string env_name(const std::string& option) {
+  std::string name = "PED_BENCH_";
+  for (char c : option) name += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+void apply(BenchConfig& config, const std::string& option, const std::string& value) {
+  if (option == "threads") {
+    config.threads = static_cast<int>(std::min<std::int64_t>(parse_positive(option, value), 1024));
+  } else if (option == "memory-budget-gib") {
+    config.memory_budget_gib = parse_positive_real(option, value);
+  } else if (option == "variants") {
+    config.contenders = parse_names<Contender>(option, value, parse_contender);
+  } else if (option == "passes") {
+    config.passes = parse_names<Pass>(option, value, parse_pass);
+  } else if (option == "masks") {
+    config.masks = parse_names<MaskKind>(option, value, parse_mask);
+  } else if (option == "seq-lens") {
+    config.seq_lens = parse_sizes(option, value);
+  } else if (option == "head-dims") {
+    config.head_dims = parse_sizes(option, value);
+  } else if (option == "batch") {
+    config.batch = parse_positive(option, value);
+  } else if (option == "heads") {
+    config.heads = parse_positive(option, value);
+  } else if (option == "repetitions") {
+    config.repetitions = static_cast<int>(parse_positive(option, value));
+  } else if (option == "min-time") {
+    config.min_time = parse_positive_real(option, value);
+  } else if (option == "iterations") {
+    config.iterations = parse_positive(option, value);
+  } else if (option == "layers") {
+    config.layers = parse_switch(option, value);
+  } else if (option == "layer-tokens") {
+    config.layer_tokens = parse_sizes(option, value);
+  } else if (option == "gemm-size") {
+    config.gemm_size = parse_positive(option, value);
+  } else if (option == "gemm") {
+    config.gemm = parse_switch(option, value);
+  } else if (option == "dry-run") {
+    config.dry_run = parse_switch(option, value);
+  } else {
+    fail("unknown option --", option);
+  }
+}
+
+}  // namespace
+
+const char* to_string(Contender c) {
+  switch (c) {
+    case Contender::naive: return "naive";
+    case Contender::blocked: return "blocked";
+    case Contender::flash: return "flash";
+    case Contender::sparse: return "sparse";
+    case Contender::libtorch_sdpa: return "libtorch_sdpa";
+    case Contender::libtorch_composed: return "libtorch_composed";
+  }
+  return "?";
+}
+
+const char* to_string(Pass p) {
+  switch (p) {
+    case Pass::forward: return "forward";
+    case Pass::backward: return "backward";
+    case Pass::forward_backward: return "forward_backward";
+  }
+  return "?";
+}
+
+const char* to_string(MaskKind m) {
+  switch (m) {
+    case MaskKind::none: return "none";
+    case MaskKind::causal: return "causal";
+    case MaskKind::sliding_window_256: return "sliding_window_256";
+    case MaskKind::bigbird: return "bigbird";
+  }
+  return "?";
+}
+
+std::optional<Contender> parse_contender(const std::string& text) {
+  for (Contender c : {Contender::naive, Contender::blocked, Contender::flash, Contender::sparse,
+                      Contender::libtorch_sdpa, Contender::libtorch_composed}) {
+    if (text == to_string(c)) return c;
+  }
+  return std::nullopt;
+}
+
+std::optional<Pass> parse_pass(const std::string& text) {
+  for (Pass p : {Pass::forward, Pass::backward, Pass::forward_backward}) {
+    if (text == to_string(p)) return p;
+  }
+  return std::nullopt;
+}
+
+std::optional<MaskKind> parse_mask(const std::string& text) {
+  for (MaskKind m : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird}) {
+    if (text == to_string(m)) return m;
+  }
+  return std::nullopt;
+}
+
+bool is_libtorch(Contender c) { return c == Contender::libtorch_sdpa || c == Contender::libtorch_composed; }
+
+Variant variant_of(Contender c) {
+  switch (c) {
+    case Contender::naive: return Variant::naive;
+    case Contender::blocked: return Variant::blocked;
+    case Contender::flash: return Variant::flash;
+    case Contender::sparse: return Variant::sparse;
+    default: break;
+  }
+  throw std::invalid_argument(std::string("variant_of: ") + to_string(c) + " is not one of our variants");
+}
+
+Mask make_mask(MaskKind m) {
+  switch (m) {
+    case MaskKind::none: return Mask::none();
+    case MaskKind::causal: return Mask::causal();
+    case MaskKind::sliding_window_256: return Mask::sliding_window(256, 0);
+    case MaskKind::bigbird: return Mask::bigbird(64, 1, 1, 1, kBigbirdSeed);
+  }
+  return Mask::none();
+}
+
+std::string AttentionCase::name() const {
+  std::ostringstream os;
+  os << "attention/" << to_string(contender) << '/' << to_string(pass) << "/float/" << to_string(mask) << "/B:" << batch
+     << "/H:" << heads << "/N:" << seq_len << "/d:" << head_dim << "/T:" << threads;
+  return os.str();
+}
+
+namespace {
+double pass_factor(Pass pass) {
+  switch (pass) {
+    case Pass::forward: return 1.0;
+    case Pass::backward: return 2.5;
+    case Pass::forward_backward: return 3.5;
+  }
+  return 1.0;
+}
+}  // namespace
+
+std::int64_t visible_pairs(const Mask& mask, std::int64_t seq_q, std::int64_t seq_k) {
+  return mask.block_layout(seq_q, seq_k, 64, 64).visible_pairs;
+}
+
+double useful_flop(Pass pass, std::int64_t pairs, const AttentionShape& shape) {
+  return 4.0 * static_cast<double>(shape.batch) * static_cast<double>(shape.heads) * static_cast<double>(pairs) *
+         static_cast<double>(shape.head_dim) * pass_factor(pass);
+}
+
+double model_flop(Pass pass, MaskKind mask, const AttentionShape& shape) {
+  if (mask != MaskKind::none && mask != MaskKind::causal) {
+    return useful_flop(pass, visible_pairs(make_mask(mask), shape.seq_q, shape.seq_k), shape);
+  }
+  double forward = 4.0 * static_cast<double>(shape.batch) * static_cast<double>(shape.heads) *
+                   static_cast<double>(shape.seq_q) * static_cast<double>(shape.seq_k) *
+                   static_cast<double>(shape.head_dim);
+  if (mask == MaskKind::causal) forward *= 0.5;
+  return forward * pass_factor(pass);
+}
+
+std::int64_t estimated_bytes(const AttentionCase& c) {
+  const double bh = static_cast<double>(c.batch) * static_cast<double>(c.heads);
+  const double n = static_cast<double>(c.seq_len);
+  const double tensor = bh * n * static_cast<double>(c.head_dim) * sizeof(float);  // one (B, H, N, d) tensor
+  const double rows = bh * n * sizeof(float);                                      // lse, rowsum(dO o O)
+  const double scores = bh * n * n * sizeof(float);                                // B H N^2 float scores
+  const double threads = static_cast<double>(c.threads);
+  const bool backward = c.pass != Pass::forward;
+  // Setup: q, k, v, out, dout, dq, dk, dv, lse (and the LibTorch twins' gradients).
+  double bytes = 8.0 * tensor + 2.0 * rows;
+  switch (c.contender) {
+    case Contender::naive:
+      bytes += (backward ? 16.0 : 8.0) * n * n;  // P (Nq, Nk) double [+ dS (Nq, Nk) double], one (b, h) at a time
+      break;
+    case Contender::blocked:
+      bytes += threads * 256.0 * n * 3.0 * sizeof(float) + rows;  // per-thread (tile_q, Nk) score strips
+      break;
+    case Contender::flash:
+    case Contender::sparse: {
+      const double blocks = std::ceil(n / 64.0);
+      bytes += threads * 4.0 * 256.0 * 256.0 * sizeof(double) + rows + blocks * blocks * 24.0;
+      break;
+    }
+    case Contender::libtorch_sdpa:
+    case Contender::libtorch_composed:
+      // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax
+      // (measured peak 2.1-2.2 of them above the call's start at N = 1024). With autograd the
+      // softmax output stays saved for backward, which adds dP, dS and temporaries (saved + peak
+      // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (N, N) float additive mask, or
+      // for is_causal the bool and float masks SDPA builds; plus outputs and gradients.
+      bytes += (backward ? 3.5 : 2.5) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
+      break;
+  }
+  return static_cast<std::int64_t>(bytes);
+}
+
+std::optional<std::string> over_budget(std::int64_t estimated, double budget_gib) {
+  const double gib = static_cast<double>(estimated) / (1024.0 * 1024.0 * 1024.0);
+  if (gib <= budget_gib) return std::nullopt;
+  char text[128];
+  std::snprintf(text, sizeof text, "needs %.2f GiB > budget %.2f GiB", gib, budget_gib);
+  return std::string(text);
+}
+
+BenchConfig profile_config(const std::string& profile) {
+  BenchConfig config;
+  config.profile = profile;
+  config.passes = {Pass::forward, Pass::backward, Pass::forward_backward};
+  if (profile == "quick") {
+    config.contenders = {Contender::naive,  Contender::blocked,       Contender::flash,
+                         Contender::sparse, Contender::libtorch_sdpa, Contender::libtorch_composed};
+    config.masks = {MaskKind::none, MaskKind::causal};
+    config.seq_lens = {256, 512, 1024};
+    config.head_dims = {64};
+    config.repetitions = 3;
+    config.min_time = 0.1;
+    config.layer_tokens = {256};
+    config.gemm_size = 1024;
+  } else if (profile == "full") {
+    config.contenders = {Contender::naive,  Contender::blocked,       Contender::flash,
+                         Contender::sparse, Contender::libtorch_sdpa, Contender::libtorch_composed};
+    config.masks = {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird};
+    config.seq_lens = {256, 512, 1024, 2048, 4096, 8192, 16384};
+    config.head_dims = {64, 128};
+    config.repetitions = 3;
+    config.min_time = 0.2;
+    config.layer_tokens = {256, 1024};
+    config.gemm_size = 2048;
+  } else {
+    fail("--profile expects quick|full, got '", profile, "'");
+  }
+  return config;
+}
+
+BenchConfig parse_options(int& argc, char** argv) {
+  // Pass 1: collect ours from the environment, then the command line (which wins).
+  std::map<std::string, std::string> values;
+  for (const char* option : kOptionNames) {
+    if (const char* value = std::getenv(env_name(option).c_str()); value != nullptr && *value != '\0') {
+      values[option] = value;
+    }
+  }
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    bool ours = false;
+    if (arg.starts_with("--") && !arg.starts_with("--benchmark_")) {
+      std::string option = arg.substr(2);
+      std::string value;
+      const std::size_t equals = option.find('=');
+      if (equals != std::string::npos) {
+        value = option.substr(equals + 1);
+        option.resize(equals);
+      }
+      if (std::find(std::begin(kOptionNames), std::end(kOptionNames), option) != std::end(kOptionNames)) {
+        ours = true;
+        if (equals == std::string::npos) {
+          if (i + 1 >= argc) fail("--", option, " needs a value");
+          value = argv[++i];
+        }
+        values[option] = value;
+      } else if (option == "help") {
+        fail("usage:\n", usage());
+      } else {
+        fail("unknown option '", arg, "' (Google Benchmark's own flags start with --benchmark_)\n", usage());
+      }
+    }
+    if (!ours) argv[kept++] = argv[i];
+  }
+  argc = kept;
+  argv[argc] = nullptr;
+  BenchConfig config = profile_config(values.contains("profile") ? values["profile"] : "quick");
+  for (const auto& [option, value] : values) {
+    if (option != "profile") apply(config, option, value);
+  }
+  return config;
+}
+
+std::string usage() {
+  return "bench [--profile quick|full] [--threads N] [--memory-budget-gib G]\n"
+         "      [--variants naive,blocked,flash,sparse,libtorch_sdpa,libtorch_composed]\n"
+         "      [--passes forward,backward,forward_backward] [--masks none,causal,sliding_window_256,bigbird]\n"
+         "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
+         "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
+         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [Google Benchmark's --benchmark_* flags]\n"
+         "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
+}
+
+std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
+  std::vector<AttentionCase> cases;
+  for (std::int64_t d : config.head_dims) {
+    for (MaskKind mask : config.masks) {
+      for (Pass pass : config.passes) {
+        for (Contender contender : config.contenders) {
+          for (std::int64_t n : config.seq_lens) {
+            cases.push_back({.contender = contender, .pass = pass, .mask = mask, .batch = config.batch,
+                             .heads = config.heads, .seq_len = n, .head_dim = d, .threads = config.threads});
+          }
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+}  // namespace ped::bench

@@ -1,0 +1,122 @@
+// The benchmark sweep: profiles, command-line options, names, the FLOP model and memory estimates.
+//
+// B batch, H heads, N tokens (Nq = Nk = N), d head dim, T threads.
+// Benchmark names follow the scheme reports/ parses (reports/gbench_json.hpp):
+//   attention/<variant>/<pass>/<dtype>/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>
+//   layer/<op>/<impl>/forward_backward/<dtype>/D:<D>/N:<N>/...   (reference vs LibTorch layers)
+//   gemm/sgemm/float/M:<m>/N:<n>/K:<k>/T:<t>                       (the in-run ceiling)
+#pragma once
+
+#include "variants/attention.hpp"
+#include "variants/mask.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ped::bench {
+
+// Attention contenders: our four variants and two LibTorch baselines.
+enum class Contender : std::uint8_t { naive, blocked, flash, sparse, libtorch_sdpa, libtorch_composed };
+enum class Pass : std::uint8_t { forward, backward, forward_backward };
+// Masks of the sweep. sliding_window_256 is causal: keys within [i - 256, i]
+// (Mask::sliding_window(256, 0)); bigbird is Mask::bigbird(64, 1, 1, 1, seed).
+enum class MaskKind : std::uint8_t { none, causal, sliding_window_256, bigbird };
+
+const char* to_string(Contender c);
+const char* to_string(Pass p);
+const char* to_string(MaskKind m);
+std::optional<Contender> parse_contender(const std::string& text);
+std::optional<Pass> parse_pass(const std::string& text);
+std::optional<MaskKind> parse_mask(const std::string& text);
+bool is_libtorch(Contender c);
+// Our variant for c; c must not be a LibTorch contender.
+Variant variant_of(Contender c);
+
+inline constexpr std::uint64_t kBigbirdSeed = 20250101;
+Mask make_mask(MaskKind m);
+
+struct AttentionCase {
+  Contender contender = Contender::flash;
+  Pass pass = Pass::forward;
+  MaskKind mask = MaskKind::causal;
+  std::int64_t batch = 1;     // B
+  std::int64_t heads = 8;     // H
+  std::int64_t seq_len = 1024;  // N = Nq = Nk
+  std::int64_t head_dim = 64;   // d
+  int threads = 2;              // T
+
+  AttentionShape shape() const { return {.batch = batch, .heads = heads, .seq_q = seq_len, .seq_k = seq_len, .head_dim = head_dim}; }
+  // attention/<variant>/<pass>/float/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>
+  std::string name() const;
+};
+
+// FLOP per call. The FlashAttention benchmark model: forward 4 B H Nq Nk d, halved for a causal
+// mask, backward 2.5x forward, forward_backward 3.5x forward. For masks the model does not cover
+// (sliding window, BigBird) the model value is the useful count below, so that GFLOP/s compares
+// like with like across contenders of one mask.
+double model_flop(Pass pass, MaskKind mask, const AttentionShape& shape);
+// Useful FLOP: the same per-pair cost, 4 d per visible (query, key) pair forward, times the
+// exact number of visible pairs (Mask::block_layout's visible_pairs) and B H; backward 2.5x,
+// forward_backward 3.5x.
+double useful_flop(Pass pass, std::int64_t visible_pairs, const AttentionShape& shape);
+std::int64_t visible_pairs(const Mask& mask, std::int64_t seq_q, std::int64_t seq_k);
+
+// Estimated peak heap bytes of a benchmark: inputs, outputs and gradients it allocates in setup
+// plus the contender's working memory (naive: the (Nq, Nk) probabilities of one (b, h) in double,
+// and dS too in backward; LibTorch: B H Nq Nk float scores materialised several times, plus the
+// autograd graph's saved tensors). Deliberately on the high side: it decides what to skip.
+std::int64_t estimated_bytes(const AttentionCase& c);
+
+// "needs X GiB > budget Y GiB" when the estimate exceeds the budget, nullopt otherwise.
+std::optional<std::string> over_budget(std::int64_t estimated, double budget_gib);
+
+struct LayerSizes {
+  std::int64_t model_dim = 768;  // D
+  std::int64_t tokens = 256;     // N
+  std::int64_t heads = 12;       // H
+  std::int64_t ffn_dim = 3072;   // F
+  std::int64_t vocab = 50257;    // V
+};
+
+struct BenchConfig {
+  std::string profile = "quick";
+  int threads = 2;
+  double memory_budget_gib = 8.0;
+  std::vector<Contender> contenders;
+  std::vector<Pass> passes;
+  std::vector<MaskKind> masks;
+  std::vector<std::int64_t> seq_lens;
+  std::vector<std::int64_t> head_dims;
+  std::int64_t batch = 1;
+  std::int64_t heads = 8;
+  int repetitions = 3;
+  double min_time = 0.1;                  // seconds per repetition (Google Benchmark's min_time)
+  std::int64_t iterations = 0;            // fixed iterations per repetition; 0 = by min_time
+  bool layers = true;                     // the per-layer benchmarks
+  std::vector<std::int64_t> layer_tokens;  // N of the layer benchmarks
+  LayerSizes layer_sizes;
+  std::int64_t gemm_size = 2048;          // M = N = K of the SGEMM ceiling
+  bool gemm = true;                       // the gemm/ benchmark (the ceiling is measured regardless)
+  bool dry_run = false;                   // list the attention cases, estimates and skips; run nothing
+};
+
+// The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
+BenchConfig profile_config(const std::string& profile);
+
+// Reads our own options out of argv (removing them, leaving Google Benchmark's --benchmark_* flags
+// and anything else for benchmark::Initialize), over the defaults of --profile. Every option may
+// also come from the environment as PED_BENCH_<NAME> (upper case, '-' as '_'), e.g.
+// PED_BENCH_PROFILE=full; the command line wins. Throws std::invalid_argument on a bad value.
+//   --profile quick|full  --threads N  --memory-budget-gib G  --variants a,b  --passes a,b
+//   --masks a,b  --seq-lens 256,512  --head-dims 64,128  --batch B  --heads H  --repetitions R
+//   --min-time S  --iterations I  --layers on|off  --layer-tokens 256,1024  --gemm-size M  --gemm on|off
+//   --dry-run on|off
+BenchConfig parse_options(int& argc, char** argv);
+std::string usage();
+
+// Every attention case of the sweep, in run order.
+std::vector<AttentionCase> attention_cases(const BenchConfig& config);
+
+}  // namespace ped::bench

@@ -1,0 +1,183 @@
+// bench: attention variants and LibTorch across sequence lengths, reference layers, and the
+// in-run SGEMM ceiling, as Google Benchmark suites. See bench_config.hpp for names and options.
+#include "bench/attention_benchmarks.hpp"
+#include "bench/bench_config.hpp"
+#include "bench/gemm_ceiling.hpp"
+#include "bench/harness.hpp"
+#include "bench/layer_benchmarks.hpp"
+#include "bench/libtorch_benchmarks.hpp"
+#include "bench/memory_accounting.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <regex>
+#include <unistd.h>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string run_command(const std::string& command) {
+  std::string output;
+  if (FILE* pipe = popen(command.c_str(), "r")) {
+    char buffer[256];
+    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+    if (pclose(pipe) != 0) output.clear();
+  }
+  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+  return output;
+}
+
+// PED_GIT_REV from the environment, else the source tree's HEAD now (so a rebuild-free run after a
+// commit is labelled right), else the revision at configure time.
+std::string git_revision() {
+  if (const char* rev = std::getenv("PED_GIT_REV"); rev != nullptr && *rev != '\0') return rev;
+  std::string rev = run_command("git -C '" PED_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null");
+  if (!rev.empty()) {
+    if (!run_command("git -C '" PED_SOURCE_DIR "' status --porcelain --untracked-files=no 2>/dev/null").empty()) {
+      rev += "-dirty";
+    }
+    return rev;
+  }
+  return PED_GIT_REV_CONFIGURED;
+}
+
+std::string flag_value(int argc, char** argv, const std::string& flag) {
+  std::string value;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.starts_with(flag + "=")) value = arg.substr(flag.size() + 1);
+  }
+  return value;
+}
+
+// How many registered benchmarks --benchmark_filter selects (as Google Benchmark matches it: a
+// regex search, a leading '-' negates), for the "[k/n]" progress lines.
+std::size_t selected_count(const std::string& filter) {
+  const auto& names = ped::bench::registered_names();
+  if (filter.empty() || filter == "all" || filter == ".") return names.size();
+  try {
+    const bool negate = filter.front() == '-';
+    const std::regex pattern(negate ? filter.substr(1) : filter, std::regex::extended);
+    std::size_t count = 0;
+    for (const std::string& name : names) count += std::regex_search(name, pattern) != negate ? 1 : 0;
+    return count;
+  } catch (const std::regex_error&) {
+    return 0;  // Google Benchmark reports the bad filter itself
+  }
+}
+
+std::string number(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
+}
+
+}  // namespace
+
+// libgomp reads OMP_WAIT_POLICY when it loads, before main: to default it to passive the process
+// sets it and starts itself again (once). An explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept.
+// Why passive: on a shared or oversubscribed machine libgomp's spin-waiting lets one descheduled
+// thread stall every barrier (two-thread runs measured 4-20x slower on a busy 2-core host, for
+// our kernels and LibTorch alike); sleeping waiters cost microseconds per parallel region.
+void default_to_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  if (std::getenv("PED_BENCH_REEXECUTED") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  ::setenv("PED_BENCH_REEXECUTED", "1", 1);
+  ::execv("/proc/self/exe", argv);
+  // execv failed: carry on with libgomp's default policy (the context records it as unset).
+  ::unsetenv("OMP_WAIT_POLICY");
+}
+
+int main(int argc, char** argv) {
+  using namespace ped::bench;
+  default_to_passive_openmp(argv);
+  try {
+    settings().config = parse_options(argc, argv);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s\n", error.what());
+    return 2;
+  }
+  const BenchConfig& config = settings().config;
+  if (config.dry_run) {
+    // The attention sweep as it would run: each case, its memory estimate, and what the budget skips.
+    std::size_t skipped = 0;
+    for (const AttentionCase& c : attention_cases(config)) {
+      const std::int64_t estimate = estimated_bytes(c);
+      const auto why = over_budget(estimate, config.memory_budget_gib);
+      skipped += why ? 1 : 0;
+      std::printf("%s  %.3f GiB%s%s\n", c.name().c_str(), static_cast<double>(estimate) / (1 << 30),
+                  why ? "  SKIPPED: " : "", why ? why->c_str() : "");
+    }
+    std::printf("%zu attention cases, %zu over the %.3g GiB budget\n", attention_cases(config).size(), skipped,
+                config.memory_budget_gib);
+    return 0;
+  }
+  if (!memory::accounting_active()) {
+    std::fprintf(stderr, "bench: the counting allocation functions are not in use; peak memory would be wrong\n");
+    return 2;
+  }
+
+  // Our defaults for Google Benchmark's flags, placed first so the command line overrides them
+  // (report ab passes --benchmark_repetitions=1).
+  const std::string repetitions = "--benchmark_repetitions=" + std::to_string(config.repetitions);
+  std::vector<char*> args = {argv[0], const_cast<char*>(repetitions.c_str())};
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  int args_count = static_cast<int>(args.size()) - 1;
+  // Read before Initialize, which removes the flags it knows from argv.
+  const std::string filter = flag_value(args_count, args.data(), "--benchmark_filter");
+  const std::string format = flag_value(args_count, args.data(), "--benchmark_format");
+  const std::string out = flag_value(args_count, args.data(), "--benchmark_out");
+  const std::string out_format = flag_value(args_count, args.data(), "--benchmark_out_format");
+  benchmark::Initialize(&args_count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 2;
+
+  set_all_threads(config.threads);
+  std::fprintf(stderr, "bench: profile %s, %d threads, memory budget %.3g GiB; measuring the SGEMM ceiling (%lld^3)\n",
+               config.profile.c_str(), config.threads, config.memory_budget_gib,
+               static_cast<long long>(config.gemm_size));
+  settings().gemm_gflops = measure_sgemm_gflops(config.gemm_size, config.threads);
+  std::fprintf(stderr, "bench: SGEMM ceiling %.1f GFLOP/s\n", settings().gemm_gflops);
+
+  if (config.gemm) register_gemm_benchmark(config);
+  register_attention_benchmarks(config);
+  if (config.layers) {
+    register_reference_layer_benchmarks(config);
+    register_libtorch_layer_benchmarks(config);
+  }
+
+  benchmark::AddCustomContext("git_rev", git_revision());
+  benchmark::AddCustomContext("profile", config.profile);
+  benchmark::AddCustomContext("threads", std::to_string(config.threads));
+  benchmark::AddCustomContext("memory_budget_gib", number(config.memory_budget_gib));
+  benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
+  benchmark::AddCustomContext("gemm_size", std::to_string(config.gemm_size));
+  benchmark::AddCustomContext("libtorch_version", libtorch_version());
+  benchmark::AddCustomContext("mask_sliding_window_256", make_mask(MaskKind::sliding_window_256).name());
+  benchmark::AddCustomContext("mask_bigbird", make_mask(MaskKind::bigbird).name());
+  // OpenMP's waiting policy (see default_to_passive_openmp), the same for every contender.
+  for (const char* variable : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND"}) {
+    const char* value = std::getenv(variable);
+    benchmark::AddCustomContext(variable, value != nullptr ? value : "(unset)");
+  }
+  benchmark::AddCustomContext("flop_model",
+                              "FlashAttention: forward 4 B H N^2 d, causal x0.5, backward x2.5, forward_backward x3.5; "
+                              "other masks: useful_flop (visible pairs)");
+
+  set_progress_total(selected_count(filter));
+  // JSON through MemoryJsonReporter (see harness.hpp: Google Benchmark 1.7.1's dangling memory
+  // results); other formats never print them, and Google Benchmark makes those reporters itself.
+  MemoryJsonReporter display_json, file_json;
+  benchmark::BenchmarkReporter* display = format == "json" ? &display_json : nullptr;
+  benchmark::BenchmarkReporter* file = !out.empty() && (out_format.empty() || out_format == "json") ? &file_json : nullptr;
+  benchmark::RegisterMemoryManager(&memory_manager());
+  benchmark::RunSpecifiedBenchmarks(display, file);
+  benchmark::RegisterMemoryManager(nullptr);
+  benchmark::Shutdown();
+  return 0;
+}

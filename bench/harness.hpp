@@ -1,0 +1,108 @@
+// What every benchmark of the suite shares: the run's settings, the in-run GEMM ceiling, the
+// per-call peak-memory measurement (and the MemoryManager that reports it), progress lines.
+#pragma once
+
+#include "bench/bench_config.hpp"
+#include "bench/memory_accounting.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ped::bench {
+
+// Settings of this run (set once by main or a test before registering).
+struct RunSettings {
+  BenchConfig config;
+  double gemm_gflops = 0.0;  // in-run OpenBLAS SGEMM rate at config.threads
+};
+RunSettings& settings();
+
+// Sets OpenMP, OpenBLAS (and, where linked in, LibTorch) to `threads` threads.
+void set_all_threads(int threads);
+
+// Google Benchmark's MemoryManager, reporting max_bytes_used = the peak heap bytes above the level
+// at the start of the measured call (the largest over the calls the memory run measures), the same
+// quantity as the peak_bytes counter. Google Benchmark 1.7 runs min(16, iterations) extra
+// iterations for it after each repetition; measured_loop makes only the first of them do the work,
+// and only in the first repetition.
+class CallPeakMemoryManager : public benchmark::MemoryManager {
+ public:
+  void Start() override;
+  void Stop(Result* result) override;
+  void Stop(Result& result) override { Stop(&result); }
+};
+CallPeakMemoryManager& memory_manager();
+bool memory_run_active();
+void record_call_peak(std::int64_t bytes);
+// max_bytes_used the MemoryManager recorded for the running benchmark in an earlier repetition.
+std::optional<std::int64_t> memory_peak_of_earlier_repetition();
+
+// The JSON reporter with the MemoryManager results put back. Google Benchmark 1.7.1 keeps each
+// repetition's MemoryManager::Result in a std::vector and hands the reporters pointers into it
+// that the next repetition's push_back leaves dangling (JSONReporter then reads freed memory and
+// crashes or prints garbage; fixed in later releases). This reporter points each iteration run at
+// the result CallPeakMemoryManager recorded for that benchmark and repetition, and drops the
+// pointer from aggregates. Use it for every JSON output (display and --benchmark_out).
+class MemoryJsonReporter : public benchmark::JSONReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override;
+};
+
+// "[k/n] name" on stderr when benchmark `index` (of the registered list) starts.
+void set_progress_total(std::size_t total);
+void announce(std::size_t index, const std::string& name);
+
+// Times `call` (state's loop) and measures its peak heap bytes above the start of each call.
+// Sets the peak_bytes counter (largest over the timed calls). In the MemoryManager's run, calls
+// `call` once and leaves the remaining iterations empty.
+template <class Call>
+void measured_loop(benchmark::State& state, Call&& call) {
+  if (memory_run_active()) {
+    // The peak of a call is deterministic: measured in the first repetition's memory run, reused
+    // by the later ones (at N = 16384 a call can take minutes).
+    bool first = true;
+    const std::optional<std::int64_t> earlier = memory_peak_of_earlier_repetition();
+    for (auto _ : state) {
+      if (first) {
+        if (earlier) {
+          record_call_peak(*earlier);
+        } else {
+          const memory::Region region;
+          call();
+          record_call_peak(region.peak_above_start());
+        }
+        first = false;
+      }
+    }
+    return;
+  }
+  std::int64_t peak = 0;
+  for (auto _ : state) {
+    const memory::Region region;
+    call();
+    peak = std::max(peak, region.peak_above_start());
+  }
+  state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(peak));
+}
+
+// Counters of every attention-like benchmark: flop (per call, the model), useful_flop, their
+// rates FLOPS and useful_FLOPS, gemm_gflops (the ceiling) and fraction_of_gemm.
+void set_flop_counters(benchmark::State& state, double flop, double useful);
+
+// Registers `fn` under `name` with the run's timing settings (UseRealTime, ms, min_time or fixed
+// iterations) and progress announcement; returns the registered benchmark.
+benchmark::internal::Benchmark* register_timed(const std::string& name,
+                                               std::function<void(benchmark::State&)> fn);
+// Names registered so far, in order.
+const std::vector<std::string>& registered_names();
+
+// Uniform values in [-1, 1) from a seeded splitmix64 stream (fast enough for 10^8 elements).
+void fill_uniform(float* data, std::size_t count, std::uint64_t seed);
+
+}  // namespace ped::bench

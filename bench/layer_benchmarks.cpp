@@ -1,0 +1,140 @@
+// Column-major Armadillo: one token is one column. D model width, N tokens, H heads, F
+// feed-forward width, V vocabulary.
+#include "bench/layer_benchmarks.hpp"
+
+#include "bench/harness.hpp"
+#include "reference/attention.hpp"
+#include "reference/cross_entropy.hpp"
+#include "reference/feed_forward.hpp"
+#include "reference/gelu.hpp"
+#include "reference/layer_norm.hpp"
+#include "reference/linear.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace ped::bench {
+namespace {
+
+using ref::Col;
+using ref::Mat;
+
+std::uint64_t g_seed = 1000;
+
+Mat<float> uniform(arma::uword rows, arma::uword cols, float gain = 1.0f) {
+  Mat<float> m(rows, cols);
+  fill_uniform(m.memptr(), m.n_elem, ++g_seed);
+  if (gain != 1.0f) m *= gain;
+  return m;
+}
+
+Col<float> uniform_col(arma::uword rows) {
+  Col<float> c(rows);
+  fill_uniform(c.memptr(), c.n_elem, ++g_seed);
+  return c;
+}
+
+std::string layer_name(const char* op, const LayerSizes& s, std::int64_t n, int threads, const char* sizes) {
+  std::ostringstream os;
+  os << "layer/" << op << "/reference/forward_backward/float/D:" << s.model_dim << "/N:" << n;
+  for (const char* p = sizes; *p != '\0'; ++p) {
+    if (*p == 'H') os << "/H:" << s.heads;
+    if (*p == 'F') os << "/F:" << s.ffn_dim;
+    if (*p == 'V') os << "/V:" << s.vocab;
+  }
+  os << "/T:" << threads;
+  return os.str();
+}
+
+}  // namespace
+
+void register_reference_layer_benchmarks(const BenchConfig& config) {
+  const LayerSizes s = config.layer_sizes;
+  const int threads = config.threads;
+  const auto D = static_cast<arma::uword>(s.model_dim), F = static_cast<arma::uword>(s.ffn_dim),
+             V = static_cast<arma::uword>(s.vocab);
+  const double d = static_cast<double>(D), f = static_cast<double>(F);
+  for (const std::int64_t tokens : config.layer_tokens) {
+    const auto N = static_cast<arma::uword>(tokens);
+    const double n = static_cast<double>(N);
+    register_timed(layer_name("linear", s, tokens, threads, "F"), [=](benchmark::State& state) {
+      const Mat<float> x = uniform(D, N), w = uniform(F, D), dy = uniform(F, N);
+      const Col<float> b = uniform_col(F);
+      measured_loop(state, [&] {
+        const Mat<float> y = ref::linear_forward(x, w, b);
+        const ref::LinearGrads<float> g = ref::linear_backward(dy, x, w);
+        benchmark::DoNotOptimize(y.memptr());
+        benchmark::DoNotOptimize(g.dw.memptr());
+      });
+      set_flop_counters(state, 6.0 * n * d * f, 6.0 * n * d * f);
+    });
+    register_timed(layer_name("layer_norm", s, tokens, threads, ""), [=](benchmark::State& state) {
+      const Mat<float> x = uniform(D, N), dy = uniform(D, N);
+      const Col<float> gamma = uniform_col(D), beta = uniform_col(D);
+      measured_loop(state, [&] {
+        ref::LayerNormCache<float> cache;
+        const Mat<float> y = ref::layer_norm_forward(x, gamma, beta, 1e-5f, cache);
+        const ref::LayerNormGrads<float> g = ref::layer_norm_backward(dy, gamma, cache);
+        benchmark::DoNotOptimize(y.memptr());
+        benchmark::DoNotOptimize(g.dx.memptr());
+      });
+      set_flop_counters(state, 20.0 * n * d, 20.0 * n * d);
+    });
+    register_timed(layer_name("gelu", s, tokens, threads, "F"), [=](benchmark::State& state) {
+      const Mat<float> x = uniform(F, N), dy = uniform(F, N);
+      measured_loop(state, [&] {
+        const Mat<float> y = ref::gelu_forward(x, ref::GeluApprox::tanh);
+        const Mat<float> dx = ref::gelu_backward(dy, x, ref::GeluApprox::tanh);
+        benchmark::DoNotOptimize(y.memptr());
+        benchmark::DoNotOptimize(dx.memptr());
+      });
+      set_flop_counters(state, 30.0 * n * f, 30.0 * n * f);
+    });
+    register_timed(layer_name("feed_forward", s, tokens, threads, "F"), [=](benchmark::State& state) {
+      const ref::FeedForwardParams<float> p{.w1 = uniform(F, D), .b1 = uniform_col(F), .w2 = uniform(D, F),
+                                            .b2 = uniform_col(D)};
+      const Mat<float> x = uniform(D, N), dy = uniform(D, N);
+      measured_loop(state, [&] {
+        ref::FeedForwardCache<float> cache;
+        const Mat<float> y = ref::feed_forward_forward(x, p, ref::GeluApprox::tanh, cache);
+        const ref::FeedForwardGrads<float> g = ref::feed_forward_backward(dy, p, cache);
+        benchmark::DoNotOptimize(y.memptr());
+        benchmark::DoNotOptimize(g.dx.memptr());
+      });
+      set_flop_counters(state, 12.0 * n * d * f, 12.0 * n * d * f);
+    });
+    register_timed(layer_name("attention", s, tokens, threads, "H"), [=](benchmark::State& state) {
+      const float gain = static_cast<float>(1.0 / std::sqrt(d));
+      const ref::AttentionParams<float> p{.wq = uniform(D, D, gain), .wk = uniform(D, D, gain),
+                                          .wv = uniform(D, D, gain), .wo = uniform(D, D, gain),
+                                          .bq = uniform_col(D), .bk = uniform_col(D), .bv = uniform_col(D),
+                                          .bo = uniform_col(D)};
+      const ref::AttentionConfig<float> cfg{.heads = static_cast<arma::uword>(s.heads), .causal = true};
+      const Mat<float> x = uniform(D, N), dy = uniform(D, N);
+      measured_loop(state, [&] {
+        ref::AttentionCache<float> cache;
+        const Mat<float> y = ref::attention_forward(x, p, cfg, cache);
+        const ref::AttentionGrads<float> g = ref::attention_backward(dy, p, cache);
+        benchmark::DoNotOptimize(y.memptr());
+        benchmark::DoNotOptimize(g.dx.memptr());
+      });
+      const double flop = 3.0 * (8.0 * n * d * d + 4.0 * n * n * d);
+      set_flop_counters(state, flop, flop);
+    });
+    register_timed(layer_name("cross_entropy", s, tokens, threads, "V"), [=](benchmark::State& state) {
+      const Mat<float> logits = uniform(V, N);
+      ref::TokenIds targets(N);
+      for (arma::uword i = 0; i < N; ++i) targets[i] = static_cast<std::int64_t>((i * 7919) % V);
+      measured_loop(state, [&] {
+        ref::CrossEntropyCache<float> cache;
+        const float loss = ref::cross_entropy_forward(logits, targets, ref::kDefaultIgnoreIndex, cache);
+        const Mat<float> dlogits = ref::cross_entropy_backward(cache);
+        benchmark::DoNotOptimize(loss);
+        benchmark::DoNotOptimize(dlogits.memptr());
+      });
+      set_flop_counters(state, 10.0 * n * static_cast<double>(V), 10.0 * n * static_cast<double>(V));
+    });
+  }
+}
+
+}  // namespace ped::bench

@@ -1,0 +1,227 @@
+// LibTorch contenders and layer twins. B batch, H heads, N tokens, d head dim, D model width,
+// F feed-forward width, V vocabulary. LibTorch tensors are row-major: a token is a row.
+#include "bench/libtorch_benchmarks.hpp"
+
+#include "bench/harness.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/api/include/torch/version.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+namespace ped::bench {
+namespace {
+
+at::Tensor uniform_tensor(at::IntArrayRef sizes, std::uint64_t seed) {
+  at::Tensor t = at::empty(sizes, at::kFloat);
+  fill_uniform(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()), seed);
+  return t;
+}
+
+// (N, N) additive mask: 0 where key j is visible to query i, -inf where hidden.
+at::Tensor additive_mask(MaskKind kind, std::int64_t n) {
+  const Mask mask = make_mask(kind);
+  at::Tensor m = at::empty({n, n}, at::kFloat);
+  float* data = m.data_ptr<float>();
+  std::vector<KeyInterval> intervals;
+  for (std::int64_t i = 0; i < n; ++i) {
+    float* row = data + i * n;
+    std::fill(row, row + n, -std::numeric_limits<float>::infinity());
+    mask.row_intervals(i, n, n, intervals);
+    for (const KeyInterval& iv : intervals) std::fill(row + iv.lo, row + iv.hi, 0.0f);
+  }
+  return m;
+}
+
+// One contender's forward: out (B, H, N, d). `mask` is the additive mask or undefined (none, or
+// SDPA's own is_causal).
+struct AttentionForward {
+  Contender contender;
+  bool causal;     // SDPA: is_causal=true and no explicit mask
+  at::Tensor mask;  // (N, N) additive, or undefined
+  double scale;
+
+  at::Tensor operator()(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
+    if (contender == Contender::libtorch_sdpa) {
+      // LibTorch 1.13's math path scales Q by 1/sqrt(d) itself; a float attn_mask is added to the
+      // scores (a bool one would mark the visible pairs).
+      const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+      return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, 0.0, false, causal));
+    }
+    // forward: S = s Q K^T + M, P = softmax_rows(S), O = P V
+    at::Tensor s = at::matmul(q, k.transpose(-2, -1)) * scale;
+    if (mask.defined()) s = s + mask;
+    return at::matmul(at::softmax(s, -1), v);
+  }
+};
+
+AttentionForward make_forward(Contender contender, MaskKind mask, std::int64_t n, std::int64_t d) {
+  AttentionForward f{.contender = contender, .causal = false, .mask = {}, .scale = 1.0 / std::sqrt(double(d))};
+  if (contender == Contender::libtorch_sdpa && mask == MaskKind::causal) {
+    f.causal = true;
+  } else if (mask != MaskKind::none) {
+    f.mask = additive_mask(mask, n);
+  }
+  return f;
+}
+
+}  // namespace
+
+void set_libtorch_threads(int threads) { at::set_num_threads(threads); }
+
+std::string libtorch_version() { return TORCH_VERSION; }
+
+void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
+  const at::IntArrayRef::value_type sizes[] = {c.batch, c.heads, c.seq_len, c.head_dim};
+  const at::IntArrayRef shape(sizes);
+  const AttentionForward forward = make_forward(c.contender, c.mask, c.seq_len, c.head_dim);
+  at::Tensor q = uniform_tensor(shape, 1), k = uniform_tensor(shape, 2), v = uniform_tensor(shape, 3);
+  const at::Tensor dout = uniform_tensor(shape, 4);
+  at::Tensor out;
+  switch (c.pass) {
+    case Pass::forward: {
+      const at::NoGradGuard no_grad;
+      measured_loop(state, [&] { out = at::Tensor(); out = forward(q, k, v); });
+      break;
+    }
+    case Pass::backward: {
+      for (at::Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+      out = forward(q, k, v);  // setup: the graph, kept for every timed backward
+      torch::autograd::variable_list grads;
+      measured_loop(state, [&] {
+        grads.clear();
+        grads = torch::autograd::grad({out}, {q, k, v}, {dout}, /*retain_graph=*/true);
+      });
+      break;
+    }
+    case Pass::forward_backward: {
+      for (at::Tensor* t : {&q, &k, &v}) t->set_requires_grad(true);
+      torch::autograd::variable_list grads;
+      measured_loop(state, [&] {
+        grads.clear();
+        const at::Tensor o = forward(q, k, v);
+        grads = torch::autograd::grad({o}, {q, k, v}, {dout});
+      });
+      break;
+    }
+  }
+}
+
+std::vector<float> libtorch_attention_out(Contender contender, MaskKind mask, const AttentionShape& s,
+                                          const std::vector<float>& q, const std::vector<float>& k,
+                                          const std::vector<float>& v) {
+  const at::NoGradGuard no_grad;
+  const std::vector<std::int64_t> sizes = {s.batch, s.heads, s.seq_q, s.head_dim};
+  const auto wrap = [&](const std::vector<float>& x) {
+    return at::from_blob(const_cast<float*>(x.data()), sizes, at::kFloat);
+  };
+  const at::Tensor out = make_forward(contender, mask, s.seq_q, s.head_dim)(wrap(q), wrap(k), wrap(v)).contiguous();
+  return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+}
+
+namespace {
+
+// Times forward + autograd backward of `forward` (inputs -> output) with upstream gradient dy,
+// gradients with respect to every tensor in `inputs`.
+template <class Forward>
+void layer_twin(benchmark::State& state, std::vector<at::Tensor> inputs, Forward forward, double flop) {
+  for (at::Tensor& t : inputs) t.set_requires_grad(true);
+  at::Tensor dy;
+  {
+    const at::NoGradGuard no_grad;
+    const at::Tensor y = forward(inputs);
+    dy = y.dim() == 0 ? at::ones({}, at::kFloat) : uniform_tensor(y.sizes(), 99);
+  }
+  torch::autograd::variable_list grads;
+  measured_loop(state, [&] {
+    grads.clear();
+    const at::Tensor y = forward(inputs);
+    grads = torch::autograd::grad({y}, inputs, {dy});
+  });
+  set_flop_counters(state, flop, flop);
+}
+
+std::string layer_name(const char* op, const LayerSizes& s, std::int64_t n, int threads, const char* sizes) {
+  std::ostringstream os;
+  os << "layer/" << op << "/libtorch/forward_backward/float/D:" << s.model_dim << "/N:" << n;
+  for (const char* p = sizes; *p != '\0'; ++p) {
+    if (*p == 'H') os << "/H:" << s.heads;
+    if (*p == 'F') os << "/F:" << s.ffn_dim;
+    if (*p == 'V') os << "/V:" << s.vocab;
+  }
+  os << "/T:" << threads;
+  return os.str();
+}
+
+}  // namespace
+
+void register_libtorch_layer_benchmarks(const BenchConfig& config) {
+  const LayerSizes s = config.layer_sizes;
+  const int threads = config.threads;
+  const double d = static_cast<double>(s.model_dim), f = static_cast<double>(s.ffn_dim);
+  for (const std::int64_t n : config.layer_tokens) {
+    const double tokens = static_cast<double>(n);
+    register_timed(layer_name("linear", s, n, threads, "F"), [=](benchmark::State& state) {
+      layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
+                         uniform_tensor({s.ffn_dim}, 3)},
+                 [](const std::vector<at::Tensor>& in) { return at::linear(in[0], in[1], in[2]); },
+                 6.0 * tokens * d * f);
+    });
+    register_timed(layer_name("layer_norm", s, n, threads, ""), [=](benchmark::State& state) {
+      layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.model_dim}, 2),
+                         uniform_tensor({s.model_dim}, 3)},
+                 [&](const std::vector<at::Tensor>& in) {
+                   return at::layer_norm(in[0], {s.model_dim}, in[1], in[2], 1e-5);
+                 },
+                 20.0 * tokens * d);
+    });
+    register_timed(layer_name("gelu", s, n, threads, "F"), [=](benchmark::State& state) {
+      layer_twin(state, {uniform_tensor({n, s.ffn_dim}, 1)},
+                 [](const std::vector<at::Tensor>& in) { return at::gelu(in[0], "tanh"); }, 30.0 * tokens * f);
+    });
+    register_timed(layer_name("feed_forward", s, n, threads, "F"), [=](benchmark::State& state) {
+      layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
+                         uniform_tensor({s.ffn_dim}, 3), uniform_tensor({s.model_dim, s.ffn_dim}, 4),
+                         uniform_tensor({s.model_dim}, 5)},
+                 [](const std::vector<at::Tensor>& in) {
+                   return at::linear(at::gelu(at::linear(in[0], in[1], in[2]), "tanh"), in[3], in[4]);
+                 },
+                 12.0 * tokens * d * f);
+    });
+    register_timed(layer_name("attention", s, n, threads, "H"), [=](benchmark::State& state) {
+      const std::int64_t h = s.heads, dh = s.model_dim / s.heads;
+      const at::Tensor causal = additive_mask(MaskKind::causal, n);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+      std::vector<at::Tensor> in = {uniform_tensor({n, s.model_dim}, 1)};
+      for (std::uint64_t p = 0; p < 4; ++p) {
+        in.push_back(uniform_tensor({s.model_dim, s.model_dim}, 10 + p) * static_cast<float>(1.0 / std::sqrt(d)));
+        in.push_back(uniform_tensor({s.model_dim}, 20 + p));
+      }
+      layer_twin(state, in,
+                 [&](const std::vector<at::Tensor>& x) {
+                   // (N, D) -> (H, N, dh) per projection
+                   const auto heads = [&](const at::Tensor& y) { return y.view({n, h, dh}).transpose(0, 1); };
+                   const at::Tensor q = heads(at::linear(x[0], x[1], x[2]));
+                   const at::Tensor k = heads(at::linear(x[0], x[3], x[4]));
+                   const at::Tensor v = heads(at::linear(x[0], x[5], x[6]));
+                   const at::Tensor p = at::softmax(at::matmul(q, k.transpose(-2, -1)) * scale + causal, -1);
+                   const at::Tensor o = at::matmul(p, v).transpose(0, 1).reshape({n, s.model_dim});
+                   return at::linear(o, x[7], x[8]);
+                 },
+                 3.0 * (8.0 * tokens * d * d + 4.0 * tokens * tokens * d));
+    });
+    register_timed(layer_name("cross_entropy", s, n, threads, "V"), [=](benchmark::State& state) {
+      at::Tensor targets = at::empty({n}, at::kLong);
+      for (std::int64_t i = 0; i < n; ++i) targets[i] = (i * 7919) % s.vocab;
+      layer_twin(state, {uniform_tensor({n, s.vocab}, 1)},
+                 [&](const std::vector<at::Tensor>& in) { return at::cross_entropy_loss(in[0], targets); },
+                 10.0 * tokens * static_cast<double>(s.vocab));
+    });
+  }
+}
+
+}  // namespace ped::bench

@@ -1,0 +1,129 @@
+// Attention benchmarks run end to end through Google Benchmark: a configuration over the memory
+// budget is skipped with an error (never run), a tiny run's JSON goes through reports/' conversion
+// and its names come back as the same keys, and the LibTorch contenders compute what ours do.
+#include "bench/attention_benchmarks.hpp"
+#include "bench/harness.hpp"
+#include "bench/libtorch_benchmarks.hpp"
+#include "reports/csv_io.hpp"
+#include "reports/gbench_json.hpp"
+
+#include <benchmark/benchmark.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace ped::bench {
+namespace {
+
+// Keeps every run Google Benchmark reports (display reporter: nothing printed).
+class CollectingReporter : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>& runs) override { collected.insert(collected.end(), runs.begin(), runs.end()); }
+  std::vector<Run> collected;
+};
+
+// Runs exactly the benchmark named `name` (a regex of it: no special characters but '/' and ':').
+template <class Reporter>
+std::size_t run_only(Reporter& reporter, const std::string& name) {
+  // Google Benchmark appends its own suffixes (/iterations:1/real_time) to the registered name.
+  return benchmark::RunSpecifiedBenchmarks(&reporter, "^" + name + "(/|$)");
+}
+
+void tiny_settings(double budget_gib) {
+  settings().config.iterations = 1;
+  settings().config.memory_budget_gib = budget_gib;
+  settings().gemm_gflops = 100.0;  // a stand-in ceiling: the test checks it is carried through
+}
+
+TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
+  tiny_settings(1e-6);  // about 1 KiB: any attention configuration needs more
+  const AttentionCase c{.contender = Contender::naive, .pass = Pass::forward, .mask = MaskKind::none, .batch = 1,
+                        .heads = 2, .seq_len = 48, .head_dim = 8, .threads = 1};
+  register_attention_benchmark(c);
+  CollectingReporter reporter;
+  ASSERT_EQ(run_only(reporter, c.name()), 1u);
+  ASSERT_EQ(reporter.collected.size(), 1u);
+  const auto& run = reporter.collected[0];
+  EXPECT_TRUE(run.error_occurred);
+  EXPECT_NE(run.error_message.find("needs "), std::string::npos) << run.error_message;
+  EXPECT_NE(run.error_message.find(" GiB > budget "), std::string::npos) << run.error_message;
+  EXPECT_EQ(run.iterations, 0);
+}
+
+TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
+  tiny_settings(8.0);
+  const AttentionCase c{.contender = Contender::flash, .pass = Pass::forward, .mask = MaskKind::causal, .batch = 1,
+                        .heads = 2, .seq_len = 64, .head_dim = 16, .threads = 1};
+  register_attention_benchmark(c);
+  benchmark::AddCustomContext("git_rev", "roundtrip-test");
+  std::ostringstream json, errors;
+  MemoryJsonReporter reporter;
+  reporter.SetOutputStream(&json);
+  reporter.SetErrorStream(&errors);
+  benchmark::RegisterMemoryManager(&memory_manager());
+  ASSERT_EQ(run_only(reporter, c.name()), 1u);
+  benchmark::RegisterMemoryManager(nullptr);
+
+  const reports::GbenchRun run = reports::parse_gbench_json(json.str(), "test.json");
+  ASSERT_TRUE(run.skipped.empty()) << run.skipped.front();
+  ASSERT_EQ(run.samples.size(), 1u) << json.str();
+  EXPECT_EQ(run.context.git_rev, "roundtrip-test");
+  const reports::MeasuredSample& sample = run.samples[0];
+  EXPECT_DOUBLE_EQ(sample.flop, 4.0 * 2 * 64 * 64 * 16 / 2);  // the FlashAttention model, causal
+  EXPECT_DOUBLE_EQ(sample.gemm_gflops, 100.0);
+  EXPECT_GT(sample.peak_bytes, 0.0);  // flash allocates its per-thread tiles inside the call
+
+  // JSON -> tidy rows -> BENCH.csv on disk -> read back: the same key, and the same name.
+  const reports::TidyBenchmarks tidy = reports::tidy_benchmarks(run.samples, run.context);
+  ASSERT_EQ(tidy.rows.size(), 1u);
+  const std::filesystem::path csv =
+      std::filesystem::temp_directory_path() / ("ped_bench_roundtrip_" + std::to_string(::getpid()) + ".csv");
+  std::ofstream(csv) << reports::format_benchmark_csv(tidy.rows);
+  const std::vector<reports::BenchmarkRow> rows = reports::read_benchmark_csv(csv);
+  std::filesystem::remove(csv);
+  ASSERT_EQ(rows.size(), 1u);
+  const reports::BenchmarkKey& key = rows[0].key;
+  EXPECT_EQ(key.variant, "flash");
+  EXPECT_EQ(key.pass, "forward");
+  EXPECT_EQ(key.dtype, "float");
+  EXPECT_EQ(key.mask, "causal");
+  EXPECT_EQ(key.batch, 1);
+  EXPECT_EQ(key.heads, 2);
+  EXPECT_EQ(key.seq_len, 64);
+  EXPECT_EQ(key.head_dim, 16);
+  EXPECT_EQ(key.threads, 1);
+  EXPECT_EQ(reports::benchmark_name(key), c.name());
+  EXPECT_EQ(rows[0].repetitions, 1);
+  EXPECT_EQ(rows[0].git_rev, "roundtrip-test");
+  EXPECT_GT(rows[0].peak_bytes, 0.0);
+  EXPECT_TRUE(std::isfinite(rows[0].fraction_of_gemm));
+}
+
+// The LibTorch contenders compute the same attention as our kernels for every mask of the sweep
+// (this pins down LibTorch 1.13's SDPA mask and scale conventions as the benchmarks use them).
+TEST(LibTorchContenders, AgreeWithFlash) {
+  const AttentionShape shape{.batch = 1, .heads = 2, .seq_q = 320, .seq_k = 320, .head_dim = 16};
+  const auto count = static_cast<std::size_t>(shape.batch * shape.heads * shape.seq_q * shape.head_dim);
+  std::vector<float> q(count), k(count), v(count), out(count), lse(count / 16);
+  fill_uniform(q.data(), count, 1);
+  fill_uniform(k.data(), count, 2);
+  fill_uniform(v.data(), count, 3);
+  for (MaskKind mask : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird}) {
+    attention_forward<float>(Variant::flash, shape, make_mask(mask), 0.25f, q.data(), k.data(), v.data(), out.data(),
+                             lse.data(), {.threads = 1});
+    for (Contender contender : {Contender::libtorch_sdpa, Contender::libtorch_composed}) {
+      const std::vector<float> theirs = libtorch_attention_out(contender, mask, shape, q, k, v);
+      ASSERT_EQ(theirs.size(), count);
+      double worst = 0.0;
+      for (std::size_t i = 0; i < count; ++i) worst = std::max(worst, std::abs(double(theirs[i]) - out[i]));
+      EXPECT_LT(worst, 1e-5) << to_string(contender) << " " << to_string(mask);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ped::bench

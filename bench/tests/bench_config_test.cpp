@@ -1,0 +1,118 @@
+// The FLOP model, exact visible-pair counts, memory estimates and option parsing.
+#include "bench/bench_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace ped::bench {
+namespace {
+
+AttentionShape square(std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d) {
+  return {.batch = b, .heads = h, .seq_q = n, .seq_k = n, .head_dim = d};
+}
+
+TEST(FlopModel, FlashAttentionModelOnTinyShapes) {
+  // forward 4 B H N^2 d: B=2, H=3, N=4, d=5 -> 4 * 2 * 3 * 16 * 5 = 1920
+  const AttentionShape s = square(2, 3, 4, 5);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::none, s), 1920.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::causal, s), 960.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::backward, MaskKind::none, s), 2.5 * 1920.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward_backward, MaskKind::causal, s), 3.5 * 960.0);
+}
+
+TEST(FlopModel, VisiblePairsAreExact) {
+  EXPECT_EQ(visible_pairs(Mask::none(), 4, 4), 16);
+  EXPECT_EQ(visible_pairs(Mask::causal(), 4, 4), 10);  // 1 + 2 + 3 + 4
+  EXPECT_EQ(visible_pairs(Mask::causal(), 1000, 1000), 1000 * 1001 / 2);
+  // Causal window of 256 at N = 512: rows i < 256 see i + 1 keys, the other 256 rows see 257.
+  EXPECT_EQ(visible_pairs(make_mask(MaskKind::sliding_window_256), 512, 512), 256 * 257 / 2 + 256 * 257);
+  // At N <= 257 the causal window is plain causal.
+  EXPECT_EQ(visible_pairs(make_mask(MaskKind::sliding_window_256), 256, 256), 256 * 257 / 2);
+  // BigBird: fewer pairs than dense, at least the block diagonal.
+  const std::int64_t bigbird = visible_pairs(make_mask(MaskKind::bigbird), 1024, 1024);
+  EXPECT_LT(bigbird, 1024 * 1024);
+  EXPECT_GE(bigbird, 16 * 64 * 64);
+}
+
+TEST(FlopModel, UsefulFlopCountsVisiblePairs) {
+  const AttentionShape s = square(1, 2, 4, 3);
+  EXPECT_DOUBLE_EQ(useful_flop(Pass::forward, 10, s), 4.0 * 2 * 10 * 3);
+  EXPECT_DOUBLE_EQ(useful_flop(Pass::backward, 10, s), 2.5 * 4.0 * 2 * 10 * 3);
+  EXPECT_DOUBLE_EQ(useful_flop(Pass::forward_backward, 10, s), 3.5 * 4.0 * 2 * 10 * 3);
+  // For masks outside the FlashAttention model, the model value is the useful count.
+  const AttentionShape t = square(1, 1, 512, 8);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::sliding_window_256, t),
+                   useful_flop(Pass::forward, visible_pairs(make_mask(MaskKind::sliding_window_256), 512, 512), t));
+}
+
+TEST(MemoryBudget, EstimatesAndSkips) {
+  AttentionCase c{.contender = Contender::naive, .pass = Pass::backward, .mask = MaskKind::causal, .batch = 1,
+                  .heads = 8, .seq_len = 16384, .head_dim = 64, .threads = 2};
+  // naive backward keeps P and dS of one (b, h) in double: 16 N^2 = 4 GiB at N = 16384.
+  EXPECT_GE(estimated_bytes(c), std::int64_t{16} * 16384 * 16384);
+  EXPECT_FALSE(over_budget(estimated_bytes(c), 8.0).has_value());
+  c.contender = Contender::libtorch_composed;  // B H N^2 float scores, several times: above 8 GiB
+  const auto why = over_budget(estimated_bytes(c), 8.0);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("needs "), std::string::npos);
+  EXPECT_NE(why->find("> budget 8.00 GiB"), std::string::npos);
+  EXPECT_EQ(*over_budget(std::int64_t{3} << 30, 1.0), "needs 3.00 GiB > budget 1.00 GiB");
+  // Flash needs O(N d) memory only.
+  c.contender = Contender::flash;
+  EXPECT_LT(estimated_bytes(c), std::int64_t{1} << 30);
+}
+
+TEST(Options, OursAreRemovedGoogleBenchmarksStay) {
+  std::vector<std::string> words = {"bench", "--profile", "full", "--threads=3", "--benchmark_filter=flash",
+                                    "--masks", "causal,bigbird", "--seq-lens=64,128", "--memory-budget-gib", "0.5"};
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(words.size());
+  const BenchConfig config = parse_options(argc, argv.data());
+  ASSERT_EQ(argc, 2);
+  EXPECT_EQ(std::string(argv[1]), "--benchmark_filter=flash");
+  EXPECT_EQ(config.profile, "full");
+  EXPECT_EQ(config.threads, 3);
+  EXPECT_EQ(config.masks, (std::vector<MaskKind>{MaskKind::causal, MaskKind::bigbird}));
+  EXPECT_EQ(config.seq_lens, (std::vector<std::int64_t>{64, 128}));
+  EXPECT_DOUBLE_EQ(config.memory_budget_gib, 0.5);
+  EXPECT_EQ(config.head_dims, (std::vector<std::int64_t>{64, 128}));  // from the full profile
+}
+
+TEST(Options, EnvironmentIsTheDefaultAndBadValuesThrow) {
+  ::setenv("PED_BENCH_HEADS", "4", 1);
+  std::vector<std::string> words = {"bench"};
+  std::vector<char*> argv = {words[0].data(), nullptr};
+  int argc = 1;
+  EXPECT_EQ(parse_options(argc, argv.data()).heads, 4);
+  ::unsetenv("PED_BENCH_HEADS");
+  for (std::string bad : {"--threads=0", "--masks=diagonal", "--profile=huge", "--no-such-option", "--seq-lens="}) {
+    std::vector<std::string> w = {"bench", bad};
+    std::vector<char*> a = {w[0].data(), w[1].data(), nullptr};
+    int n = 2;
+    EXPECT_THROW(parse_options(n, a.data()), std::invalid_argument) << bad;
+  }
+}
+
+TEST(Names, FollowTheReportScheme) {
+  const AttentionCase c{.contender = Contender::libtorch_sdpa, .pass = Pass::forward_backward,
+                        .mask = MaskKind::sliding_window_256, .batch = 1, .heads = 8, .seq_len = 1024,
+                        .head_dim = 64, .threads = 2};
+  EXPECT_EQ(c.name(), "attention/libtorch_sdpa/forward_backward/float/sliding_window_256/B:1/H:8/N:1024/d:64/T:2");
+}
+
+TEST(Profiles, QuickAndFull) {
+  const BenchConfig quick = profile_config("quick");
+  EXPECT_EQ(quick.seq_lens, (std::vector<std::int64_t>{256, 512, 1024}));
+  const BenchConfig full = profile_config("full");
+  EXPECT_EQ(full.seq_lens.back(), 16384);
+  EXPECT_EQ(full.masks.size(), 4u);
+  EXPECT_EQ(attention_cases(full).size(), 6u * 3u * 7u * 2u * 4u);
+}
+
+}  // namespace
+}  // namespace ped::bench
