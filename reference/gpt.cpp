@@ -1,5 +1,6 @@
 #include "reference/gpt.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -160,6 +161,34 @@ GptLayout gpt_layout(const GptConfig& c) {
   l.lnf_beta = add("lnf.beta", d, 1, false);
   return l;
 }
+
+const char* GptProfile::name(std::size_t part) {
+  static constexpr const char* names[parts] = {"embedding", "layer_norm", "qkv", "attention", "out_proj", "mlp", "head", "loss"};
+  return part < parts ? names[part] : "?";
+}
+
+namespace {
+
+// Charges the time since the previous lap (or construction) to a part of the profile; free without one.
+class Lap {
+ public:
+  Lap(GptProfile* profile, bool forward)
+      : slots_(profile ? (forward ? profile->forward.data() : profile->backward.data()) : nullptr) {
+    if (slots_) last_ = std::chrono::steady_clock::now();
+  }
+  void operator()(std::size_t part) {
+    if (!slots_) return;
+    const auto now = std::chrono::steady_clock::now();
+    slots_[part] += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  double* slots_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 // GptTensors
@@ -426,10 +455,12 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
   cache.batch = batch;
   cache.seq = seq;
   cache.inputs = inputs;
+  Lap lap(cache.profile, true);
   // forward: X = W_E[:, ids] + W_P[:, 0:N] per sequence
   Mat<T> x = token_embedding_forward(params_.mat(l.wte), inputs);
   const Mat<T> pos = positional_embedding_forward(params_.mat(l.wpe), seq);
   for (arma::uword b = 0; b < batch; ++b) x.cols(b * seq, (b + 1) * seq - 1) += pos;
+  lap(GptProfile::embedding);
   cache.blocks.resize(l.blocks.size());
   for (std::size_t i = 0; i < l.blocks.size(); ++i) {
     const GptBlockIndex& bi = l.blocks[i];
@@ -438,21 +469,30 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
     // forward: x1 = x + Wo attn(Wq a, Wk a, Wv a) + bo, a = ln1(x)
     c.x = std::move(x);
     c.a = layer_norm_forward(c.x, params_.col(bi.ln1_gamma), params_.col(bi.ln1_beta), eps, c.ln1);
+    lap(GptProfile::layer_norm);
     c.q = proj(proj_q).forward(c.a, c.ax[proj_q]);
     c.k = proj(proj_k).forward(c.a, c.ax[proj_k]);
     c.v = proj(proj_v).forward(c.a, c.ax[proj_v]);
+    lap(GptProfile::qkv);
     attention_core_forward(cfg_, batch, seq, c);
+    lap(GptProfile::attention);
     c.x1 = residual_forward(c.x, proj(proj_o).forward(c.o, c.ax[proj_o]));
+    lap(GptProfile::out_proj);
     // forward: y = x1 + W2 gelu(W1 b + b1) + b2, b = ln2(x1)
     c.b = layer_norm_forward(c.x1, params_.col(bi.ln2_gamma), params_.col(bi.ln2_beta), eps, c.ln2);
+    lap(GptProfile::layer_norm);
     c.h = proj(proj_w1).forward(c.b, c.ax[proj_w1]);
     c.g = gelu_forward(c.h, cfg_.approx);
     x = residual_forward(c.x1, proj(proj_w2).forward(c.g, c.ax[proj_w2]));
+    lap(GptProfile::mlp);
   }
   cache.xf = std::move(x);
   cache.hf = layer_norm_forward(cache.xf, params_.col(l.lnf_gamma), params_.col(l.lnf_beta), eps, cache.lnf);
+  lap(GptProfile::layer_norm);
   // forward: Z = W_E^T hf (V, BN), the head tied to the token embedding
-  return params_.mat(l.wte).t() * cache.hf;
+  Mat<T> z = params_.mat(l.wte).t() * cache.hf;
+  lap(GptProfile::head);
+  return z;
 }
 
 template <class T>
@@ -467,7 +507,9 @@ T Gpt<T>::forward(const TokenIds& inputs, const TokenIds& targets, arma::uword b
   }
   cfg_.mask.validate(fn, static_cast<std::int64_t>(seq), static_cast<std::int64_t>(seq));
   const Mat<T> z = forward_to_hidden(inputs, batch, seq, cache);
+  Lap lap(cache.profile, true);
   cache.loss = cross_entropy_forward(z, targets, kDefaultIgnoreIndex, cache.ce);
+  lap(GptProfile::loss);
   return cache.loss;
 }
 
@@ -493,10 +535,15 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
   const arma::uword batch = cache.batch, seq = cache.seq;
   const Mat<T>& wte = params_.mat(l.wte);
 
+  Lap lap(cache.profile, false);
   // forward: L = cross_entropy(Z), Z = W_E^T hf
   const Mat<T> dz = cross_entropy_backward(cache.ce);  // (V, BN)
+  lap(GptProfile::loss);
   if (base_trains) g.mat(l.wte) = cache.hf * dz.t();   // the head's share of dW_E (D, V)
-  LayerNormGrads<T> gf = layer_norm_backward(Mat<T>(wte * dz), params_.col(l.lnf_gamma), cache.lnf);
+  const Mat<T> dhf = wte * dz;
+  lap(GptProfile::head);
+  LayerNormGrads<T> gf = layer_norm_backward(dhf, params_.col(l.lnf_gamma), cache.lnf);
+  lap(GptProfile::layer_norm);
   if (base_trains) {
     g.mat(l.lnf_gamma) = gf.dgamma;
     g.mat(l.lnf_beta) = gf.dbeta;
@@ -512,15 +559,20 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
     const Mat<T> dg = proj(proj_w2).backward(r2.dfx, c.g, c.ax[proj_w2], g);
     const Mat<T> dh = gelu_backward(dg, c.h, cfg_.approx);
     const Mat<T> db = proj(proj_w1).backward(dh, c.b, c.ax[proj_w1], g);
+    lap(GptProfile::mlp);
     LayerNormGrads<T> g2 = layer_norm_backward(db, params_.col(bi.ln2_gamma), c.ln2);
     const Mat<T> dx1 = r2.dx + g2.dx;
+    lap(GptProfile::layer_norm);
     // forward: x1 = x + Wo O + bo, O = attn(Q, K, V), Q = Wq a + bq (K, V alike), a = ln1(x)
     ResidualGrads<T> r1 = residual_backward(dx1);
     const Mat<T> d_o = proj(proj_o).backward(r1.dfx, c.o, c.ax[proj_o], g);
+    lap(GptProfile::out_proj);
     Mat<T> dq, dk, dv;
     attention_core_backward(cfg_, batch, seq, c, d_o, dq, dk, dv);
+    lap(GptProfile::attention);
     const Mat<T> da = proj(proj_q).backward(dq, c.a, c.ax[proj_q], g) + proj(proj_k).backward(dk, c.a, c.ax[proj_k], g) +
                       proj(proj_v).backward(dv, c.a, c.ax[proj_v], g);
+    lap(GptProfile::qkv);
     LayerNormGrads<T> g1 = layer_norm_backward(da, params_.col(bi.ln1_gamma), c.ln1);
     dx = r1.dx + g1.dx;
     if (base_trains) {
@@ -529,6 +581,7 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
       g.mat(bi.ln2_gamma) = g2.dgamma;
       g.mat(bi.ln2_beta) = g2.dbeta;
     }
+    lap(GptProfile::layer_norm);
   }
   if (!base_trains) return;
   // forward: X = W_E[:, ids] + W_P[:, 0:N]; the embedding's input share adds to the head's
@@ -536,6 +589,7 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
   Mat<T> dpos(cfg_.width, seq, arma::fill::zeros);
   for (arma::uword b = 0; b < batch; ++b) dpos += dx.cols(b * seq, (b + 1) * seq - 1);
   g.mat(l.wpe) = positional_embedding_backward(dpos, cfg_.context);
+  lap(GptProfile::embedding);
 }
 
 template <class T>

@@ -135,8 +135,17 @@ struct GptBlockCache {
   std::array<Mat<T>, 6> ax;  // (r, BN) A x of each adapted projection
 };
 
+// Wall time per kind of layer, accumulated by forward and backward when GptCache::profile is set
+// (the benchmarks' per-layer split). Each section is charged the time since the previous one ended.
+struct GptProfile {
+  enum Part : std::size_t { embedding, layer_norm, qkv, attention, out_proj, mlp, head, loss, parts };
+  static const char* name(std::size_t part);  // "embedding", "layer_norm", ...
+  std::array<double, parts> forward{}, backward{};  // seconds
+};
+
 template <class T>
 struct GptCache {
+  GptProfile* profile = nullptr;   // not owned; null: no timing
   arma::uword batch = 0, seq = 0;  // B, N
   TokenIds inputs;                 // (B*N)
   std::vector<GptBlockCache<T>> blocks;
