@@ -33,7 +33,9 @@ V get(const std::vector<char>& in, std::size_t& at) {
 }
 
 std::uint64_t config_field(const GptConfig& c, std::size_t i) {
-  const std::uint64_t f[kConfigFields] = {c.vocab, c.context, c.width, c.heads, c.layers, c.ffn, c.lora_rank, c.lora_targets};
+  // Without adapters (rank 0) the targets mean nothing: stored and compared as 0.
+  const std::uint64_t targets = c.lora_rank ? c.lora_targets : 0;
+  const std::uint64_t f[kConfigFields] = {c.vocab, c.context, c.width, c.heads, c.layers, c.ffn, c.lora_rank, targets};
   return f[i];
 }
 constexpr const char* kConfigNames[kConfigFields] = {"vocab", "context", "width", "heads", "layers", "ffn", "lora_rank", "lora_targets"};
@@ -141,7 +143,7 @@ void load_checkpoint(const std::string& path, Gpt<T>& model, AdamW<T>& opt) {
                                   std::to_string(fields[i]) + ", the model has " + std::to_string(config_field(c, i)));
     }
   }
-  if (alpha != c.lora_alpha) throw std::invalid_argument("load_checkpoint: '" + path + "' holds another lora_alpha");
+  if (c.lora_rank && alpha != c.lora_alpha) throw std::invalid_argument("load_checkpoint: '" + path + "' holds another lora_alpha");
   if (n != model.params().data().size() || n != opt.m().data().size()) {
     throw std::invalid_argument("load_checkpoint: '" + path + "' holds " + std::to_string(n) +
                                 " elements per buffer, the model has " + std::to_string(model.params().data().size()));

@@ -2,7 +2,7 @@
 //
 // Layout (host byte order, little-endian on every machine this project builds on):
 //   magic "PEDGPTCK" (8 bytes), u32 version (1), u32 bytes per scalar (4 float, 8 double),
-//   u64 vocab, context, width, heads, layers, ffn, lora_rank, lora_targets, f64 lora_alpha,
+//   u64 vocab, context, width, heads, layers, ffn, lora_rank, lora_targets (0 when rank 0), f64 lora_alpha,
 //   i64 optimizer steps, u64 n (elements of one buffer),
 //   n scalars of parameters, n of AdamW first moments, n of second moments,
 //   u64 FNV-1a 64 of every byte before it.
