@@ -56,7 +56,8 @@ const std::vector<OpCase>& op_cases() {
       token_embedding_case(), positional_embedding_case(), linear_case(),   lora_linear_case(),
       layer_norm_case(),      gelu_tanh_case(),            gelu_erf_case(), softmax_case(),
       cross_entropy_case(),   attention_case(),            residual_case(), feed_forward_case(),
-      transformer_block_case(), sdpa_case(),            sdpa_large_scores_case()};
+      transformer_block_case(), sdpa_case(),            sdpa_large_scores_case(), gpt_case(),
+      gpt_lora_case()};
   return cases;
 }
 

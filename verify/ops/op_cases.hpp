@@ -26,6 +26,8 @@ OpCase feed_forward_case();
 OpCase transformer_block_case();
 OpCase sdpa_case();
 OpCase sdpa_large_scores_case();
+OpCase gpt_case();       // the whole tiny GPT (reference/gpt.hpp): loss against every parameter
+OpCase gpt_lora_case();  // the same with LoRA adapters: gradients of the adapters, base frozen
 
 // "N=5 D=8" from the sizes an op uses.
 std::string shape_string(std::initializer_list<std::pair<const char*, std::int64_t>> sizes);

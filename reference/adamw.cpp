@@ -1,0 +1,89 @@
+#include "reference/adamw.hpp"
+
+#include <cmath>
+
+namespace ped::ref {
+
+void validate(const AdamWConfig& c, const char* fn) {
+  if (!(c.lr >= 0) || !std::isfinite(c.lr)) throw_invalid(fn, "lr = ", c.lr, ", expected >= 0");
+  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw_invalid(fn, "beta1 = ", c.beta1, ", expected in [0, 1)");
+  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw_invalid(fn, "beta2 = ", c.beta2, ", expected in [0, 1)");
+  if (!(c.eps > 0) || !std::isfinite(c.eps)) throw_invalid(fn, "eps = ", c.eps, ", expected > 0");
+  if (!(c.weight_decay >= 0) || !std::isfinite(c.weight_decay)) {
+    throw_invalid(fn, "weight_decay = ", c.weight_decay, ", expected >= 0");
+  }
+  if (std::isnan(c.clip_norm)) throw_invalid(fn, "clip_norm is NaN");
+}
+
+template <class T>
+double clip_grad_norm(GptTensors<T>& grads, double max_norm) {
+  double sum = 0;
+  for (const GptEntry& e : grads.layout().entries) {
+    if (!e.trainable) continue;
+    const T* g = grads.data().data() + e.offset;
+    for (std::size_t i = 0; i < e.size(); ++i) sum += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+  }
+  const double norm = std::sqrt(sum);
+  if (!std::isfinite(norm)) {
+    throw_invalid("clip_grad_norm", "the gradient norm is ", norm, " (a non-finite gradient)");
+  }
+  if (max_norm > 0) {
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1) {
+      const T c = static_cast<T>(coef);
+      for (const GptEntry& e : grads.layout().entries) {
+        if (!e.trainable) continue;
+        T* g = grads.data().data() + e.offset;
+        for (std::size_t i = 0; i < e.size(); ++i) g[i] *= c;
+      }
+    }
+  }
+  return norm;
+}
+
+template <class T>
+AdamW<T>::AdamW(const GptLayout& layout, const AdamWConfig& cfg) : cfg_(cfg), m_(layout), v_(layout) {
+  validate(cfg, "AdamW");
+}
+
+template <class T>
+double AdamW<T>::step(GptTensors<T>& params, GptTensors<T>& grads) {
+  constexpr const char* fn = "AdamW::step";
+  if (params.data().size() != m_.data().size() || grads.data().size() != m_.data().size()) {
+    throw_invalid(fn, "buffers of ", params.data().size(), " and ", grads.data().size(), " elements, expected ",
+                  m_.data().size());
+  }
+  const double norm = clip_grad_norm(grads, cfg_.clip_norm);
+  ++t_;
+  const double bc1 = 1 - std::pow(cfg_.beta1, static_cast<double>(t_));
+  const double bc2 = 1 - std::pow(cfg_.beta2, static_cast<double>(t_));
+  // Scalars rounded to T once, as LibTorch does for a Scalar applied to a T tensor.
+  const T decay = static_cast<T>(1 - cfg_.lr * cfg_.weight_decay);
+  const T b1 = static_cast<T>(cfg_.beta1), one_b1 = static_cast<T>(1 - cfg_.beta1);
+  const T b2 = static_cast<T>(cfg_.beta2), one_b2 = static_cast<T>(1 - cfg_.beta2);
+  const T sqrt_bc2 = static_cast<T>(std::sqrt(bc2)), eps = static_cast<T>(cfg_.eps);
+  const T step_size = static_cast<T>(cfg_.lr / bc1);
+  for (const GptEntry& e : params.layout().entries) {
+    if (!e.trainable) continue;
+    T* p = params.data().data() + e.offset;
+    const T* g = grads.data().data() + e.offset;
+    T* m = m_.data().data() + e.offset;
+    T* v = v_.data().data() + e.offset;
+    const bool decays = e.decay && cfg_.weight_decay != 0;
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      if (decays) p[i] *= decay;
+      m[i] = m[i] * b1 + one_b1 * g[i];
+      v[i] = v[i] * b2 + one_b2 * g[i] * g[i];
+      const T denom = std::sqrt(v[i]) / sqrt_bc2 + eps;
+      p[i] -= step_size * (m[i] / denom);
+    }
+  }
+  return norm;
+}
+
+template double clip_grad_norm<float>(GptTensors<float>&, double);
+template double clip_grad_norm<double>(GptTensors<double>&, double);
+template class AdamW<float>;
+template class AdamW<double>;
+
+}  // namespace ped::ref
