@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on its built-in default configuration: install, build, run the verify default sweep,
-# the quick benchmark profile and the report. Everything lands in one output folder, whose path is
+# the quick benchmark profile, the tiny GPT training demo and the report. Everything lands in one output folder, whose path is
 # printed at the end.
 # Usage: bash scripts/main.sh [OUTPUT_DIR]     (default: out/run-YYYYmmdd-HHMMSS)
 set -euo pipefail
@@ -19,6 +19,9 @@ verify_status=0
 
 echo "== bench: quick profile"
 bench/run_bench.sh quick "$out" "$build"
+
+echo "== train: character-level tiny GPT on /usr/share/common-licenses/GPL-3"
+"$build/train/train" --out "$out/train"
 
 echo "== report"
 "$build/reports/report" summarize --bench "$out/bench.csv" --verify "$out/verify.csv" --out "$out/report"
