@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <set>
 
 namespace {
 
@@ -47,12 +48,20 @@ int run_compare(const fs::path& base_csv, const fs::path& new_csv, const Compare
 int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv, const std::string& git_rev) {
   std::vector<MeasuredSample> samples;
   GbenchContext context;
+  // Runs that reported an error (a configuration over the memory budget) are named once each; runs of
+  // other benchmarks (layers, the GEMM ceiling) are only counted.
+  std::set<std::string> errored;
+  std::size_t other_runs = 0;
   for (const fs::path& file : json_files) {
     GbenchRun run = read_gbench_json(file);
-    for (const std::string& skipped : run.skipped) std::cerr << "report convert: skipped " << skipped << "\n";
+    for (const std::string& skipped : run.skipped) {
+      if (skipped.ends_with(": not an attention benchmark")) ++other_runs;
+      else if (errored.insert(skipped).second) std::cerr << "report convert: skipped " << skipped << "\n";
+    }
     if (context.host.empty()) context = run.context;
     samples.insert(samples.end(), run.samples.begin(), run.samples.end());
   }
+  if (other_runs) std::cerr << "report convert: left out " << other_runs << " runs of non-attention benchmarks\n";
   if (!git_rev.empty()) context.git_rev = git_rev;
   if (samples.empty()) throw_input_error("report convert: no attention benchmarks in the JSON input");
   const TidyBenchmarks tidy = tidy_benchmarks(samples, context);
