@@ -388,4 +388,17 @@ std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
   return cases;
 }
 
+std::string layer_benchmark_name(const char* op, const char* impl, const LayerSizes& s, std::int64_t n, int threads,
+                                 const char* sizes) {
+  std::ostringstream os;
+  os << "layer/" << op << "/" << impl << "/forward_backward/float/D:" << s.model_dim << "/N:" << n;
+  for (const char* p = sizes; *p != '\0'; ++p) {
+    if (*p == 'H') os << "/H:" << s.heads;
+    if (*p == 'F') os << "/F:" << s.ffn_dim;
+    if (*p == 'V') os << "/V:" << s.vocab;
+  }
+  os << "/T:" << threads;
+  return os.str();
+}
+
 }  // namespace ped::bench

@@ -80,6 +80,11 @@ struct LayerSizes {
   std::int64_t vocab = 50257;    // V
 };
 
+// "layer/<op>/<impl>/forward_backward/float/D:<D>/N:<n>[/H:..][/F:..][/V:..]/T:<threads>", the sizes
+// named by the letters of `sizes` (e.g. "HF"); impl is "reference" or "libtorch".
+std::string layer_benchmark_name(const char* op, const char* impl, const LayerSizes& s, std::int64_t n, int threads,
+                                 const char* sizes);
+
 struct BenchConfig {
   std::string profile = "quick";
   int threads = 2;

@@ -11,7 +11,6 @@
 #include "reference/linear.hpp"
 
 #include <cmath>
-#include <sstream>
 
 namespace ped::bench {
 namespace {
@@ -35,15 +34,7 @@ Col<float> uniform_col(arma::uword rows) {
 }
 
 std::string layer_name(const char* op, const LayerSizes& s, std::int64_t n, int threads, const char* sizes) {
-  std::ostringstream os;
-  os << "layer/" << op << "/reference/forward_backward/float/D:" << s.model_dim << "/N:" << n;
-  for (const char* p = sizes; *p != '\0'; ++p) {
-    if (*p == 'H') os << "/H:" << s.heads;
-    if (*p == 'F') os << "/F:" << s.ffn_dim;
-    if (*p == 'V') os << "/V:" << s.vocab;
-  }
-  os << "/T:" << threads;
-  return os.str();
+  return layer_benchmark_name(op, "reference", s, n, threads, sizes);
 }
 
 }  // namespace

@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 namespace ped::bench {
 namespace {
@@ -146,15 +145,7 @@ void layer_twin(benchmark::State& state, std::vector<at::Tensor> inputs, Forward
 }
 
 std::string layer_name(const char* op, const LayerSizes& s, std::int64_t n, int threads, const char* sizes) {
-  std::ostringstream os;
-  os << "layer/" << op << "/libtorch/forward_backward/float/D:" << s.model_dim << "/N:" << n;
-  for (const char* p = sizes; *p != '\0'; ++p) {
-    if (*p == 'H') os << "/H:" << s.heads;
-    if (*p == 'F') os << "/F:" << s.ffn_dim;
-    if (*p == 'V') os << "/V:" << s.vocab;
-  }
-  os << "/T:" << threads;
-  return os.str();
+  return layer_benchmark_name(op, "libtorch", s, n, threads, sizes);
 }
 
 }  // namespace

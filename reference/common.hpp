@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "variants/common.hpp"
+
 namespace ped::ref {
 
 template <class T>
@@ -30,15 +32,9 @@ std::string shape_of(const arma::Mat<T>& m) {
   return os.str();
 }
 
-// Throws std::invalid_argument("function: part1part2..."): every bad input names the function and
-// the offending values.
-template <class... Parts>
-[[noreturn]] void throw_invalid(const char* function, const Parts&... parts) {
-  std::ostringstream os;
-  os << function << ": ";
-  (os << ... << parts);
-  throw std::invalid_argument(os.str());
-}
+// throw_invalid(function, parts...) throws std::invalid_argument("function: part1part2..."): every
+// bad input names the function and the offending values (shared with the attention kernels).
+using detail::throw_invalid;
 
 template <class T>
 void require_nonempty(const char* function, const char* name, const arma::Mat<T>& m) {
