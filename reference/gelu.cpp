@@ -20,7 +20,7 @@ Mat<T> gelu_forward(const Mat<T>& x, GeluApprox approx) {
   require_nonempty("gelu_forward", "x", x);
   if (approx == GeluApprox::tanh) {
     const T c = sqrt_2_over_pi<T>();
-    const Mat<T> t = arma::tanh(c * (x + T(kCubic) * arma::pow(x, 3)));
+    const Mat<T> t = arma::tanh(c * (x + T(kCubic) * (x % arma::square(x))));
     return T(0.5) * x % (T(1) + t);
   }
   return T(0.5) * x % (T(1) + arma::erf(x / std::numbers::sqrt2_v<T>));
@@ -34,7 +34,7 @@ Mat<T> gelu_backward(const Mat<T>& dy, const Mat<T>& x, GeluApprox approx) {
   if (approx == GeluApprox::tanh) {
     // forward: y = 0.5 x (1 + t), t = tanh(c (x + k x^3))
     const T c = sqrt_2_over_pi<T>();
-    const Mat<T> t = arma::tanh(c * (x + T(kCubic) * arma::pow(x, 3)));
+    const Mat<T> t = arma::tanh(c * (x + T(kCubic) * (x % arma::square(x))));
     const Mat<T> dtdx = (T(1) - arma::square(t)) % (c * (T(1) + T(3 * kCubic) * arma::square(x)));
     return dy % (T(0.5) * (T(1) + t) + T(0.5) * x % dtdx);
   }
