@@ -6,28 +6,36 @@
 
 namespace ped::verify {
 
-std::vector<CheckRow> check_against_naive(const Problem& p, Dtype dtype) {
-  if (!p.naive_forward || !p.naive_backward) return {};
-  const double tol = tolerance_for(p, dtype, Reference::naive);
-  const Tensors in = rounded_to(p.input_values(), dtype);
-  const Tensors ours_out = p.forward(dtype, in), ref_out = p.naive_forward(dtype, in);
-  const Tensors dout = random_cotangents(p, ref_out, dtype);
-  const Tensors ours_grad = p.backward(dtype, in, dout), ref_grad = p.naive_backward(dtype, in, dout);
-  const std::string how = std::string("ours ") + to_string(dtype) + " vs the naive kernel " + to_string(dtype);
+std::vector<CheckRow> compare_pass(const Problem& p, const Tensors& ours_out, const Tensors& ref_out,
+                                   const Tensors& ours_grad, const Tensors& ref_grad, double tolerance,
+                                   const std::string& how, Reference reference) {
   std::vector<CheckRow> rows;
   const double out_floor = norm_floor_of(ref_out), grad_floor = norm_floor_of(ref_grad);
   for (std::size_t k = 0; k < p.outputs.size(); ++k) {
     const arma::mat ours = k < ours_out.size() ? ours_out[k] : arma::mat();
-    rows.push_back(make_row(p.outputs[k], compare_tensors(ours, ref_out.at(k), out_floor, p.infinity_allowed(p.outputs[k])),
-                            tol, how));
+    rows.push_back(make_row(p.outputs[k],
+                            compare_tensors(ours, ref_out.at(k), out_floor, p.infinity_allowed(p.outputs[k])),
+                            tolerance, how));
   }
   const std::vector<std::size_t> idx = p.differentiable_indices();
   for (std::size_t g = 0; g < idx.size(); ++g) {
     const arma::mat ours = g < ours_grad.size() ? ours_grad[g] : arma::mat();
-    rows.push_back(make_row("d" + p.inputs[idx[g]].name, compare_tensors(ours, ref_grad.at(g), grad_floor), tol, how));
+    rows.push_back(
+        make_row("d" + p.inputs[idx[g]].name, compare_tensors(ours, ref_grad.at(g), grad_floor), tolerance, how));
   }
-  for (CheckRow& r : rows) r.reference = to_string(Reference::naive);
+  for (CheckRow& r : rows) r.reference = to_string(reference);
   return rows;
+}
+
+std::vector<CheckRow> check_against_naive(const Problem& p, Dtype dtype) {
+  if (!p.naive_forward || !p.naive_backward) return {};
+  const Tensors in = rounded_to(p.input_values(), dtype);
+  const Tensors ours_out = p.forward(dtype, in), ref_out = p.naive_forward(dtype, in);
+  const Tensors dout = random_cotangents(p, ref_out, dtype);
+  const Tensors ours_grad = p.backward(dtype, in, dout), ref_grad = p.naive_backward(dtype, in, dout);
+  return compare_pass(p, ours_out, ref_out, ours_grad, ref_grad, tolerance_for(p, dtype, Reference::naive),
+                      std::string("ours ") + to_string(dtype) + " vs the naive kernel " + to_string(dtype),
+                      Reference::naive);
 }
 
 std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& dtypes,

@@ -13,6 +13,12 @@ namespace ped::verify {
 // and one per gradient of a differentiable input.
 std::vector<CheckRow> check_against_libtorch(const Problem& problem, Dtype dtype);
 
+// One row per forward output and one per gradient of a differentiable input: ours against the
+// reference, each tensor's normwise denominator floored by its pass (norm_floor_of).
+std::vector<CheckRow> compare_pass(const Problem& problem, const Tensors& ours_out, const Tensors& ref_out,
+                                   const Tensors& ours_grad, const Tensors& ref_grad, double tolerance,
+                                   const std::string& how, Reference reference);
+
 // Our forward and backward in `dtype` against the problem's algorithmic reference (the naive
 // attention kernel) in the same dtype; nothing when the problem has none.
 std::vector<CheckRow> check_against_naive(const Problem& problem, Dtype dtype);

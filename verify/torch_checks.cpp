@@ -41,7 +41,6 @@ arma::mat from_leaf_grad(const at::Tensor& g, arma::uword rows, arma::uword cols
 }  // namespace
 
 std::vector<CheckRow> check_against_libtorch(const Problem& p, Dtype dtype) {
-  const double tol = tolerance_for(p, dtype, Reference::libtorch);
   const Tensors in = rounded_to(p.input_values(), dtype);
   const Tensors ours_out = p.forward(dtype, in);
   const Tensors dout = random_cotangents(p, ours_out, dtype);
@@ -57,28 +56,20 @@ std::vector<CheckRow> check_against_libtorch(const Problem& p, Dtype dtype) {
     views.push_back(leaf.t());
   }
   const TorchTensors twin_out = p.twin(views);
-  std::vector<CheckRow> rows;
-  const std::string how = std::string("ours ") + to_string(dtype) + " vs LibTorch autograd " + to_string(dtype);
   if (twin_out.size() != ours_out.size()) {
     throw std::runtime_error(p.op + ": twin returns " + std::to_string(twin_out.size()) + " outputs, ours " +
                              std::to_string(ours_out.size()));
   }
-  std::vector<at::Tensor> grad_outputs, outputs;
   Tensors ref_out;
-  for (const at::Tensor& t : twin_out) ref_out.push_back(from_math_view(t));
-  const double out_floor = norm_floor_of(ref_out);
-  for (std::size_t k = 0; k < ours_out.size(); ++k) {
-    rows.push_back(make_row(p.outputs[k],
-                            compare_tensors(ours_out[k], ref_out[k], out_floor, p.infinity_allowed(p.outputs[k])), tol,
-                            how));
-    if (k >= p.differentiable_outputs()) continue;
+  std::vector<at::Tensor> grad_outputs, outputs;
+  for (std::size_t k = 0; k < twin_out.size(); ++k) {
+    ref_out.push_back(from_math_view(twin_out[k]));
+    if (k >= p.differentiable_outputs() || !twin_out[k].requires_grad()) continue;
     // dout is (rows x cols) column-major: as a math view it is the transpose of its (cols x rows) leaf
     at::Tensor d = make_leaf(dout[k], dtype).t();
     if (twin_out[k].dim() < 2) d = d.reshape(twin_out[k].sizes());
-    if (twin_out[k].requires_grad()) {
-      outputs.push_back(twin_out[k]);
-      grad_outputs.push_back(d);
-    }
+    outputs.push_back(twin_out[k]);
+    grad_outputs.push_back(d);
   }
   std::vector<at::Tensor> grads(diff_leaves.size());
   if (!outputs.empty() && !diff_leaves.empty()) {
@@ -90,13 +81,9 @@ std::vector<CheckRow> check_against_libtorch(const Problem& p, Dtype dtype) {
   for (std::size_t g = 0; g < idx.size(); ++g) {
     ref_grad.push_back(from_leaf_grad(grads[g], in[idx[g]].n_rows, in[idx[g]].n_cols));
   }
-  const double grad_floor = norm_floor_of(ref_grad);
-  for (std::size_t g = 0; g < idx.size(); ++g) {
-    const arma::mat ours = g < ours_grad.size() ? ours_grad[g] : arma::mat();
-    rows.push_back(make_row("d" + p.inputs[idx[g]].name, compare_tensors(ours, ref_grad[g], grad_floor), tol, how));
-  }
-  for (CheckRow& r : rows) r.reference = to_string(Reference::libtorch);
-  return rows;
+  return compare_pass(p, ours_out, ref_out, ours_grad, ref_grad, tolerance_for(p, dtype, Reference::libtorch),
+                      std::string("ours ") + to_string(dtype) + " vs LibTorch autograd " + to_string(dtype),
+                      Reference::libtorch);
 }
 
 }  // namespace ped::verify
