@@ -1,5 +1,8 @@
 #include "reference/adamw.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include <cmath>
 
 namespace ped::ref {
@@ -25,7 +28,8 @@ double clip_grad_norm(GptTensors<T>& grads, double max_norm) {
   }
   const double norm = std::sqrt(sum);
   if (!std::isfinite(norm)) {
-    throw_invalid("clip_grad_norm", "the gradient norm is ", norm, " (a non-finite gradient)");
+    // not bad input but a diverged run: a runtime error, not std::invalid_argument
+    throw std::runtime_error("clip_grad_norm: the gradient norm is " + std::to_string(norm) + " (a non-finite gradient)");
   }
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);

@@ -26,6 +26,7 @@ struct AdamWConfig {
 void validate(const AdamWConfig& cfg, const char* function);
 
 // Clips grads in place (trainable entries) and returns their 2-norm before clipping, summed in double.
+// A non-finite norm (a diverged run) throws std::runtime_error.
 template <class T>
 double clip_grad_norm(GptTensors<T>& grads, double max_norm);
 

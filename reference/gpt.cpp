@@ -530,6 +530,9 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
   if (cache.blocks.size() != l.blocks.size() || cache.hf.n_rows != cfg_.width) {
     throw_invalid(fn, "the cache does not come from a forward of this model");
   }
+  // Merged adapters get no gradient, yet an optimizer step would still move them (momentum, weight
+  // decay), and unmerging would then subtract a different s B A from the base than was added.
+  if (merged_ && cfg_.lora_rank > 0) throw_invalid(fn, "the LoRA adapters are merged; unmerge_lora() before training");
   std::fill(g.data().begin(), g.data().end(), T(0));
   const bool base_trains = cfg_.lora_rank == 0;
   const arma::uword batch = cache.batch, seq = cache.seq;
@@ -592,29 +595,29 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
   lap(GptProfile::embedding);
 }
 
+// W <- W + sign * s B A for every adapted projection, s = alpha / r as LoraLinearParams::scale().
 template <class T>
-void Gpt<T>::merge_lora() {
-  if (merged_) throw_invalid("Gpt::merge_lora", "the adapters are already merged");
-  const T s = static_cast<T>(cfg_.lora_alpha) / static_cast<T>(std::max<arma::uword>(cfg_.lora_rank, 1));  // as LoraLinearParams::scale()
+void Gpt<T>::apply_lora(T sign) {
+  const T s = sign * static_cast<T>(cfg_.lora_alpha) / static_cast<T>(std::max<arma::uword>(cfg_.lora_rank, 1));
   for (const GptBlockIndex& bi : params_.layout().blocks) {
     const std::size_t w[6] = {bi.wq, bi.wk, bi.wv, bi.wo, bi.w1, bi.w2};
     for (std::size_t j = 0; j < 6; ++j) {
       if (bi.lora_a[j] != kNoEntry) params_.mat(w[j]) += s * (params_.mat(bi.lora_b[j]) * params_.mat(bi.lora_a[j]));
     }
   }
+}
+
+template <class T>
+void Gpt<T>::merge_lora() {
+  if (merged_) throw_invalid("Gpt::merge_lora", "the adapters are already merged");
+  apply_lora(T(1));
   merged_ = true;
 }
 
 template <class T>
 void Gpt<T>::unmerge_lora() {
   if (!merged_) throw_invalid("Gpt::unmerge_lora", "the adapters are not merged");
-  const T s = static_cast<T>(cfg_.lora_alpha) / static_cast<T>(std::max<arma::uword>(cfg_.lora_rank, 1));  // as LoraLinearParams::scale()
-  for (const GptBlockIndex& bi : params_.layout().blocks) {
-    const std::size_t w[6] = {bi.wq, bi.wk, bi.wv, bi.wo, bi.w1, bi.w2};
-    for (std::size_t j = 0; j < 6; ++j) {
-      if (bi.lora_a[j] != kNoEntry) params_.mat(w[j]) -= s * (params_.mat(bi.lora_b[j]) * params_.mat(bi.lora_a[j]));
-    }
-  }
+  apply_lora(T(-1));
   merged_ = false;
 }
 

@@ -182,12 +182,14 @@ class Gpt {
   // the tied embedding's gradient is the sum of its input and output uses.
   void backward(const GptCache<T>& cache, GptTensors<T>& grads) const;
 
-  // LoRA: W0 <- W0 + s B A for every adapter (forward then skips the adapters), and back.
+  // LoRA: W0 <- W0 + s B A for every adapter (forward then skips the adapters), and back. backward
+  // refuses a merged model: unmerge before training.
   void merge_lora();
   void unmerge_lora();
   bool lora_merged() const { return merged_; }
 
  private:
+  void apply_lora(T sign);
   Mat<T> forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma::uword seq, GptCache<T>& cache) const;
   GptConfig cfg_;
   GptTensors<T> params_;

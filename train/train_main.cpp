@@ -23,6 +23,7 @@
 #include "reference/adamw.hpp"
 #include "reference/checkpoint.hpp"
 #include "reference/gpt.hpp"
+#include "reports/atomic_file.hpp"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -31,6 +32,7 @@ namespace {
 using ped::ref::TokenIds;
 using Model = ped::ref::Gpt<float>;
 namespace fs = std::filesystem;
+using ped::reports::write_file_atomically;
 
 struct Options {
   std::string text = "/usr/share/common-licenses/GPL-3";
@@ -113,17 +115,6 @@ ped::Mask parse_mask(const std::string& text) {
     return ped::Mask::causal_sliding_window(w);
   }
   throw std::invalid_argument("parse_mask: unknown mask '" + text + "', expected causal or window:W");
-}
-
-// Writes `content` to path through a temporary file and a rename.
-void write_atomically(const fs::path& path, const std::string& content) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << content;
-    if (!f.flush()) throw std::runtime_error("write_atomically: cannot write '" + tmp.string() + "'");
-  }
-  fs::rename(tmp, path);
 }
 
 std::string generate(const Model& model, const Corpus& c, const Options& o) {
@@ -217,22 +208,26 @@ int run(const Options& o) {
     csv << "," << lr << "," << norm << "," << seconds() << "\n";
   }
   const fs::path dir(o.out);
-  write_atomically(dir / "loss.csv", csv.str());
+  write_file_atomically(dir / "loss.csv", csv.str());
   ped::ref::save_checkpoint((dir / "checkpoint.bin").string(), model, opt);
 
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+    // gnuplot draws into a temp file beside loss.png, renamed into place only when it succeeded
+    ped::reports::StagedFiles staged;
+    const fs::path png = staged.reserve(dir / "loss.png");
     std::ostringstream gp;
-    gp << "set terminal pngcairo size 900,500 noenhanced\nset output '" << (dir / "loss.png").string() << "'\n"
+    gp << "set terminal pngcairo size 900,500 noenhanced\nset output '" << png.string() << "'\n"
        << "set datafile separator ','\nset key top right\nset xlabel 'step'\nset ylabel 'cross-entropy (nats)'\n"
        << "set title 'tiny GPT on " << fs::path(o.text).filename().string() << "'\n"
        << "plot '" << (dir / "loss.csv").string() << "' using 1:2 every ::1 with lines lc rgb '#9ecae1' title 'batch (train)', "
        << "'' using 1:($3 == $3 ? $3 : 1/0) every ::1 with linespoints lw 2 title 'validation', "
        << uniform << " with lines dt 2 title 'uniform log(V)'\n";
-    write_atomically(dir / "loss.gp", gp.str());
+    write_file_atomically(dir / "loss.gp", gp.str());
     const std::string cmd = "gnuplot '" + (dir / "loss.gp").string() + "'";
     if (std::system(cmd.c_str()) != 0) {
       std::printf("plot: gnuplot failed; the curve is in %s\n", (dir / "loss.csv").c_str());
     } else {
+      staged.commit();
       std::printf("plot: %s\n", (dir / "loss.png").c_str());
     }
   } else {
@@ -240,7 +235,7 @@ int run(const Options& o) {
   }
 
   const std::string sample = generate(model, c, o);
-  write_atomically(dir / "sample.txt", sample + "\n");
+  write_file_atomically(dir / "sample.txt", sample + "\n");
   std::printf("sample (seed %llu, temperature %.2f):\n----\n%s\n----\n", static_cast<unsigned long long>(o.seed),
               o.temperature, sample.c_str());
   std::printf("final: train loss %.4f, validation loss %.4f, uniform baseline log(V) = %.4f, %.1f s\n", train_eval,

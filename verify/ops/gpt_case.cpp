@@ -33,10 +33,13 @@ at::Tensor gpt_loss(const ref::GptConfig& cfg, const std::vector<at::Tensor>& p,
   const at::Tensor ids = ids_tensor(inputs);
   // X = W_E[:, ids] + W_P[:, 0:N] per sequence, (D, BN)
   at::Tensor x = p[layout.wte].index_select(1, ids) + p[layout.wpe].narrow(1, 0, n).repeat({1, batch});
-  // visible(i, j) as a (N, N) boolean, from the same Mask the model uses
-  at::Tensor hidden = at::zeros({n, n}, at::kBool);
+  // hidden(i, j) as a (N, N) boolean, from the same Mask the model uses; filled on the host in one
+  // buffer (element-wise tensor indexing would cost N^2 LibTorch calls inside the timed twin)
+  std::vector<std::uint8_t> hidden_host(static_cast<std::size_t>(n * n));
   for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < n; ++j) hidden[i][j] = !cfg.mask.visible(i, j, n, n);
+    for (std::int64_t j = 0; j < n; ++j) hidden_host[static_cast<std::size_t>(i * n + j)] = !cfg.mask.visible(i, j, n, n);
+  const at::Tensor hidden =
+      at::from_blob(hidden_host.data(), {n, n}, at::kByte).to(at::kBool);  // .to copies: no dangling view
   auto heads = [&](const at::Tensor& m) { return m.t().reshape({batch, n, h, dh}).permute({0, 2, 1, 3}); };
   for (const ref::GptBlockIndex& bi : layout.blocks) {
     const at::Tensor a = twin::layer_norm(x, p[bi.ln1_gamma], p[bi.ln1_beta], cfg.eps);
