@@ -14,7 +14,7 @@ namespace ped::ref {
 namespace {
 
 constexpr char kMagic[8] = {'P', 'E', 'D', 'G', 'P', 'T', 'C', 'K'};
-constexpr std::size_t kConfigFields = 8;
+constexpr std::size_t kConfigFields = 11;
 // magic, version, scalar bytes, config fields, alpha, steps, n
 constexpr std::size_t kHeaderBytes = 8 + 4 + 4 + 8 * kConfigFields + 8 + 8 + 8;
 
@@ -32,13 +32,23 @@ V get(const std::vector<char>& in, std::size_t& at) {
   return value;
 }
 
+// Everything that changes what the stored weights compute: sizes, adapters, the GELU, layer norm's
+// eps (its bit pattern) and the attention mask (a hash of Mask::name(), which spells its parameters).
 std::uint64_t config_field(const GptConfig& c, std::size_t i) {
   // Without adapters (rank 0) the targets mean nothing: stored and compared as 0.
   const std::uint64_t targets = c.lora_rank ? c.lora_targets : 0;
-  const std::uint64_t f[kConfigFields] = {c.vocab, c.context, c.width, c.heads, c.layers, c.ffn, c.lora_rank, targets};
+  std::uint64_t eps_bits = 0;
+  std::memcpy(&eps_bits, &c.eps, sizeof(eps_bits));
+  const std::string mask = c.mask.name();
+  const std::uint64_t f[kConfigFields] = {c.vocab,     c.context, c.width,
+                                          c.heads,     c.layers,  c.ffn,
+                                          c.lora_rank, targets,   static_cast<std::uint64_t>(c.approx),
+                                          eps_bits,    fnv1a64(mask.data(), mask.size())};
   return f[i];
 }
-constexpr const char* kConfigNames[kConfigFields] = {"vocab", "context", "width", "heads", "layers", "ffn", "lora_rank", "lora_targets"};
+constexpr const char* kConfigNames[kConfigFields] = {"vocab",     "context",      "width",          "heads",
+                                                     "layers",    "ffn",          "lora_rank",      "lora_targets",
+                                                     "gelu approximation", "layer norm eps (bits)", "mask (hash of its name)"};
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw std::runtime_error("load_checkpoint: '" + path + "' " + what);
@@ -58,6 +68,10 @@ std::uint64_t fnv1a64(const void* data, std::size_t bytes, std::uint64_t hash) {
 template <class T>
 void save_checkpoint(const std::string& path, const Gpt<T>& model, const AdamW<T>& opt) {
   const GptConfig& c = model.config();
+  if (model.lora_merged()) {
+    // merged weights hold W0 + s B A and the adapters too: loaded into an unmerged model they would count twice
+    throw std::invalid_argument("save_checkpoint: the LoRA adapters are merged; unmerge_lora() before saving");
+  }
   const std::vector<T>& p = model.params().data();
   const std::size_t n = p.size();
   if (opt.m().data().size() != n) {

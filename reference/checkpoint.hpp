@@ -18,7 +18,7 @@
 
 namespace ped::ref {
 
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+inline constexpr std::uint32_t kCheckpointVersion = 2;  // 2: GELU, eps and mask in the header
 
 // FNV-1a, 64 bits (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
 std::uint64_t fnv1a64(const void* data, std::size_t bytes, std::uint64_t hash = 0xcbf29ce484222325ULL);

@@ -54,8 +54,11 @@ void write_all_and_close(int fd, const fs::path& temp, std::string_view contents
     left -= static_cast<std::size_t>(written);
   }
   // fsync before rename: otherwise a crash could leave the renamed name pointing at empty blocks.
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int error = errno;
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_error = errno;
+  const bool closed = ::close(fd) == 0;  // closed whether or not fsync worked: no descriptor leak
+  if (!synced || !closed) {
+    const int error = synced ? errno : sync_error;
     throw std::runtime_error(concat("write_file_atomically: flushing ", temp, " failed: ", errno_text(error)));
   }
 }
