@@ -118,6 +118,8 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.layer_tokens = parse_sizes(option, value);
   } else if (option == "gemm-size") {
     config.gemm_size = parse_positive(option, value);
+    // cblas takes int sizes; three float n x n matrices must fit in memory (the budget is checked too)
+    if (config.gemm_size > 46340) fail("--", option, " = ", config.gemm_size, " is above 46340 (n^2 must fit an int)");
   } else if (option == "gemm") {
     config.gemm = parse_switch(option, value);
   } else if (option == "dry-run") {
@@ -399,6 +401,19 @@ std::string layer_benchmark_name(const char* op, const char* impl, const LayerSi
   }
   os << "/T:" << threads;
   return os.str();
+}
+
+double layer_flop(const std::string& op, const LayerSizes& s, std::int64_t n) {
+  const double t = static_cast<double>(n), d = static_cast<double>(s.model_dim), f = static_cast<double>(s.ffn_dim),
+               v = static_cast<double>(s.vocab);
+  if (op == "linear") return 3.0 * 2.0 * t * d * f;
+  if (op == "layer_norm") return 20.0 * t * d;
+  if (op == "gelu") return 30.0 * t * f;
+  if (op == "feed_forward") return 3.0 * 2.0 * (2.0 * t * d * f);
+  // four D x D projections (forward 8 n D^2, x3 with backward) + causal scores and values (4 n^2 D / 2, x3.5)
+  if (op == "attention") return 3.0 * 8.0 * t * d * d + 3.5 * 0.5 * 4.0 * t * t * d;
+  if (op == "cross_entropy") return 10.0 * t * v;
+  throw std::invalid_argument("layer_flop: unknown layer '" + op + "'");
 }
 
 }  // namespace ped::bench

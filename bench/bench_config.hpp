@@ -85,6 +85,12 @@ struct LayerSizes {
 std::string layer_benchmark_name(const char* op, const char* impl, const LayerSizes& s, std::int64_t n, int threads,
                                  const char* sizes);
 
+// FLOP of one forward+backward of a reference layer at n tokens ("linear", "layer_norm", "gelu",
+// "feed_forward", "attention", "cross_entropy"); matrix products count 2 per multiply-add and a
+// backward twice its forward; attention is causal, its score products counted by FlashAttention's
+// model (halved, forward+backward 3.5x forward). Throws std::invalid_argument for another op.
+double layer_flop(const std::string& op, const LayerSizes& s, std::int64_t n);
+
 struct BenchConfig {
   std::string profile = "quick";
   int threads = 2;

@@ -141,7 +141,13 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "bench: profile %s, %d threads, memory budget %.3g GiB; measuring the SGEMM ceiling (%lld^3)\n",
                config.profile.c_str(), config.threads, config.memory_budget_gib,
                static_cast<long long>(config.gemm_size));
-  settings().gemm_gflops = measure_sgemm_gflops(config.gemm_size, config.threads);
+  try {
+    settings().gemm_gflops = measure_sgemm_gflops(config.gemm_size, config.threads);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench: measuring the SGEMM ceiling at %lld^3 failed: %s\n",
+                 static_cast<long long>(config.gemm_size), error.what());
+    return 1;
+  }
   std::fprintf(stderr, "bench: SGEMM ceiling %.1f GFLOP/s\n", settings().gemm_gflops);
 
   if (config.gemm) register_gemm_benchmark(config);

@@ -120,7 +120,13 @@ benchmark::internal::Benchmark* register_timed(const std::string& name, std::fun
         return;
       }
     }
-    fn(state);
+    // A benchmark that fails (an allocation the machine cannot give, an error from a kernel) is
+    // reported as an error row; the rest of the sweep goes on.
+    try {
+      fn(state);
+    } catch (const std::exception& error) {
+      state.SkipWithError(error.what());
+    }
   });
   b->UseRealTime()->Unit(benchmark::kMillisecond);
   const BenchConfig& config = settings().config;

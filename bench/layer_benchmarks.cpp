@@ -44,10 +44,9 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
   const int threads = config.threads;
   const auto D = static_cast<arma::uword>(s.model_dim), F = static_cast<arma::uword>(s.ffn_dim),
              V = static_cast<arma::uword>(s.vocab);
-  const double d = static_cast<double>(D), f = static_cast<double>(F);
+  const double d = static_cast<double>(D);
   for (const std::int64_t tokens : config.layer_tokens) {
     const auto N = static_cast<arma::uword>(tokens);
-    const double n = static_cast<double>(N);
     register_timed(layer_name("linear", s, tokens, threads, "F"), [=](benchmark::State& state) {
       const Mat<float> x = uniform(D, N), w = uniform(F, D), dy = uniform(F, N);
       const Col<float> b = uniform_col(F);
@@ -57,7 +56,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(y.memptr());
         benchmark::DoNotOptimize(g.dw.memptr());
       });
-      set_flop_counters(state, 6.0 * n * d * f, 6.0 * n * d * f);
+      set_flop_counters(state, layer_flop("linear", s, tokens), layer_flop("linear", s, tokens));
     });
     register_timed(layer_name("layer_norm", s, tokens, threads, ""), [=](benchmark::State& state) {
       const Mat<float> x = uniform(D, N), dy = uniform(D, N);
@@ -69,7 +68,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(y.memptr());
         benchmark::DoNotOptimize(g.dx.memptr());
       });
-      set_flop_counters(state, 20.0 * n * d, 20.0 * n * d);
+      set_flop_counters(state, layer_flop("layer_norm", s, tokens), layer_flop("layer_norm", s, tokens));
     });
     register_timed(layer_name("gelu", s, tokens, threads, "F"), [=](benchmark::State& state) {
       const Mat<float> x = uniform(F, N), dy = uniform(F, N);
@@ -79,7 +78,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(y.memptr());
         benchmark::DoNotOptimize(dx.memptr());
       });
-      set_flop_counters(state, 30.0 * n * f, 30.0 * n * f);
+      set_flop_counters(state, layer_flop("gelu", s, tokens), layer_flop("gelu", s, tokens));
     });
     register_timed(layer_name("feed_forward", s, tokens, threads, "F"), [=](benchmark::State& state) {
       const ref::FeedForwardParams<float> p{.w1 = uniform(F, D), .b1 = uniform_col(F), .w2 = uniform(D, F),
@@ -92,7 +91,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(y.memptr());
         benchmark::DoNotOptimize(g.dx.memptr());
       });
-      set_flop_counters(state, 12.0 * n * d * f, 12.0 * n * d * f);
+      set_flop_counters(state, layer_flop("feed_forward", s, tokens), layer_flop("feed_forward", s, tokens));
     });
     register_timed(layer_name("attention", s, tokens, threads, "H"), [=](benchmark::State& state) {
       const float gain = static_cast<float>(1.0 / std::sqrt(d));
@@ -109,8 +108,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(y.memptr());
         benchmark::DoNotOptimize(g.dx.memptr());
       });
-      const double flop = 3.0 * (8.0 * n * d * d + 4.0 * n * n * d);
-      set_flop_counters(state, flop, flop);
+      set_flop_counters(state, layer_flop("attention", s, tokens), layer_flop("attention", s, tokens));
     });
     register_timed(layer_name("cross_entropy", s, tokens, threads, "V"), [=](benchmark::State& state) {
       const Mat<float> logits = uniform(V, N);
@@ -123,7 +121,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
         benchmark::DoNotOptimize(loss);
         benchmark::DoNotOptimize(dlogits.memptr());
       });
-      set_flop_counters(state, 10.0 * n * static_cast<double>(V), 10.0 * n * static_cast<double>(V));
+      set_flop_counters(state, layer_flop("cross_entropy", s, tokens), layer_flop("cross_entropy", s, tokens));
     });
   }
 }

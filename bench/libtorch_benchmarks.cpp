@@ -153,14 +153,13 @@ std::string layer_name(const char* op, const LayerSizes& s, std::int64_t n, int 
 void register_libtorch_layer_benchmarks(const BenchConfig& config) {
   const LayerSizes s = config.layer_sizes;
   const int threads = config.threads;
-  const double d = static_cast<double>(s.model_dim), f = static_cast<double>(s.ffn_dim);
+  const double d = static_cast<double>(s.model_dim);
   for (const std::int64_t n : config.layer_tokens) {
-    const double tokens = static_cast<double>(n);
     register_timed(layer_name("linear", s, n, threads, "F"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
                          uniform_tensor({s.ffn_dim}, 3)},
                  [](const std::vector<at::Tensor>& in) { return at::linear(in[0], in[1], in[2]); },
-                 6.0 * tokens * d * f);
+                 layer_flop("linear", s, n));
     });
     register_timed(layer_name("layer_norm", s, n, threads, ""), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.model_dim}, 2),
@@ -168,11 +167,12 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                  [&](const std::vector<at::Tensor>& in) {
                    return at::layer_norm(in[0], {s.model_dim}, in[1], in[2], 1e-5);
                  },
-                 20.0 * tokens * d);
+                 layer_flop("layer_norm", s, n));
     });
     register_timed(layer_name("gelu", s, n, threads, "F"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.ffn_dim}, 1)},
-                 [](const std::vector<at::Tensor>& in) { return at::gelu(in[0], "tanh"); }, 30.0 * tokens * f);
+                 [](const std::vector<at::Tensor>& in) { return at::gelu(in[0], "tanh"); },
+                 layer_flop("gelu", s, n));
     });
     register_timed(layer_name("feed_forward", s, n, threads, "F"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
@@ -181,7 +181,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                  [](const std::vector<at::Tensor>& in) {
                    return at::linear(at::gelu(at::linear(in[0], in[1], in[2]), "tanh"), in[3], in[4]);
                  },
-                 12.0 * tokens * d * f);
+                 layer_flop("feed_forward", s, n));
     });
     register_timed(layer_name("attention", s, n, threads, "H"), [=](benchmark::State& state) {
       const std::int64_t h = s.heads, dh = s.model_dim / s.heads;
@@ -203,14 +203,14 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                    const at::Tensor o = at::matmul(p, v).transpose(0, 1).reshape({n, s.model_dim});
                    return at::linear(o, x[7], x[8]);
                  },
-                 3.0 * (8.0 * tokens * d * d + 4.0 * tokens * tokens * d));
+                 layer_flop("attention", s, n));
     });
     register_timed(layer_name("cross_entropy", s, n, threads, "V"), [=](benchmark::State& state) {
       at::Tensor targets = at::empty({n}, at::kLong);
       for (std::int64_t i = 0; i < n; ++i) targets[i] = (i * 7919) % s.vocab;
       layer_twin(state, {uniform_tensor({n, s.vocab}, 1)},
                  [&](const std::vector<at::Tensor>& in) { return at::cross_entropy_loss(in[0], targets); },
-                 10.0 * tokens * static_cast<double>(s.vocab));
+                 layer_flop("cross_entropy", s, n));
     });
   }
 }

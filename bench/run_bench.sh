@@ -35,11 +35,15 @@ done
 
 mkdir -p "$outdir"
 start=$(date +%s)
-"$bench" --profile "$profile" --benchmark_format=json --benchmark_out="$outdir/bench.json" \
+# Google Benchmark writes its JSON as it goes: into a temp file, renamed only after a complete run,
+# so a failed run never leaves a partial bench.json beside an earlier run's CSVs.
+"$bench" --profile "$profile" --benchmark_format=json --benchmark_out="$outdir/bench.json.tmp" \
   --benchmark_out_format=json "$@" >/dev/null 2>"$outdir/bench.log" || {
   status=$?
+  rm -f "$outdir/bench.json.tmp"
   tail -n 20 "$outdir/bench.log" >&2
   exit "$status"
 }
+mv "$outdir/bench.json.tmp" "$outdir/bench.json"
 echo "bench: $profile profile took $(($(date +%s) - start)) s; log in $outdir/bench.log" >&2
 "$report" convert --json "$outdir/bench.json" --out "$outdir/bench.csv"
