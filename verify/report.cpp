@@ -1,12 +1,9 @@
 #include "verify/report.hpp"
 
-#include <unistd.h>
+#include "reports/atomic_file.hpp"
+#include "reports/csv_io.hpp"
 
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -31,46 +28,20 @@ std::string format_number(double value) {
   return os.str();
 }
 
-namespace {
-// RFC 4180 quoting for fields that need it.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-}  // namespace
-
 void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw std::runtime_error("write_csv_atomic: cannot open '" + tmp + "': " + std::strerror(errno));
-    const auto& cols = csv_columns();
-    for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
-    out << "\n";
-    for (const CheckRow& r : rows) {
-      out << csv_field(r.op) << ',' << csv_field(r.variant) << ',' << r.dtype << ',' << csv_field(r.shape) << ','
-          << csv_field(r.mask) << ',' << r.reference << ',' << csv_field(r.quantity) << ','
-          << format_number(r.metrics.max_abs_err) << ',' << format_number(r.metrics.max_rel_err) << ','
-          << format_number(r.metrics.norm_rel_err) << ',' << format_number(r.tolerance) << ','
-          << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_field(r.detail) << '\n';
-    }
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw std::runtime_error("write_csv_atomic: writing '" + tmp + "' failed");
-    }
+  using reports::csv_cell;
+  std::ostringstream out;
+  const auto& cols = csv_columns();
+  for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
+  out << "\n";
+  for (const CheckRow& r : rows) {
+    out << csv_cell(r.op) << ',' << csv_cell(r.variant) << ',' << r.dtype << ',' << csv_cell(r.shape) << ','
+        << csv_cell(r.mask) << ',' << r.reference << ',' << csv_cell(r.quantity) << ','
+        << format_number(r.metrics.max_abs_err) << ',' << format_number(r.metrics.max_rel_err) << ','
+        << format_number(r.metrics.norm_rel_err) << ',' << format_number(r.tolerance) << ','
+        << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(r.detail) << '\n';
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("write_csv_atomic: cannot rename '" + tmp + "' to '" + path + "': " + why);
-  }
+  reports::write_file_atomically(path, out.str());
 }
 
 void print_summary(std::ostream& os, const std::vector<CheckRow>& rows) {

@@ -12,8 +12,9 @@ namespace ped::verify {
 // The CSV header, in the column order of the file (DESIGN.md's columns, then `detail`).
 const std::vector<std::string>& csv_columns();
 
-// Writes the report to `path` atomically: a temp file beside it, renamed over `path` when complete.
-// Throws std::runtime_error naming the path if it cannot be written; `path` is then untouched.
+// Writes the report to `path` atomically (reports/atomic_file: a temp file beside it, fsynced,
+// renamed over `path`); cells quoted as reports::csv_cell. Throws
+// std::runtime_error naming the path if it cannot be written; `path` is then untouched.
 void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows);
 
 // Per op/variant x dtype x reference: checks, failures, worst normwise relative error and its
