@@ -23,6 +23,56 @@ void check_params(const char* fn, const AttentionParams<T>& p, arma::uword d) {
 }  // namespace
 
 template <class T>
+Mat<T> additive_mask(const Mask& mask, arma::uword n) {
+  Mat<T> m(n, n, arma::fill::zeros);
+  const auto n64 = static_cast<std::int64_t>(n);
+  for (arma::uword i = 0; i < n; ++i) {
+    for (arma::uword j = 0; j < n; ++j) {
+      if (!mask.visible(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), n64, n64)) {
+        m(i, j) = -std::numeric_limits<T>::infinity();
+      }
+    }
+  }
+  return m;
+}
+
+template <class T>
+void attention_heads_forward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
+                             const Mat<T>& additive_mask, arma::uword col0, arma::Cube<T>& p, arma::uword slice0,
+                             Mat<T>& o) {
+  const arma::uword dh = q.n_rows / heads, n = additive_mask.n_rows;
+  const arma::span cols(col0, col0 + n - 1);
+  for (arma::uword h = 0; h < heads; ++h) {
+    const arma::span rows(h * dh, (h + 1) * dh - 1);
+    // masked entries are -inf: probability 0
+    const Mat<T> s = scale * q(rows, cols).t() * k(rows, cols) + additive_mask;  // (N, N)
+    p.slice(slice0 + h) = softmax_rows_forward(s);
+    o(rows, cols) = v(rows, cols) * p.slice(slice0 + h).t();
+  }
+}
+
+template <class T>
+void attention_heads_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
+                              const arma::Cube<T>& p, arma::uword slice0, const Mat<T>& dout, arma::uword col0,
+                              Mat<T>& dq, Mat<T>& dk, Mat<T>& dv) {
+  const arma::uword dh = q.n_rows / heads, n = p.n_rows;
+  const arma::span cols(col0, col0 + n - 1);
+  for (arma::uword h = 0; h < heads; ++h) {
+    const arma::span rows(h * dh, (h + 1) * dh - 1);
+    const Mat<T>& ph = p.slice(slice0 + h);
+    const Mat<T> doh = dout(rows, cols);
+    // forward: O_h = V_h P_h^T
+    dv(rows, cols) = doh * ph;
+    const Mat<T> dph = doh.t() * v(rows, cols);
+    // forward: P_h = softmax_rows(S_h); masked entries have P = 0 and so dS = 0
+    const Mat<T> dsh = softmax_rows_backward(dph, ph);
+    // forward: S_h = s Q_h^T K_h
+    dq(rows, cols) = scale * k(rows, cols) * dsh.t();
+    dk(rows, cols) = scale * q(rows, cols) * dsh;
+  }
+}
+
+template <class T>
 Mat<T> attention_forward(const Mat<T>& x, const AttentionParams<T>& p, const AttentionConfig<T>& cfg,
                          AttentionCache<T>& cache) {
   constexpr const char* fn = "attention_forward";
@@ -43,15 +93,8 @@ Mat<T> attention_forward(const Mat<T>& x, const AttentionParams<T>& p, const Att
   cache.v = linear_forward(x, p.wv, p.bv);
   cache.p.set_size(n, n, cfg.heads);
   cache.o.set_size(d, n);
-  for (arma::uword h = 0; h < cfg.heads; ++h) {
-    const arma::span rows(h * dh, (h + 1) * dh - 1);
-    Mat<T> s = cache.scale * cache.q.rows(rows).t() * cache.k.rows(rows);  // (N, N)
-    if (cfg.causal) {
-      for (arma::uword i = 0; i + 1 < n; ++i) s(i, arma::span(i + 1, n - 1)).fill(-std::numeric_limits<T>::infinity());
-    }
-    cache.p.slice(h) = softmax_rows_forward(s);
-    cache.o.rows(rows) = cache.v.rows(rows) * cache.p.slice(h).t();
-  }
+  attention_heads_forward(cache.q, cache.k, cache.v, cfg.heads, cache.scale, additive_mask<T>(cfg.causal ? Mask::causal() : Mask::none(), n), 0,
+                          cache.p, 0, cache.o);
   return linear_forward(cache.o, p.wo, p.bo);
 }
 
@@ -62,26 +105,13 @@ AttentionGrads<T> attention_backward(const Mat<T>& dy, const AttentionParams<T>&
   const arma::uword d = cache.x.n_rows;
   require_shape(fn, "dy", dy, d, cache.x.n_cols);
   check_params(fn, p, d);
-  const arma::uword dh = d / cache.heads;
   AttentionGrads<T> g;
   // forward: y = Wo O + bo
   LinearGrads<T> out = linear_backward(dy, cache.o, p.wo);
   g.dp.wo = std::move(out.dw);
   g.dp.bo = std::move(out.db);
   Mat<T> dq(d, cache.x.n_cols), dk(d, cache.x.n_cols), dv(d, cache.x.n_cols);
-  for (arma::uword h = 0; h < cache.heads; ++h) {
-    const arma::span rows(h * dh, (h + 1) * dh - 1);
-    const Mat<T>& ph = cache.p.slice(h);
-    const Mat<T> doh = out.dx.rows(rows);
-    // forward: O_h = V_h P_h^T
-    dv.rows(rows) = doh * ph;
-    const Mat<T> dph = doh.t() * cache.v.rows(rows);
-    // forward: P_h = softmax_rows(S_h); masked entries have P = 0 and so dS = 0
-    const Mat<T> dsh = softmax_rows_backward(dph, ph);
-    // forward: S_h = s Q_h^T K_h
-    dq.rows(rows) = cache.scale * cache.k.rows(rows) * dsh.t();
-    dk.rows(rows) = cache.scale * cache.q.rows(rows) * dsh;
-  }
+  attention_heads_backward(cache.q, cache.k, cache.v, cache.heads, cache.scale, cache.p, 0, out.dx, 0, dq, dk, dv);
   LinearGrads<T> gq = linear_backward(dq, cache.x, p.wq);
   LinearGrads<T> gk = linear_backward(dk, cache.x, p.wk);
   LinearGrads<T> gv = linear_backward(dv, cache.x, p.wv);
@@ -96,6 +126,12 @@ AttentionGrads<T> attention_backward(const Mat<T>& dy, const AttentionParams<T>&
 }
 
 #define PED_INSTANTIATE(T)                                                                                  \
+  template Mat<T> additive_mask<T>(const Mask&, arma::uword);                                                \
+  template void attention_heads_forward<T>(const Mat<T>&, const Mat<T>&, const Mat<T>&, arma::uword, T,     \
+                                           const Mat<T>&, arma::uword, arma::Cube<T>&, arma::uword, Mat<T>&); \
+  template void attention_heads_backward<T>(const Mat<T>&, const Mat<T>&, const Mat<T>&, arma::uword, T,    \
+                                            const arma::Cube<T>&, arma::uword, const Mat<T>&, arma::uword,   \
+                                            Mat<T>&, Mat<T>&, Mat<T>&);                                      \
   template Mat<T> attention_forward<T>(const Mat<T>&, const AttentionParams<T>&, const AttentionConfig<T>&, \
                                        AttentionCache<T>&);                                                 \
   template AttentionGrads<T> attention_backward<T>(const Mat<T>&, const AttentionParams<T>&, const AttentionCache<T>&);

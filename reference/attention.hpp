@@ -4,6 +4,7 @@
 #pragma once
 
 #include "reference/common.hpp"
+#include "variants/mask.hpp"
 
 namespace ped::ref {
 
@@ -35,6 +36,23 @@ struct AttentionGrads {
   Mat<T> dx;              // (D, N)
   AttentionParams<T> dp;  // same shapes as the parameters
 };
+
+// A mask as an additive (N, N) matrix: 0 where key j is visible to query i, -inf elsewhere.
+template <class T>
+Mat<T> additive_mask(const Mask& mask, arma::uword n);
+
+// The per-head core on the columns [col0, col0 + N) of Q, K, V (D, *), heads on row blocks of dh:
+// forward: S_h = s Q_h^T K_h + M, P_h = softmax_rows(S_h) into p.slice(slice0 + h), O_h = V_h P_h^T.
+template <class T>
+void attention_heads_forward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
+                             const Mat<T>& additive_mask, arma::uword col0, arma::Cube<T>& p, arma::uword slice0,
+                             Mat<T>& o);
+// backward: dV_h = dO_h P_h, dS_h = softmax_rows'(dO_h^T V_h), dQ_h = s K_h dS_h^T, dK_h = s Q_h dS_h,
+// written into the same columns of dq, dk, dv (sized by the caller).
+template <class T>
+void attention_heads_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
+                              const arma::Cube<T>& p, arma::uword slice0, const Mat<T>& dout, arma::uword col0,
+                              Mat<T>& dq, Mat<T>& dk, Mat<T>& dv);
 
 // forward: Q = Wq x + bq, K = Wk x + bk, V = Wv x + bv; per head h:
 //          S_h = s Q_h^T K_h (N, N) with masked entries -inf, P_h = softmax_rows(S_h), O_h = V_h P_h^T;

@@ -3,14 +3,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <random>
 #include <sstream>
 
+#include "reference/attention.hpp"
 #include "reference/linear.hpp"
 #include "reference/positional_embedding.hpp"
 #include "reference/residual.hpp"
-#include "reference/softmax.hpp"
 #include "reference/token_embedding.hpp"
 
 namespace ped::ref {
@@ -371,9 +370,11 @@ void from_heads(const std::vector<T>& in, arma::uword batch, arma::uword seq, ar
         std::memcpy(m.colptr(b * seq + n) + h * dh, in.data() + ((b * heads + h) * seq + n) * dh, dh * sizeof(T));
 }
 
-// forward per sequence b and head h: S = s Q_h^T K_h + M (N, N), P = softmax_rows(S), O_h = V_h P^T
+// forward per sequence b and head h: S = s Q_h^T K_h + M (N, N), P = softmax_rows(S), O_h = V_h P^T;
+// `mask` is cfg.mask as an additive (N, N) matrix (used by the reference path only)
 template <class T>
-void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword seq, GptBlockCache<T>& c) {
+void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword seq, const Mat<T>& mask,
+                            GptBlockCache<T>& c) {
   const arma::uword d = c.q.n_rows, heads = cfg.heads, dh = d / heads;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
   c.o.set_size(d, batch * seq);
@@ -391,22 +392,9 @@ void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword
     from_heads(c.oh, batch, seq, heads, c.o);
     return;
   }
-  // The mask as an additive (N, N) matrix: 0 where key j is visible to query i, -inf elsewhere.
-  Mat<T> m(seq, seq, arma::fill::zeros);
-  const auto n64 = static_cast<std::int64_t>(seq);
-  for (arma::uword i = 0; i < seq; ++i)
-    for (arma::uword j = 0; j < seq; ++j)
-      if (!cfg.mask.visible(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), n64, n64)) {
-        m(i, j) = -std::numeric_limits<T>::infinity();
-      }
   c.p.set_size(seq, seq, batch * heads);
   for (arma::uword b = 0; b < batch; ++b) {
-    for (arma::uword h = 0; h < heads; ++h) {
-      const arma::span rows(h * dh, (h + 1) * dh - 1), cols(b * seq, (b + 1) * seq - 1);
-      const Mat<T> s = scale * c.q(rows, cols).t() * c.k(rows, cols) + m;
-      c.p.slice(b * heads + h) = softmax_rows_forward(s);
-      c.o(rows, cols) = c.v(rows, cols) * c.p.slice(b * heads + h).t();
-    }
+    attention_heads_forward(c.q, c.k, c.v, heads, scale, mask, b * seq, c.p, b * heads, c.o);
   }
 }
 
@@ -434,15 +422,7 @@ void attention_core_backward(const GptConfig& cfg, arma::uword batch, arma::uwor
     return;
   }
   for (arma::uword b = 0; b < batch; ++b) {
-    for (arma::uword h = 0; h < heads; ++h) {
-      const arma::span rows(h * dh, (h + 1) * dh - 1), cols(b * seq, (b + 1) * seq - 1);
-      const Mat<T>& p = c.p.slice(b * heads + h);
-      const Mat<T> d_o = dout(rows, cols);
-      dv(rows, cols) = d_o * p;
-      const Mat<T> ds = softmax_rows_backward(Mat<T>(d_o.t() * c.v(rows, cols)), p);
-      dq(rows, cols) = scale * c.k(rows, cols) * ds.t();
-      dk(rows, cols) = scale * c.q(rows, cols) * ds;
-    }
+    attention_heads_backward(c.q, c.k, c.v, heads, scale, c.p, b * heads, dout, b * seq, dq, dk, dv);
   }
 }
 
@@ -462,6 +442,8 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
   for (arma::uword b = 0; b < batch; ++b) x.cols(b * seq, (b + 1) * seq - 1) += pos;
   lap(GptProfile::embedding);
   cache.blocks.resize(l.blocks.size());
+  // the reference path's additive mask, built once for every block
+  const Mat<T> mask = cfg_.attention == GptAttention::reference ? additive_mask<T>(cfg_.mask, seq) : Mat<T>();
   for (std::size_t i = 0; i < l.blocks.size(); ++i) {
     const GptBlockIndex& bi = l.blocks[i];
     GptBlockCache<T>& c = cache.blocks[i];
@@ -474,7 +456,7 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
     c.k = proj(proj_k).forward(c.a, c.ax[proj_k]);
     c.v = proj(proj_v).forward(c.a, c.ax[proj_v]);
     lap(GptProfile::qkv);
-    attention_core_forward(cfg_, batch, seq, c);
+    attention_core_forward(cfg_, batch, seq, mask, c);
     lap(GptProfile::attention);
     c.x1 = residual_forward(c.x, proj(proj_o).forward(c.o, c.ax[proj_o]));
     lap(GptProfile::out_proj);
