@@ -64,19 +64,13 @@ void announce(std::size_t index, const std::string& name);
 template <class Call>
 void measured_loop(benchmark::State& state, Call&& call) {
   if (memory_run_active()) {
-    // The peak of a call is deterministic: measured in the first repetition's memory run, reused
-    // by the later ones (at N = 16384 a call can take minutes).
+    // A later repetition's memory run never gets here: register_timed reuses the first one's peak.
     bool first = true;
-    const std::optional<std::int64_t> earlier = memory_peak_of_earlier_repetition();
     for (auto _ : state) {
       if (first) {
-        if (earlier) {
-          record_call_peak(*earlier);
-        } else {
-          const memory::Region region;
-          call();
-          record_call_peak(region.peak_above_start());
-        }
+        const memory::Region region;
+        call();
+        record_call_peak(region.peak_above_start());
         first = false;
       }
     }
