@@ -23,6 +23,13 @@ const char* to_string(Variant v) {
   return "unknown";
 }
 
+Variant parse_variant(const std::string& name) {
+  for (Variant v : {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse}) {
+    if (name == to_string(v)) return v;
+  }
+  detail::throw_invalid("parse_variant", "unknown variant '", name, "', expected naive, blocked, flash or sparse");
+}
+
 namespace detail {
 
 namespace {

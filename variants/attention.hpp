@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "variants/mask.hpp"
 
@@ -42,6 +43,8 @@ enum class Variant : std::uint8_t { naive, blocked, flash, sparse };
 
 // "naive", "blocked", "flash", "sparse".
 const char* to_string(Variant v);
+// The inverse of to_string; throws std::invalid_argument naming the unknown name.
+Variant parse_variant(const std::string& name);
 
 struct AttentionShape {
   std::int64_t batch = 1;     // B

@@ -164,4 +164,17 @@ TEST(BadInput, ExplicitLayoutOfTheWrongSize) {
 }
 
 }  // namespace
+TEST(BadInput, VariantNames) {
+  for (Variant v : {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse}) {
+    EXPECT_EQ(parse_variant(to_string(v)), v);
+  }
+  try {
+    parse_variant("flashy");
+    ADD_FAILURE() << "no exception for an unknown variant";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("parse_variant"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'flashy'"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace ped

@@ -51,13 +51,6 @@ Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::u
   throw std::invalid_argument("sdpa: unknown mask '" + name + "'");
 }
 
-Variant parse_variant(const std::string& name) {
-  for (Variant v : {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse}) {
-    if (name == to_string(v)) return v;
-  }
-  throw std::invalid_argument("sdpa: unknown variant '" + name + "'");
-}
-
 struct Kernel {
   Variant variant;
   AttentionShape shape;
