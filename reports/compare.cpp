@@ -51,7 +51,13 @@ Comparison compare_pair(const BenchmarkKey& key, const Side& base, const Side& n
   const std::size_t fewest = std::min(c.base_samples, c.new_samples);
   if (fewest < options.min_repetitions) {
     c.verdict = Verdict::not_gated;
-    c.note = fewest == 0 ? "no raw samples" : concat("only ", fewest, " repetitions (need ", options.min_repetitions, ")");
+    if (fewest > 0) {
+      c.note = concat("only ", fewest, " repetitions (need ", options.min_repetitions, ")");
+    } else {
+      c.note = c.base_samples == 0 && c.new_samples == 0 ? "no raw samples on either side"
+               : c.base_samples == 0                       ? "no raw samples in base"
+                                                           : "no raw samples in new";
+    }
     return c;
   }
   const bool significant = c.test->p_value < options.alpha;
@@ -81,13 +87,23 @@ BenchmarkSet read_benchmark_set(const fs::path& bench_csv, const std::optional<f
   const fs::path samples_path = samples_file.value_or(samples_path_for(bench_csv));
   std::error_code ignored;
   if (samples_file || fs::exists(samples_path, ignored)) {
+    set.samples_source = samples_path;
     set.samples = read_samples_csv(samples_path);
-    std::map<BenchmarkKey, bool> known;
-    for (const BenchmarkRow& row : set.rows) known[row.key] = true;
+    std::map<BenchmarkKey, std::size_t> count;
+    for (const BenchmarkRow& row : set.rows) count[row.key] = 0;
     for (const Sample& sample : set.samples) {
-      if (!known.contains(sample.key)) {
+      const auto it = count.find(sample.key);
+      if (it == count.end()) {
         throw_input_error(samples_path.string(), ":", sample.line, ": sample of ", benchmark_name(sample.key),
                           ", which has no row in ", bench_csv.string());
+      }
+      ++it->second;
+    }
+    for (const BenchmarkRow& row : set.rows) {
+      if (static_cast<std::int64_t>(count[row.key]) != row.repetitions) {
+        throw_input_error(samples_path.string(), ": ", count[row.key], " samples of ", benchmark_name(row.key), ", but ",
+                          bench_csv.string(), ":", row.line, " gives repetitions ", row.repetitions,
+                          " (expected one sample per repetition)");
       }
     }
   }
@@ -142,6 +158,34 @@ std::vector<Comparison> compare_samples(const std::vector<Sample>& base, const s
 bool has_regression(const std::vector<Comparison>& comparisons) {
   return std::any_of(comparisons.begin(), comparisons.end(),
                      [](const Comparison& c) { return c.verdict == Verdict::regressed; });
+}
+
+GateCoverage gate_coverage(const std::vector<Comparison>& comparisons) {
+  GateCoverage coverage;
+  for (const Comparison& c : comparisons) {
+    switch (c.verdict) {
+      case Verdict::improved:
+      case Verdict::regressed:
+      case Verdict::unchanged: ++coverage.gated; break;
+      case Verdict::not_gated:
+        if (coverage.not_gated++ == 0) coverage.first_not_gated = &c;
+        break;
+      case Verdict::only_in_base:
+      case Verdict::only_in_new: ++coverage.unmatched; break;
+    }
+  }
+  return coverage;
+}
+
+std::string describe_incomplete_gate(const GateCoverage& coverage) {
+  if (!coverage.incomplete()) return "";
+  const std::size_t total = coverage.gated + coverage.not_gated + coverage.unmatched;
+  if (coverage.not_gated == 0) {
+    return concat("no benchmark was gated: all ", total, " are present on one side only");
+  }
+  return concat(coverage.not_gated, " of ", total, " benchmarks were not gated (first: ",
+                benchmark_name(coverage.first_not_gated->key), ": ", coverage.first_not_gated->note,
+                "), so the gate did not check them");
 }
 
 std::string format_comparison_table(const std::vector<Comparison>& comparisons, const CompareOptions& options) {

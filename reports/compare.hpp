@@ -10,7 +10,8 @@
 //   not gated  fewer than min_repetitions samples on either side (the test cannot reach p < 0.05
 //              reliably with so few: the smallest exact two-sided p for 4 vs 4 is 0.029), or no
 //              raw samples at all; the ratio is still shown
-// Benchmarks present on one side only are listed, not gated.
+// Benchmarks present on one side only are listed, not gated. A gate that left benchmarks unjudged
+// has not checked them: gate_coverage says so, and `report compare` fails on it unless told not to.
 #pragma once
 
 #include "reports/csv_io.hpp"
@@ -30,15 +31,17 @@ struct CompareOptions {
 };
 
 // A run read back from disk: the benchmark CSV and its raw samples (empty when there is no
-// companion file).
+// companion file; samples_source is then empty too).
 struct BenchmarkSet {
   std::filesystem::path source;
   std::vector<BenchmarkRow> rows;
+  std::filesystem::path samples_source;
   std::vector<Sample> samples;
 };
 
 // Reads BENCH.csv and, when it exists, samples_path_for(BENCH.csv) (or `samples_file` if given).
-// Throws InputError when a sample's key has no row in BENCH.csv.
+// Throws InputError when a sample's key has no row in BENCH.csv, or when a row's repetitions differ
+// from the number of its samples.
 BenchmarkSet read_benchmark_set(const std::filesystem::path& bench_csv,
                                 const std::optional<std::filesystem::path>& samples_file = std::nullopt);
 
@@ -66,6 +69,20 @@ std::vector<Comparison> compare_samples(const std::vector<Sample>& base, const s
                                         const CompareOptions& options);
 
 bool has_regression(const std::vector<Comparison>& comparisons);
+
+// How much of a comparison the gate judged: benchmarks with a verdict (improved, regressed,
+// unchanged), matched but not gated, and present on one side only.
+struct GateCoverage {
+  std::size_t gated = 0;
+  std::size_t not_gated = 0;
+  std::size_t unmatched = 0;
+  const Comparison* first_not_gated = nullptr;
+  // True when the gate judged nothing, or left a matched benchmark unjudged.
+  bool incomplete() const { return gated == 0 || not_gated > 0; }
+};
+GateCoverage gate_coverage(const std::vector<Comparison>& comparisons);
+// One line: how many benchmarks were not gated and why the first was not, or "" when complete.
+std::string describe_incomplete_gate(const GateCoverage& coverage);
 
 // A fixed-width table, one line per benchmark, and a count per verdict.
 std::string format_comparison_table(const std::vector<Comparison>& comparisons, const CompareOptions& options);

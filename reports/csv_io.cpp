@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <stdexcept>
+#include <utility>
 
 namespace ped::reports {
 namespace fs = std::filesystem;
@@ -27,29 +29,34 @@ fs::path samples_path_for(const fs::path& bench_csv) {
 
 namespace {
 
-constexpr std::size_t key_columns = 9;
-
 // The nine key columns come first in both benchmark readers, in this order.
 template <std::size_t N>
 BenchmarkKey key_from(const csv::Row<N>& row) {
   BenchmarkKey key;
-  key.variant = row.text(0);
-  key.pass = row.text(1);
-  key.dtype = row.text(2);
+  key.variant = row.label(0);
+  key.pass = row.label(1);
+  key.dtype = row.label(2);
   key.batch = row.integer(3);
   key.heads = row.integer(4);
   key.seq_len = row.integer(5);
   key.head_dim = row.integer(6);
-  key.mask = row.text(7);
+  key.mask = row.label(7);
   key.threads = row.integer(8);
-  if (key.variant.empty()) row.fail(0, "empty variant");
-  if (key.pass != "forward" && key.pass != "backward" && key.pass != "forward_backward") {
-    row.fail(1, "pass is not forward|backward|forward_backward");
-  }
-  for (std::size_t c : {3, 4, 5, 6, 8}) {
-    if (row.integer(c) <= 0) row.fail(c, "size must be positive");
-  }
   return key;
+}
+
+// Index of `column` in `names` (every problem names a column the reader has).
+template <std::size_t N>
+std::size_t index_of(const std::array<std::string_view, N>& names, std::string_view column) {
+  for (std::size_t c = 0; c < N; ++c) {
+    if (names[c] == column) return c;
+  }
+  throw std::logic_error(concat("index_of: no column '", column, "'"));
+}
+
+template <std::size_t N, class Value>
+void refuse_problem(const csv::Row<N>& row, const std::array<std::string_view, N>& names, const Value& value) {
+  if (const std::optional<FieldProblem> problem = find_problem(value)) row.fail(index_of(names, problem->column), problem->what);
 }
 
 void require_rows(const fs::path& file, std::size_t rows) {
@@ -63,9 +70,111 @@ std::string key_cells(const BenchmarkKey& key) {
 
 constexpr const char* key_header = "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads";
 
+std::optional<FieldProblem> text_problem(const char* column, const std::string& text) {
+  const std::string control = first_control_character(text);
+  if (control.empty()) return std::nullopt;
+  return FieldProblem{column, concat("control character ", control, " in text (expected printable text)")};
+}
+
+std::optional<FieldProblem> key_problem(const BenchmarkKey& key) {
+  const std::pair<const char*, const std::string*> texts[] = {
+      {"variant", &key.variant}, {"pass", &key.pass}, {"dtype", &key.dtype}, {"mask", &key.mask}};
+  for (const auto& [column, text] : texts) {
+    if (auto problem = text_problem(column, *text)) return problem;
+    if (text->empty()) return FieldProblem{column, concat("empty ", column)};
+  }
+  if (key.pass != "forward" && key.pass != "backward" && key.pass != "forward_backward") {
+    return FieldProblem{"pass", "pass is not forward|backward|forward_backward"};
+  }
+  const std::pair<const char*, std::int64_t> sizes[] = {
+      {"batch", key.batch}, {"heads", key.heads}, {"seq_len", key.seq_len}, {"head_dim", key.head_dim}, {"threads", key.threads}};
+  for (const auto& [column, size] : sizes) {
+    if (size <= 0) return FieldProblem{column, "size must be positive"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldProblem> time_problem(const char* column, double t) {
+  if (!(std::isfinite(t) && t > 0.0)) return FieldProblem{column, "time must be a positive finite number"};
+  if (t > max_time_ns) return FieldProblem{column, concat("time above ", format_number(max_time_ns), " ns (one day per iteration)")};
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::vector<BenchmarkRow> read_benchmark_csv(const fs::path& file) {
+std::optional<FieldProblem> find_problem(const BenchmarkRow& row) {
+  if (auto problem = key_problem(row.key)) return problem;
+  if (row.repetitions <= 0) return FieldProblem{"repetitions", "repetitions must be positive"};
+  for (const auto& [column, t] : {std::pair{"median_ns", row.median_ns}, std::pair{"min_ns", row.min_ns},
+                                   std::pair{"max_ns", row.max_ns}}) {
+    if (auto problem = time_problem(column, t)) return problem;
+  }
+  if (row.min_ns > row.max_ns) {
+    return FieldProblem{"min_ns", concat("min_ns above max_ns ", format_number(row.max_ns),
+                                         " (expected min_ns <= median_ns <= max_ns)")};
+  }
+  if (row.median_ns < row.min_ns || row.median_ns > row.max_ns) {
+    return FieldProblem{"median_ns", concat("median_ns outside [min_ns, max_ns] = [", format_number(row.min_ns), ", ",
+                                            format_number(row.max_ns), "]")};
+  }
+  for (const auto& [column, value] : {std::pair{"gflops", row.gflops}, std::pair{"peak_bytes", row.peak_bytes},
+                                       std::pair{"fraction_of_gemm", row.fraction_of_gemm}}) {
+    if (!std::isnan(value) && !(std::isfinite(value) && value >= 0.0)) {
+      return FieldProblem{column, "expected nan (not measured) or a finite number >= 0"};
+    }
+  }
+  for (const auto& [column, text] : {std::pair{"git_rev", &row.git_rev}, std::pair{"host", &row.host},
+                                      std::pair{"date", &row.date}}) {
+    if (auto problem = text_problem(column, *text)) return problem;
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldProblem> find_problem(const Sample& sample) {
+  if (auto problem = key_problem(sample.key)) return problem;
+  if (sample.repetition < 0) return FieldProblem{"repetition", "repetition must be >= 0"};
+  return time_problem("time_ns", sample.time_ns);
+}
+
+bool verify_verdict(const VerifyRow& row) {
+  return std::isfinite(row.max_abs_err) && std::isfinite(row.max_rel_err) && std::isfinite(row.norm_rel_err) &&
+         row.norm_rel_err <= row.tolerance;
+}
+
+std::optional<FieldProblem> find_problem(const VerifyRow& row) {
+  const std::pair<const char*, const std::string*> texts[] = {
+      {"op", &row.op},     {"variant", &row.variant},     {"dtype", &row.dtype}, {"shape", &row.shape},
+      {"mask", &row.mask}, {"reference", &row.reference}, {"quantity", &row.quantity}, {"seed", &row.seed}};
+  for (const auto& [column, text] : texts) {
+    if (auto problem = text_problem(column, *text)) return problem;
+  }
+  if (row.op.empty()) return FieldProblem{"op", "empty op"};
+  const std::pair<const char*, double> errors[] = {
+      {"max_abs_err", row.max_abs_err}, {"max_rel_err", row.max_rel_err}, {"norm_rel_err", row.norm_rel_err}};
+  for (const auto& [column, error] : errors) {
+    if (error < 0.0) return FieldProblem{column, "an error must be nan, inf or >= 0"};
+  }
+  if (!(std::isfinite(row.tolerance) && row.tolerance > 0.0)) {
+    return FieldProblem{"tolerance", "tolerance must be a finite number > 0"};
+  }
+  const bool verdict = verify_verdict(row);
+  if (row.passed == verdict) return std::nullopt;
+  constexpr const char* rule = " (passed means every error is finite and norm_rel_err <= tolerance)";
+  if (!row.passed) {
+    return FieldProblem{"passed", concat("passed is false, but every error is finite and norm_rel_err ",
+                                         format_number(row.norm_rel_err), " <= tolerance ", format_number(row.tolerance),
+                                         rule)};
+  }
+  if (!(row.norm_rel_err <= row.tolerance)) {
+    return FieldProblem{"passed", concat("passed is true, but norm_rel_err ", format_number(row.norm_rel_err),
+                                         " is not <= tolerance ", format_number(row.tolerance), rule)};
+  }
+  const double other = std::isfinite(row.max_abs_err) ? row.max_rel_err : row.max_abs_err;
+  return FieldProblem{"passed", concat("passed is true, but ", std::isfinite(row.max_abs_err) ? "max_rel_err" : "max_abs_err",
+                                       " is ", format_number(other), rule)};
+}
+
+std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::path& source) {
   static constexpr std::array<std::string_view, 19> names = {
       "variant",     "pass",   "dtype",  "batch",      "heads",      "seq_len",          "head_dim",
       "mask",        "threads", "repetitions", "median_ns", "min_ns", "max_ns",           "gflops",
@@ -74,7 +183,7 @@ std::vector<BenchmarkRow> read_benchmark_csv(const fs::path& file) {
   required.fill(true);
   std::vector<BenchmarkRow> rows;
   std::map<BenchmarkKey, std::size_t> line_of_key;
-  const std::size_t count = csv::read_columns(file, names, required, [&](const csv::Row<19>& row) {
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<19>& row) {
     BenchmarkRow out;
     out.key = key_from(row);
     out.repetitions = row.integer(9);
@@ -84,81 +193,96 @@ std::vector<BenchmarkRow> read_benchmark_csv(const fs::path& file) {
     out.gflops = row.number(13);
     out.peak_bytes = row.number(14);
     out.fraction_of_gemm = row.number(15);
-    out.git_rev = row.text(16);
-    out.host = row.text(17);
-    out.date = row.text(18);
+    out.git_rev = row.label(16);
+    out.host = row.label(17);
+    out.date = row.label(18);
     out.line = row.line();
-    if (out.repetitions <= 0) row.fail(9, "repetitions must be positive");
-    for (std::size_t c : {10, 11, 12}) {
-      const double t = row.number(c);
-      if (!(std::isfinite(t) && t > 0.0)) row.fail(c, "time must be a positive finite number");
-    }
+    refuse_problem(row, names, out);
     const auto [it, inserted] = line_of_key.emplace(out.key, out.line);
     if (!inserted) {
-      throw_input_error(file.string(), ":", out.line, ": benchmark ", benchmark_name(out.key),
+      throw_input_error(source.string(), ":", out.line, ": benchmark ", benchmark_name(out.key),
                         " appears twice (first on line ", it->second, ")");
     }
     rows.push_back(std::move(out));
   });
-  require_rows(file, count);
+  require_rows(source, count);
   return rows;
 }
 
-std::vector<Sample> read_samples_csv(const fs::path& file) {
+std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& source) {
   static constexpr std::array<std::string_view, 11> names = {"variant",  "pass",    "dtype",      "batch",
                                                              "heads",    "seq_len", "head_dim",   "mask",
                                                              "threads",  "repetition", "time_ns"};
   std::array<bool, 11> required;
   required.fill(true);
   std::vector<Sample> samples;
-  const std::size_t count = csv::read_columns(file, names, required, [&](const csv::Row<11>& row) {
+  std::map<std::pair<BenchmarkKey, std::int64_t>, std::size_t> line_of_repetition;
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<11>& row) {
     Sample out;
     out.key = key_from(row);
     out.repetition = row.integer(9);
     out.time_ns = row.number(10);
     out.line = row.line();
-    if (out.repetition < 0) row.fail(9, "repetition must be >= 0");
-    if (!(std::isfinite(out.time_ns) && out.time_ns > 0.0)) row.fail(10, "time must be a positive finite number");
+    refuse_problem(row, names, out);
+    // The same repetition twice would count as two samples and change the U test's verdict.
+    const auto [it, inserted] = line_of_repetition.emplace(std::pair{out.key, out.repetition}, out.line);
+    if (!inserted) {
+      row.fail(9, concat("repetition ", out.repetition, " of ", benchmark_name(out.key), " appears twice (first on line ",
+                         it->second, ")"));
+    }
     samples.push_back(std::move(out));
   });
-  require_rows(file, count);
+  require_rows(source, count);
   return samples;
 }
 
-std::vector<VerifyRow> read_verify_csv(const fs::path& file) {
+std::vector<VerifyRow> parse_verify_csv(std::string_view text, const fs::path& source) {
   static constexpr std::array<std::string_view, 13> names = {
       "op",          "variant",      "dtype",     "shape",  "mask", "reference", "quantity",
       "max_abs_err", "max_rel_err", "norm_rel_err", "tolerance", "passed", "seed"};
   std::array<bool, 13> required;
   required.fill(true);
   std::vector<VerifyRow> rows;
-  const std::size_t count = csv::read_columns(file, names, required, [&](const csv::Row<13>& row) {
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<13>& row) {
     VerifyRow out;
-    out.op = row.text(0);
-    out.variant = row.text(1);
-    out.dtype = row.text(2);
-    out.shape = row.text(3);
-    out.mask = row.text(4);
-    out.reference = row.text(5);
-    out.quantity = row.text(6);
+    out.op = row.label(0);
+    out.variant = row.label(1);
+    out.dtype = row.label(2);
+    out.shape = row.label(3);
+    out.mask = row.label(4);
+    out.reference = row.label(5);
+    out.quantity = row.label(6);
     out.max_abs_err = row.number(7);
     out.max_rel_err = row.number(8);
     out.norm_rel_err = row.number(9);
     out.tolerance = row.number(10);
     out.passed = row.boolean(11);
-    out.seed = row.text(12);
+    out.seed = row.label(12);
     out.line = row.line();
-    if (out.op.empty()) row.fail(0, "empty op");
+    refuse_problem(row, names, out);
     rows.push_back(std::move(out));
   });
-  require_rows(file, count);
+  require_rows(source, count);
   return rows;
 }
 
+std::vector<BenchmarkRow> read_benchmark_csv(const fs::path& file) {
+  return parse_benchmark_csv(csv::read_text_file(file), file);
+}
+
+std::vector<Sample> read_samples_csv(const fs::path& file) { return parse_samples_csv(csv::read_text_file(file), file); }
+
+std::vector<VerifyRow> read_verify_csv(const fs::path& file) { return parse_verify_csv(csv::read_text_file(file), file); }
+
 std::string csv_cell(const std::string& text) {
+  if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    throw_invalid("csv_cell", "text '", printable(text),
+                  "' holds a line break or a NUL byte, which a CSV line cannot hold");
+  }
   // Also quoted: a leading '#' (the reader skips such lines as comments) and edge blanks (it trims them).
-  const bool plain = text.find_first_of(",\"\r\n") == std::string::npos &&
-                     (text.empty() || (text.front() != '#' && text.front() != ' ' && text.back() != ' '));
+  const auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  const bool plain = text.find_first_of(",\"") == std::string::npos &&
+                     (text.empty() || (text.front() != '#' && !blank(text.front()) && !blank(text.back())));
   if (plain) return text;
   std::string quoted = "\"";
   for (char c : text) {
@@ -181,7 +305,16 @@ std::string format_number(double value) {
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
   std::string out = concat(key_header, ",repetitions,median_ns,min_ns,max_ns,gflops,peak_bytes,fraction_of_gemm,",
                            "git_rev,host,date\n");
-  for (const BenchmarkRow& row : rows) {
+  std::map<BenchmarkKey, std::size_t> index_of_key;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const BenchmarkRow& row = rows[i];
+    if (const std::optional<FieldProblem> problem = find_problem(row)) {
+      throw_invalid("format_benchmark_csv", "row ", i, " (", printable(benchmark_name(row.key)), "): ", problem->what,
+                    " in column '", problem->column, "'");
+    }
+    if (const auto [it, inserted] = index_of_key.emplace(row.key, i); !inserted) {
+      throw_invalid("format_benchmark_csv", "rows ", it->second, " and ", i, " are both ", benchmark_name(row.key));
+    }
     out += concat(key_cells(row.key), ",", row.repetitions, ",", format_number(row.median_ns), ",",
                   format_number(row.min_ns), ",", format_number(row.max_ns), ",", format_number(row.gflops), ",",
                   format_number(row.peak_bytes), ",", format_number(row.fraction_of_gemm), ",", csv_cell(row.git_rev),
@@ -192,7 +325,17 @@ std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
 
 std::string format_samples_csv(const std::vector<Sample>& samples) {
   std::string out = concat(key_header, ",repetition,time_ns\n");
-  for (const Sample& sample : samples) {
+  std::map<std::pair<BenchmarkKey, std::int64_t>, std::size_t> index_of_repetition;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const Sample& sample = samples[i];
+    if (const std::optional<FieldProblem> problem = find_problem(sample)) {
+      throw_invalid("format_samples_csv", "sample ", i, " (", printable(benchmark_name(sample.key)), "): ",
+                    problem->what, " in column '", problem->column, "'");
+    }
+    if (const auto [it, inserted] = index_of_repetition.emplace(std::pair{sample.key, sample.repetition}, i); !inserted) {
+      throw_invalid("format_samples_csv", "samples ", it->second, " and ", i, " are both repetition ", sample.repetition,
+                    " of ", benchmark_name(sample.key));
+    }
     out += concat(key_cells(sample.key), ",", sample.repetition, ",", format_number(sample.time_ns), "\n");
   }
   return out;

@@ -20,7 +20,9 @@
 #include <compare>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ped::reports {
@@ -87,16 +89,51 @@ struct VerifyRow {
 // BENCH.csv -> BENCH.samples.csv (any other name: NAME -> NAME.samples.csv).
 std::filesystem::path samples_path_for(const std::filesystem::path& bench_csv);
 
+// The longest time of one iteration a file may hold: one day. No benchmark of this suite comes near
+// it, and the bound keeps sums, squares and ratios of times far from overflow (a median of two
+// samples of 1e308 ns would be inf).
+inline constexpr double max_time_ns = 8.64e13;
+
+// What the readers accept, and the writers refuse to write otherwise:
+//   key         variant, pass, dtype, mask not empty; pass forward|backward|forward_backward;
+//               batch, heads, seq_len, head_dim, threads > 0
+//   text cells  no control characters (bytes below 0x20, 0x7f)
+//   benchmark   repetitions >= 1; 0 < min_ns <= median_ns <= max_ns <= max_time_ns; gflops,
+//               peak_bytes, fraction_of_gemm nan (not measured) or finite and >= 0; keys unique
+//   sample      repetition >= 0; 0 < time_ns <= max_time_ns; (key, repetition) unique
+//   verify      op not empty; each error nan, inf or >= 0; tolerance finite and > 0; passed equal to
+//               verify_verdict(row)
+// A problem found in a row: the column and what is wrong with its value.
+struct FieldProblem {
+  std::string column;
+  std::string what;
+};
+std::optional<FieldProblem> find_problem(const BenchmarkRow& row);
+std::optional<FieldProblem> find_problem(const Sample& sample);
+std::optional<FieldProblem> find_problem(const VerifyRow& row);
+
+// The verdict the numbers of a verify row give: every error finite and norm_rel_err <= tolerance
+// (a NaN, an Inf, written also for a shape mismatch, is a failure whatever the tolerance).
+bool verify_verdict(const VerifyRow& row);
+
 // Readers throw InputError("FILE:LINE: ...") on a missing file or column, a non-numeric cell, a
-// ragged row, an empty file, a file without data rows or a benchmark key that appears twice.
+// ragged row, an empty file, a NUL byte, a file without data rows, a row that breaks the rules above
+// or a key that appears twice. The parse_ functions read `text`, named `source` in messages.
 std::vector<BenchmarkRow> read_benchmark_csv(const std::filesystem::path& file);
 std::vector<Sample> read_samples_csv(const std::filesystem::path& file);
 std::vector<VerifyRow> read_verify_csv(const std::filesystem::path& file);
+std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const std::filesystem::path& source);
+std::vector<Sample> parse_samples_csv(std::string_view text, const std::filesystem::path& source);
+std::vector<VerifyRow> parse_verify_csv(std::string_view text, const std::filesystem::path& source);
 
+// Throw std::invalid_argument naming the row when a row breaks the rules above (its reader would
+// refuse the file).
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows);
 std::string format_samples_csv(const std::vector<Sample>& samples);
 
-// CSV cell text: quoted when it holds a comma, a quote or a line break ("" escapes a quote).
+// CSV cell text: quoted when it holds a comma or a quote ("" escapes a quote), starts with '#' or
+// starts or ends with a blank. Throws std::invalid_argument on a line break or a NUL byte, which the
+// line-based readers cannot read back.
 std::string csv_cell(const std::string& text);
 // Shortest text that reads back to the same double (std::to_chars); "nan", "inf" for those.
 std::string format_number(double value);

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace ped::reports {
 
@@ -14,6 +15,33 @@ class InputError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// `text` with every control character (bytes below 0x20, 0x7f) written \xNN, so that a message
+// quoting it stays one readable line.
+inline std::string printable(std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      out += "\\x";
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// The first control character of `text` as "0xNN", or "" when it has none.
+inline std::string first_control_character(std::string_view text) {
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) return printable(std::string_view(&c, 1)).replace(0, 2, "0x");
+  }
+  return "";
+}
 
 template <class... Parts>
 std::string concat(const Parts&... parts) {

@@ -41,16 +41,37 @@ bool is_gbench_suffix(std::string_view token) {
   return false;
 }
 
-double number_field(const json& run, const char* field) {
+// A numeric field: NaN when absent; InputError when present but not a number.
+double number_field(const json& run, const char* field, const std::string& where) {
   const auto it = run.find(field);
-  if (it == run.end() || !it->is_number()) return nan_value;
+  if (it == run.end()) return nan_value;
+  if (!it->is_number()) throw_input_error(where, ": ", field, " is not a number");
   return it->get<double>();
 }
 
+// A text field: empty when absent or not a string.
 std::string string_field(const json& object, const char* field) {
   const auto it = object.find(field);
   if (it == object.end() || !it->is_string()) return {};
   return it->get<std::string>();
+}
+
+// A text field that goes into the CSV files: InputError when it holds a control character (a CSV
+// line could not hold it, or would show it garbled). `where` ends with the field's path prefix.
+std::string label_field(const json& object, const char* field, const std::string& where) {
+  std::string text = string_field(object, field);
+  if (!first_control_character(text).empty()) {
+    throw_input_error(where, field, " '", printable(text), "' holds a control character (expected printable text)");
+  }
+  return text;
+}
+
+// The largest integer a JSON number (read as a double) holds exactly; also keeps the conversion to
+// a 64-bit integer defined.
+constexpr double max_exact_integer = 9007199254740992.0;  // 2^53
+
+bool is_integer_in(double value, double low) {
+  return value >= low && value <= max_exact_integer && value == std::floor(value);
 }
 
 double nanoseconds_per(const std::string& unit, const std::string& where) {
@@ -58,7 +79,7 @@ double nanoseconds_per(const std::string& unit, const std::string& where) {
   if (unit == "us") return 1e3;
   if (unit == "ms") return 1e6;
   if (unit == "s") return 1e9;
-  throw_input_error(where, ": unknown time_unit '", unit, "' (expected ns, us, ms or s)");
+  throw_input_error(where, ": unknown time_unit '", printable(unit), "' (expected ns, us, ms or s)");
 }
 
 double median_of_finite(const std::vector<double>& values) {
@@ -75,9 +96,10 @@ std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const st
   const std::vector<std::string_view> tokens = split(name, '/');
   if (tokens.empty() || tokens[0] != "attention") return std::nullopt;
   const auto fail = [&](auto... why) -> void {
-    throw_input_error(where, ": benchmark name '", name, "' ", why...,
+    throw_input_error(where, ": benchmark name '", printable(name), "' ", why...,
                       " (scheme: attention/<variant>/<pass>/<dtype>/<mask>/B:<b>/H:<h>/N:<n>/d:<d>[/T:<t>])");
   };
+  if (!first_control_character(name).empty()) fail("holds a control character");
   if (tokens.size() < 5) fail("has fewer than 5 '/'-separated parts");
   BenchmarkKey key;
   key.variant = tokens[1];
@@ -125,6 +147,9 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     document = json::parse(text);
   } catch (const json::parse_error& error) {
     throw_input_error(source, ": not valid JSON (byte ", error.byte, "): ", error.what());
+  } catch (const json::exception& error) {
+    // A number too large for a double is reported as out_of_range, not as a parse_error.
+    throw_input_error(source, ": not valid JSON: ", error.what());
   }
   if (!document.is_object() || !document.contains("benchmarks") || !document["benchmarks"].is_array()) {
     throw_input_error(source, ": not Google Benchmark JSON: no \"benchmarks\" array");
@@ -132,10 +157,14 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
   GbenchRun run;
   if (document.contains("context") && document["context"].is_object()) {
     const json& context = document["context"];
-    run.context.host = string_field(context, "host_name");
-    run.context.date = string_field(context, "date");
-    run.context.git_rev = string_field(context, "git_rev");
+    const std::string where = concat(source, ": context.");
+    run.context.host = label_field(context, "host_name", where);
+    run.context.date = label_field(context, "date", where);
+    run.context.git_rev = label_field(context, "git_rev", where);
   }
+  // (key, repetition_index) -> index of the run that gave it: the same repetition twice would count
+  // as two samples.
+  std::map<std::pair<BenchmarkKey, std::int64_t>, std::size_t> first_index;
   const json& benchmarks = document["benchmarks"];
   for (std::size_t index = 0; index < benchmarks.size(); ++index) {
     const json& entry = benchmarks[index];
@@ -146,22 +175,32 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     std::string name = string_field(entry, "run_name");
     if (name.empty()) name = string_field(entry, "name");
     if (name.empty()) throw_input_error(where, ": no \"name\"");
-    if (entry.value("error_occurred", false)) {
-      run.skipped.push_back(concat(name, ": ", string_field(entry, "error_message")));
+    const std::string shown = printable(name);
+    bool errored = false;
+    if (const auto it = entry.find("error_occurred"); it != entry.end()) {
+      if (!it->is_boolean()) throw_input_error(where, ": error_occurred is not true or false");
+      errored = it->get<bool>();
+    }
+    if (errored) {
+      run.skipped.push_back(printable(concat(name, ": ", string_field(entry, "error_message"))));
       continue;
     }
     std::optional<BenchmarkKey> key = parse_benchmark_name(name, where);
     if (!key) {
-      run.skipped.push_back(concat(name, ": not an attention benchmark"));
+      run.skipped.push_back(printable(concat(name, ": not an attention benchmark")));
       continue;
     }
     // Sizes the name leaves out may be counters (top-level numeric fields in the JSON).
     const auto size_from_counter = [&](std::int64_t& size, const char* counter) {
       if (size != 0) return;
-      const double value = number_field(entry, counter);
-      if (!(value > 0.0) || value != std::floor(value)) {
+      const double value = number_field(entry, counter, where);
+      if (std::isnan(value)) {
         throw_input_error(where, ": benchmark '", name, "' gives no positive integer ", counter,
                           " (neither in the name nor as a counter)");
+      }
+      if (!is_integer_in(value, 1.0)) {
+        throw_input_error(where, ": counter ", counter, " ", value, " of benchmark '", name,
+                          "' is not an integer in [1, 2^53]");
       }
       size = static_cast<std::int64_t>(value);
     };
@@ -173,18 +212,38 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
 
     MeasuredSample measured;
     measured.sample.key = std::move(*key);
-    const double real_time = number_field(entry, "real_time");
+    const double real_time = number_field(entry, "real_time", where);
     const std::string unit = entry.contains("time_unit") ? string_field(entry, "time_unit") : "ns";
     measured.sample.time_ns = real_time * nanoseconds_per(unit, where);
-    if (!(std::isfinite(measured.sample.time_ns) && measured.sample.time_ns > 0.0)) {
-      throw_input_error(where, ": benchmark '", name, "' has real_time ", real_time, ", expected a positive number");
+    if (!(std::isfinite(measured.sample.time_ns) && measured.sample.time_ns > 0.0 &&
+          measured.sample.time_ns <= max_time_ns)) {
+      throw_input_error(where, ": benchmark '", name, "' has real_time ", real_time, " ", unit,
+                        ", expected a positive number up to ", max_time_ns, " ns (one day)");
     }
-    const double repetition = number_field(entry, "repetition_index");
-    measured.sample.repetition = std::isfinite(repetition) ? static_cast<std::int64_t>(repetition) : 0;
-    measured.flop = number_field(entry, "flop");
-    measured.peak_bytes = number_field(entry, "max_bytes_used");
-    if (!std::isfinite(measured.peak_bytes)) measured.peak_bytes = number_field(entry, "peak_bytes");
-    measured.gemm_gflops = number_field(entry, "gemm_gflops");
+    const double repetition = number_field(entry, "repetition_index", where);
+    if (!std::isnan(repetition) && !is_integer_in(repetition, 0.0)) {
+      throw_input_error(where, ": repetition_index ", repetition, " is not an integer in [0, 2^53]");
+    }
+    measured.sample.repetition = std::isnan(repetition) ? 0 : static_cast<std::int64_t>(repetition);
+    const auto [first, inserted] =
+        first_index.emplace(std::pair{measured.sample.key, measured.sample.repetition}, index);
+    if (!inserted) {
+      throw_input_error(where, ": repetition ", measured.sample.repetition, " of ", benchmark_name(measured.sample.key),
+                        " appears twice (first in benchmarks[", first->second, "])");
+    }
+    // Counters: FLOP and the GEMM ceiling are positive; byte counts are >= 0.
+    const auto counter = [&](const char* field, const char* label, bool zero_allowed) {
+      const double value = number_field(entry, field, where);
+      if (!std::isnan(value) && !(std::isfinite(value) && (value > 0.0 || (zero_allowed && value == 0.0)))) {
+        throw_input_error(where, ": ", label, field, " ", value, " is not a finite number ",
+                          zero_allowed ? ">= 0" : "> 0");
+      }
+      return value;
+    };
+    measured.flop = counter("flop", "counter ", false);
+    measured.peak_bytes = counter("max_bytes_used", "", true);
+    if (std::isnan(measured.peak_bytes)) measured.peak_bytes = counter("peak_bytes", "counter ", true);
+    measured.gemm_gflops = counter("gemm_gflops", "counter ", false);
     run.samples.push_back(std::move(measured));
   }
   return run;
@@ -244,7 +303,14 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
     if (!std::isfinite(flop)) flop = model_flop(key);
     row.gflops = flop / row.median_ns;
     row.peak_bytes = peak;
-    row.fraction_of_gemm = row.gflops / median_of_finite(gemm);
+    const double ceiling = median_of_finite(gemm);
+    row.fraction_of_gemm = row.gflops / ceiling;
+    // Finite inputs can still divide to infinity (a huge FLOP count over a tiny time).
+    if (std::isinf(row.gflops) || std::isinf(row.fraction_of_gemm)) {
+      throw_input_error("benchmark ", benchmark_name(key), ": ", flop, " FLOP in ", row.median_ns, " ns at a ceiling of ",
+                        ceiling, " GFLOP/s gives gflops ", row.gflops, " and fraction_of_gemm ", row.fraction_of_gemm,
+                        ", expected finite numbers");
+    }
     row.git_rev = context.git_rev.empty() ? "unknown" : context.git_rev;
     row.host = context.host;
     row.date = context.date;

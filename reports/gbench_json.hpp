@@ -54,7 +54,11 @@ struct GbenchRun {
 // InputError naming `where` and the name when it starts with "attention/" but breaks the scheme.
 std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const std::string& where);
 
-// `source` names the text in error messages (the file name).
+// `source` names the text in error messages (the file name). Throws InputError on anything a tidy
+// CSV could not hold: a control character in a name or in context.host_name, date, git_rev; a size
+// counter or repetition_index that is not an integer in [1 (0 for repetition_index), 2^53]; a time
+// outside (0, max_time_ns]; a flop or gemm_gflops counter that is not finite and > 0, a byte count
+// not finite and >= 0; the same (benchmark, repetition_index) twice.
 GbenchRun parse_gbench_json(std::string_view text, const std::string& source);
 GbenchRun read_gbench_json(const std::filesystem::path& file);
 
@@ -71,6 +75,7 @@ struct TidyBenchmarks {
 // One row per key: median, min, max of time_ns over its samples; gflops = flop / median_ns
 // (FLOP/ns = GFLOP/s), flop the median of the "flop" counters or model_flop; peak_bytes the largest
 // reported; fraction_of_gemm = gflops / median gemm_gflops. git_rev, host, date from `context`.
+// Throws InputError when gflops or fraction_of_gemm comes out infinite.
 TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const GbenchContext& context);
 
 }  // namespace ped::reports

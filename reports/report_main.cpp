@@ -1,12 +1,13 @@
 // report: benchmark and verification reports, and the regression gate.
 //
 //   report summarize --bench BENCH.csv [--verify VERIFY.csv] --out DIR
-//   report compare BASE.csv NEW.csv [--threshold 0.05] [--alpha 0.05]
+//   report compare BASE.csv NEW.csv [--threshold 0.05] [--alpha 0.05] [--allow-ungated]
 //   report convert --json RUN.json [RUN2.json ...] --out BENCH.csv
 //   report ab --rev-a REV --rev-b REV [--repetitions 9] [--filter REGEX] [--build-dir DIR]
 //
-// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare);
-// 2 bad input or any other error that prevents a verdict. File formats: reports/README.md.
+// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare, ab);
+// 2 bad input or any other error that prevents a verdict, including a gate that left benchmarks
+// unjudged (without --allow-ungated). File formats: reports/README.md.
 #include "reports/ab.hpp"
 #include "reports/atomic_file.hpp"
 #include "reports/compare.hpp"
@@ -16,8 +17,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 namespace {
 
@@ -35,34 +38,81 @@ int run_summarize(const SummaryOptions& options) {
   return exit_ok;
 }
 
+// The gate's verdict as an exit code. A gate that left benchmarks unjudged says so on stderr first
+// and fails, unless `allow_ungated`; a regression it did find still exits 1.
+int gate_exit_code(const std::vector<Comparison>& comparisons, bool allow_ungated, const char* command) {
+  const std::string incomplete = describe_incomplete_gate(gate_coverage(comparisons));
+  if (has_regression(comparisons)) {
+    if (!incomplete.empty()) std::cerr << "report " << command << ": also, " << incomplete << "\n";
+    return exit_regression;
+  }
+  if (incomplete.empty()) return exit_ok;
+  if (allow_ungated) {
+    std::cerr << "report " << command << ": " << incomplete << " (accepted: --allow-ungated)\n";
+    return exit_ok;
+  }
+  std::cerr << "report: " << command << ": " << incomplete
+            << "; give both runs 9 or more repetitions and their .samples.csv, or pass --allow-ungated to accept\n";
+  return exit_error;
+}
+
 int run_compare(const fs::path& base_csv, const fs::path& new_csv, const CompareOptions& options,
-                const std::optional<fs::path>& csv_out) {
+                const std::optional<fs::path>& csv_out, bool allow_ungated) {
   const BenchmarkSet base = read_benchmark_set(base_csv);
   const BenchmarkSet next = read_benchmark_set(new_csv);
   const std::vector<Comparison> comparisons = compare_benchmarks(base, next, options);
   std::cout << format_comparison_table(comparisons, options);
-  if (csv_out) write_file_atomically(*csv_out, format_comparison_csv(comparisons));
-  return has_regression(comparisons) ? exit_regression : exit_ok;
+  const int code = gate_exit_code(comparisons, allow_ungated, "compare");
+  if (csv_out && code != exit_error) write_file_atomically(*csv_out, format_comparison_csv(comparisons));
+  return code;
+}
+
+std::string read_whole_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw_input_error(file.string(), ": cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv, const std::string& git_rev) {
+  // The same run given twice would count every repetition twice: refused by path and by content.
+  std::vector<std::string> texts;
+  for (std::size_t i = 0; i < json_files.size(); ++i) {
+    texts.push_back(read_whole_file(json_files[i]));
+    for (std::size_t j = 0; j < i; ++j) {
+      std::error_code ignored;
+      if (json_files[i] == json_files[j] || fs::equivalent(json_files[i], json_files[j], ignored)) {
+        throw_input_error("report convert: ", json_files[i].string(), " is given twice (--json ", j + 1, " and ", i + 1, ")");
+      }
+      if (texts[i] == texts[j]) {
+        throw_input_error("report convert: ", json_files[i].string(), " holds the same bytes as ", json_files[j].string(),
+                          " (the same run given twice)");
+      }
+    }
+  }
   std::vector<MeasuredSample> samples;
   GbenchContext context;
   // Runs that reported an error (a configuration over the memory budget) are named once each; runs of
-  // other benchmarks (layers, the GEMM ceiling) are only counted.
-  std::set<std::string> errored;
+  // other benchmarks (layers, the GEMM ceiling) are only counted. Both are told after the files are
+  // written, so that an error is always the first line.
+  std::vector<std::string> errored;
+  std::set<std::string> errored_seen;
   std::size_t other_runs = 0;
-  for (const fs::path& file : json_files) {
-    GbenchRun run = read_gbench_json(file);
+  for (std::size_t i = 0; i < json_files.size(); ++i) {
+    if (texts[i].empty()) throw_input_error(json_files[i].string(), ":1: empty file");
+    GbenchRun run = parse_gbench_json(texts[i], json_files[i].string());
     for (const std::string& skipped : run.skipped) {
       if (skipped.ends_with(": not an attention benchmark")) ++other_runs;
-      else if (errored.insert(skipped).second) std::cerr << "report convert: skipped " << skipped << "\n";
+      else if (errored_seen.insert(skipped).second) errored.push_back(skipped);
     }
     if (context.host.empty()) context = run.context;
     samples.insert(samples.end(), run.samples.begin(), run.samples.end());
   }
-  if (other_runs) std::cerr << "report convert: left out " << other_runs << " runs of non-attention benchmarks\n";
   if (!git_rev.empty()) context.git_rev = git_rev;
+  if (!first_control_character(git_rev).empty()) {
+    throw_input_error("report convert: --git-rev '", printable(git_rev), "' holds a control character (expected printable text)");
+  }
   if (samples.empty()) throw_input_error("report convert: no attention benchmarks in the JSON input");
   const TidyBenchmarks tidy = tidy_benchmarks(samples, context);
   StagedFiles staged;
@@ -71,15 +121,17 @@ int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv
   staged.commit();
   std::cout << "wrote " << out_csv.string() << " (" << tidy.rows.size() << " benchmarks) and "
             << samples_path_for(out_csv).string() << " (" << tidy.samples.size() << " samples)\n";
+  for (const std::string& skipped : errored) std::cerr << "report convert: skipped " << skipped << "\n";
+  if (other_runs) std::cerr << "report convert: left out " << other_runs << " runs of non-attention benchmarks\n";
   return exit_ok;
 }
 
-int run_ab_command(const AbOptions& options) {
+int run_ab_command(const AbOptions& options, bool allow_ungated) {
   const AbResult result = run_ab(options, std::cerr);
   std::cout << "A = " << result.commit_a << " (" << options.rev_a << "), B = " << result.commit_b << " ("
             << options.rev_b << "); change is B relative to A\n";
   std::cout << format_comparison_table(result.comparisons, options.compare);
-  return has_regression(result.comparisons) ? exit_regression : exit_ok;
+  return gate_exit_code(result.comparisons, allow_ungated, "ab");
 }
 
 }  // namespace
@@ -116,6 +168,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 1000000))
       ->capture_default_str();
   compare->add_option("--csv", compare_csv, "also write the comparison as CSV to this file");
+  bool allow_ungated = false;
+  compare->add_flag("--allow-ungated", allow_ungated,
+                    "exit 0 even when benchmarks were not gated (no samples, too few repetitions, unmatched)");
 
   std::vector<fs::path> json_files;
   fs::path convert_out;
@@ -149,6 +204,7 @@ int main(int argc, char** argv) {
   ab->add_option("--alpha", ab_options.compare.alpha, "significance level of the U test")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  ab->add_flag("--allow-ungated", allow_ungated, "exit 0 even when benchmarks were not gated (too few repetitions)");
 
   try {
     app.parse(argc, argv);
@@ -164,13 +220,13 @@ int main(int argc, char** argv) {
     }
     if (compare->parsed()) {
       return run_compare(base_csv, new_csv, compare_options,
-                         compare_csv.empty() ? std::nullopt : std::optional<fs::path>(compare_csv));
+                         compare_csv.empty() ? std::nullopt : std::optional<fs::path>(compare_csv), allow_ungated);
     }
     if (convert->parsed()) return run_convert(json_files, convert_out, convert_rev);
     if (ab->parsed()) {
       if (!ab_build_dir.empty()) ab_options.build_dir = ab_build_dir;
       if (!ab_out_dir.empty()) ab_options.out_dir = ab_out_dir;
-      return run_ab_command(ab_options);
+      return run_ab_command(ab_options, allow_ungated);
     }
   } catch (const InputError& error) {
     std::cerr << "report: bad input: " << error.what() << "\n";

@@ -94,10 +94,14 @@ TEST(ReportAb, BuildsTwoRevisionsRunsThemInterleavedAndGates) {
   EXPECT_EQ(run_shell(report + " --rev-a no-such-rev --rev-b HEAD" + quiet), 2);
   EXPECT_NE(read_text(scratch.path() / "ab.out").find("revision 'no-such-rev' is not a commit"), std::string::npos);
 
-  // Without --build-dir the worktrees are removed afterwards: git lists only the main one.
+  // Without --build-dir the worktrees are removed afterwards: git lists only the main one. Two
+  // repetitions gate nothing, which --allow-ungated accepts out loud.
   EXPECT_EQ(run_shell(std::string("'") + PED_REPORT_EXECUTABLE + "' ab --repo '" + repo.string() +
-                      "' --rev-a HEAD --rev-b HEAD --repetitions 2 --cmake-arg=-DCMAKE_BUILD_TYPE=Release" + quiet),
+                      "' --rev-a HEAD --rev-b HEAD --repetitions 2 --allow-ungated --cmake-arg=-DCMAKE_BUILD_TYPE=Release" +
+                      quiet),
             0)
+      << read_text(scratch.path() / "ab.out");
+  EXPECT_NE(read_text(scratch.path() / "ab.out").find("2 of 2 benchmarks were not gated"), std::string::npos)
       << read_text(scratch.path() / "ab.out");
   const fs::path worktrees = scratch.path() / "worktrees.txt";
   run_shell(git + "worktree list > '" + worktrees.string() + "'");

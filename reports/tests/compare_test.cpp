@@ -116,5 +116,23 @@ TEST(ReadBenchmarkSet, FindsTheSamplesCompanionAndChecksItsKeys) {
   }
 }
 
+TEST(ReadBenchmarkSet, SampleCountMustMatchRepetitions) {
+  TempDirectory dir("ped-compare-test-");
+  const fs::path csv = write_synthetic_run(dir.path(), "base", 1.0, 9, 1);
+  std::string samples = testing::read_text(samples_path_for(csv));
+  samples.erase(samples.rfind('\n', samples.size() - 2) + 1);  // drop the last sample (naive, repetition 8)
+  testing::write_text(samples_path_for(csv), samples);
+  try {
+    read_benchmark_set(csv);
+    FAIL() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("base.samples.csv: 8 samples of attention/naive/forward/float/causal/"
+                                             "B:1/H:8/N:1024/d:64/T:2, but"),
+              std::string::npos)
+        << error.what();
+    EXPECT_NE(std::string(error.what()).find(":4 gives repetitions 9"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace ped::reports

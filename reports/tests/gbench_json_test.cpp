@@ -127,6 +127,77 @@ TEST(GbenchJson, RejectsBadDocuments) {
                InputError);
 }
 
+// One iteration run of flash at N = 128 with `fields` added to it, in a document with `context`.
+std::string one_run(const std::string& fields, const std::string& context = R"({"host_name": "h"})") {
+  return R"({"context": )" + context + R"(, "benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1",
+            "run_type": "iteration", "repetition_index": 0, "threads": 1, "real_time": 10.0, "time_unit": "us")" +
+         (fields.empty() ? "" : ", " + fields) + "}]}";
+}
+
+std::string without(std::string text, const std::string& part) {
+  return text.erase(text.find(part), part.size());
+}
+
+std::string json_error(const std::string& text) {
+  try {
+    parse_gbench_json(text, "run.json");
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(GbenchJson, RefusesCountersAndFieldsOutsideTheirMeaning) {
+  EXPECT_EQ(json_error(one_run("")), "");
+  const struct {
+    std::string text;
+    std::string expected;
+  } cases[] = {
+      // Converting 1e300 to a 64-bit integer is undefined behaviour; it must be refused first.
+      {R"({"benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:2/d:16/T:1", "run_type": "iteration",
+           "real_time": 1, "seq_len": 1e300}]})",
+       "run.json: benchmarks[0]: counter seq_len 1e+300 of benchmark 'attention/flash/forward/float/causal/B:1/H:2/d:16/T:1' "
+       "is not an integer in [1, 2^53]"},
+      {without(one_run(R"("repetition_index": 1e300)"), R"("repetition_index": 0, )"),
+       "run.json: benchmarks[0]: repetition_index 1e+300 is not an integer in [0, 2^53]"},
+      {without(one_run(R"("repetition_index": -1)"), R"("repetition_index": 0, )"),
+       "run.json: benchmarks[0]: repetition_index -1 is not an integer in [0, 2^53]"},
+      {one_run(R"("flop": -5)"), "run.json: benchmarks[0]: counter flop -5 is not a finite number > 0"},
+      {one_run(R"("flop": 0)"), "run.json: benchmarks[0]: counter flop 0 is not a finite number > 0"},
+      {one_run(R"("flop": "many")"), "run.json: benchmarks[0]: flop is not a number"},
+      {one_run(R"("gemm_gflops": 0)"), "run.json: benchmarks[0]: counter gemm_gflops 0 is not a finite number > 0"},
+      {one_run(R"("max_bytes_used": -1)"), "run.json: benchmarks[0]: max_bytes_used -1 is not a finite number >= 0"},
+      {one_run(R"("peak_bytes": -1)"), "run.json: benchmarks[0]: counter peak_bytes -1 is not a finite number >= 0"},
+      // A number beyond the range of double is a JSON library error of its own kind (out_of_range).
+      {one_run(R"("peak_bytes": 1e999)"), "run.json: not valid JSON: [json.exception.out_of_range.406] number overflow"},
+      {without(one_run(R"("real_time": 1e300)"), R"("real_time": 10.0, )"),
+       "run.json: benchmarks[0]: benchmark 'attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1' has real_time "
+       "1e+300 us, expected a positive number up to 8.64e+13 ns (one day)"},
+      {one_run("", R"({"host_name": "h\nx"})"),
+       "run.json: context.host_name 'h\\x0ax' holds a control character (expected printable text)"},
+      {one_run("", R"({"date": "d\u0000"})"),
+       "run.json: context.date 'd\\x00' holds a control character (expected printable text)"},
+      {one_run(R"("error_occurred": "yes")"), "run.json: benchmarks[0]: error_occurred is not true or false"},
+  };
+  for (const auto& c : cases) {
+    const std::string error = json_error(c.text);
+    EXPECT_EQ(error.rfind(c.expected, 0), 0u) << c.text << "\n -> " << error;
+  }
+  // A name part with a control character would make a CSV cell the readers refuse.
+  EXPECT_THROW(parse_benchmark_name("attention/fl\tash/forward/float/causal/B:1/H:2/N:128/d:16", "here"), InputError);
+}
+
+TEST(GbenchJson, RefusesARepetitionGivenTwice) {
+  std::string text = one_run("");
+  const std::string run = text.substr(text.find("{\"name\""), text.rfind('}', text.size() - 3) - text.find("{\"name\"") + 1);
+  text.insert(text.rfind(']'), ", " + run);
+  EXPECT_EQ(json_error(text).rfind("run.json: benchmarks[1]: repetition 0 of attention/flash/forward/float/causal/"
+                                   "B:1/H:2/N:128/d:16/T:1 appears twice (first in benchmarks[0])",
+                                   0),
+            0u)
+      << text << "\n -> " << json_error(text);
+}
+
 TEST(ModelFlop, FlashAttentionConvention) {
   BenchmarkKey key{"flash", "forward", "float", 2, 3, 100, 8, "none", 1};
   EXPECT_DOUBLE_EQ(model_flop(key), 4.0 * 2 * 3 * 100 * 100 * 8);

@@ -47,6 +47,8 @@ CommandResult run_report(const fs::path& scratch, const std::vector<std::string>
   return result;
 }
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 class ReportCommand : public ::testing::Test {
  protected:
   TempDirectory scratch_{"ped-report-test-"};
@@ -73,12 +75,105 @@ TEST_F(ReportCommand, CompareAACleanAndInjectedSlowdownRegresses) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
-TEST_F(ReportCommand, CompareWithFewRepetitionsSaysSoAndDoesNotGate) {
+TEST_F(ReportCommand, CompareWithFewRepetitionsSaysSoAndFailsUnlessAllowed) {
   const fs::path base = write_synthetic_run(scratch(), "base", 1.0, 3, 1);
   const fs::path slow = write_synthetic_run(scratch(), "slow", 2.0, 3, 2);
-  const CommandResult r = run_report(scratch(), {"compare", base.string(), slow.string()});
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  CommandResult r = run_report(scratch(), {"compare", base.string(), slow.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.out.find("not gated (only 3 repetitions (need 9))"), std::string::npos) << r.out;
+  EXPECT_EQ(first_line(r.err).rfind("report: compare: 3 of 3 benchmarks were not gated", 0), 0u) << r.err;
+  r = run_report(scratch(), {"compare", base.string(), slow.string(), "--allow-ungated"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 not gated"), std::string::npos) << r.out;
+}
+
+TEST_F(ReportCommand, CompareWithoutSamplesIsLoudAndFailsUnlessAllowed) {
+  // A tenfold slowdown, but NEW.samples.csv is missing: the gate cannot judge it and must not pass.
+  const fs::path base = write_synthetic_run(scratch(), "base", 1.0, 9, 1);
+  const fs::path slow = write_synthetic_run(scratch(), "slow", 10.0, 9, 2);
+  fs::remove(samples_path_for(slow));
+  CommandResult r = run_report(scratch(), {"compare", base.string(), slow.string(), "--csv", (scratch() / "c.csv").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(first_line(r.err).rfind("report: compare: 3 of 3 benchmarks were not gated (first: "
+                                    "attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2: no raw samples in new)",
+                                    0),
+            0u)
+      << r.err;
+  EXPECT_NE(r.err.find("--allow-ungated"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(scratch() / "c.csv"));
+  r = run_report(scratch(), {"compare", base.string(), slow.string(), "--allow-ungated"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("not gated (no raw samples in new)"), std::string::npos) << r.out;
+  // Nothing matched at all: nothing was gated either.
+  std::string other = read_text(slow);
+  for (std::size_t at = other.find("flash"); at != std::string::npos; at = other.find("flash")) other.replace(at, 5, "blocked");
+  for (std::size_t at = other.find("naive"); at != std::string::npos; at = other.find("naive")) other.replace(at, 5, "sparse");
+  write_text(scratch() / "other.csv", other);
+  r = run_report(scratch(), {"compare", base.string(), (scratch() / "other.csv").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+}
+
+TEST_F(ReportCommand, CompareRefusesDuplicatedSamples) {
+  // 3 repetitions per side, 10% slower: not gated. The same rows written three times must not turn
+  // into 9 repetitions and a "regressed".
+  const fs::path base = write_synthetic_run(scratch(), "base", 1.0, 3, 1);
+  const fs::path slow = write_synthetic_run(scratch(), "slow", 1.1, 3, 2);
+  for (const fs::path& csv : {base, slow}) {
+    const std::string samples = read_text(samples_path_for(csv));
+    const std::string rows = samples.substr(samples.find('\n') + 1);
+    write_text(samples_path_for(csv), samples + rows + rows);
+  }
+  const CommandResult r = run_report(scratch(), {"compare", base.string(), slow.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(first_line(r.err).rfind("report: bad input: " + samples_path_for(base).string() +
+                                        ":11: repetition 0 of attention/flash/forward/float/causal/B:1/H:8/N:1024/d:64/T:2 "
+                                        "appears twice (first on line 2)",
+                                    0),
+            0u)
+      << r.err;
+}
+
+TEST_F(ReportCommand, NulByteIsBadInputInCompareAndSummarize) {
+  const fs::path base = write_synthetic_run(scratch(), "base", 1.0, 9, 1);
+  const fs::path nul = write_synthetic_run(scratch(), "nul", 1.0, 9, 2);
+  std::string text = read_text(nul);
+  text.insert(text.find('\n', text.find('\n') + 1) + 1, 1, '\0');  // first byte of line 3
+  write_text(nul, text);
+  CommandResult r = run_report(scratch(), {"compare", base.string(), nul.string(), "--allow-ungated"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(first_line(r.err).find(nul.string() + ":3: NUL byte at byte 1 of the line"), std::string::npos) << r.err;
+  r = run_report(scratch(), {"summarize", "--bench", nul.string(), "--out", (scratch() / "out").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(first_line(r.err).find(nul.string() + ":3: NUL byte"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(scratch() / "out"));
+}
+
+TEST_F(ReportCommand, SummarizeRefusesAVerifyRowWhosePassedContradictsItsNumbers) {
+  const fs::path bench = write_synthetic_run(scratch(), "bench", 1.0, 9, 1);
+  const std::string header =
+      "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,passed,seed\n";
+  const std::string good = "attention,flash,float,s,causal,libtorch,dq,1e-6,2e-6,3e-7,1e-5,true,1\n";
+  const struct {
+    const char* row;
+    const char* expected;
+  } cases[] = {
+      {"attention,flash,float,s,causal,libtorch,dk,nan,nan,nan,1e-5,true,1\n",
+       ":3: passed is true, but norm_rel_err nan is not <= tolerance 1e-05"},
+      {"attention,flash,double,s,causal,finite_difference,dk,0.5,0.5,0.5,1e-08,true,1\n",
+       ":3: passed is true, but norm_rel_err 0.5 is not <= tolerance 1e-08"},
+      {"attention,flash,float,s,causal,libtorch,dk,1,1,1,-1e-5,false,1\n",
+       ":3: tolerance must be a finite number > 0 in column 'tolerance': '-1e-5'"},
+  };
+  for (const auto& c : cases) {
+    const fs::path verify = scratch() / "verify.csv";
+    write_text(verify, header + good + c.row);
+    const fs::path out = scratch() / "out";
+    const CommandResult r =
+        run_report(scratch(), {"summarize", "--bench", bench.string(), "--verify", verify.string(), "--out", out.string()});
+    EXPECT_EQ(r.exit_code, 2) << c.row << r.out << r.err;
+    EXPECT_EQ(first_line(r.err).rfind("report: bad input: " + verify.string() + c.expected, 0), 0u) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
 }
 
 TEST_F(ReportCommand, CompareBadInputExitsTwoNamingFileAndLine) {
@@ -184,6 +279,76 @@ TEST_F(ReportCommand, ConvertJsonToTidyCsv) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("run.json: not valid JSON"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(scratch() / "bad.csv"));
+}
+
+TEST_F(ReportCommand, ConvertRefusesTheSameRunTwice) {
+  const fs::path json = scratch() / "run.json";
+  write_text(json, R"({"context": {"host_name": "h", "date": "d"}, "benchmarks": [
+    {"name": "attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1", "run_type": "iteration",
+     "repetition_index": 0, "threads": 1, "real_time": 10.0, "time_unit": "us"}]})");
+  fs::copy_file(json, scratch() / "copy.json");
+  const fs::path csv = scratch() / "run.csv";
+  CommandResult r = run_report(scratch(), {"convert", "--json", json.string(), "--json", json.string(), "--out", csv.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(first_line(r.err), "report: bad input: report convert: " + json.string() + " is given twice (--json 1 and 2)") << r.err;
+  r = run_report(scratch(), {"convert", "--json", json.string(), "--json", (scratch() / "copy.json").string(), "--out",
+                             csv.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(first_line(r.err), "report: bad input: report convert: " + (scratch() / "copy.json").string() +
+                                   " holds the same bytes as " + json.string() + " (the same run given twice)")
+      << r.err;
+  EXPECT_FALSE(fs::exists(csv));
+  EXPECT_FALSE(fs::exists(samples_path_for(csv)));
+}
+
+TEST_F(ReportCommand, ConvertWritesNothingItsReadersWouldRefuse) {
+  const fs::path csv = scratch() / "run.csv";
+  const std::string run = R"("benchmarks": [
+    {"name": "attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1", "run_type": "iteration",
+     "repetition_index": 0, "threads": 1, "real_time": 10.0, "time_unit": "us"}]})";
+  const struct {
+    const char* name;
+    std::string text;
+    std::string expected;
+  } cases[] = {
+      {"newline.json", R"({"context": {"host_name": "h\nx"}, )" + run,
+       "newline.json: context.host_name 'h\\x0ax' holds a control character"},
+      {"huge.json", R"({"context": {}, "benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:2/d:16/T:1",
+        "run_type": "iteration", "real_time": 1, "seq_len": 1e300}]})",
+       "huge.json: benchmarks[0]: counter seq_len 1e+300"},
+  };
+  for (const auto& c : cases) {
+    const fs::path json = scratch() / c.name;
+    write_text(json, c.text);
+    const CommandResult r = run_report(scratch(), {"convert", "--json", json.string(), "--out", csv.string()});
+    EXPECT_EQ(r.exit_code, 2) << c.name << r.out << r.err;
+    EXPECT_EQ(first_line(r.err).rfind("report: bad input: " + (scratch() / c.expected).string(), 0), 0u) << r.err;
+    EXPECT_FALSE(fs::exists(csv)) << c.name;
+  }
+}
+
+TEST_F(ReportCommand, ConvertPutsTheErrorOnTheFirstLine) {
+  // The first file has a skipped run (a note), the second is broken: the error comes first.
+  const fs::path notes = scratch() / "notes.json";
+  write_text(notes, R"({"context": {"host_name": "h"}, "benchmarks": [
+    {"name": "attention/naive/forward/float/none/B:1/H:8/N:65536/d:64/T:2", "run_type": "iteration", "real_time": 0,
+     "error_occurred": true, "error_message": "needs 128 GiB"},
+    {"name": "gemm/sgemm/T:2", "run_type": "iteration", "real_time": 1},
+    {"name": "attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1", "run_type": "iteration", "real_time": 1}]})");
+  const fs::path broken = scratch() / "broken.json";
+  write_text(broken, R"({"benchmarks": [{"name": "attention/flash/forward/float/causal/B:1/H:2/N:128/d:16/T:1",
+    "run_type": "iteration", "real_time": -1}]})");
+  const fs::path csv = scratch() / "run.csv";
+  CommandResult r = run_report(scratch(), {"convert", "--json", notes.string(), "--json", broken.string(), "--out", csv.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(first_line(r.err).rfind("report: bad input: " + broken.string() + ": benchmarks[0]: ", 0), 0u) << r.err;
+  // On success the notes still come, after the files are written.
+  r = run_report(scratch(), {"convert", "--json", notes.string(), "--out", csv.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped attention/naive/forward/float/none/B:1/H:8/N:65536/d:64/T:2: needs 128 GiB"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(fs::exists(csv));
 }
 
 TEST_F(ReportCommand, UsageErrorsExitTwo) {
