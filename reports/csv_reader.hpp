@@ -143,7 +143,7 @@ std::size_t read_columns(const std::filesystem::path& source, std::string_view t
     }
   } catch (const io::error::base& error) {
     // Anything the parser reports that is not handled above (an over-long line).
-    throw_input_error(source.string(), ": ", error.what());
+    throw_input_error(source.string(), ": ", printable(error.what()));
   }
   return rows;
 }

@@ -146,10 +146,11 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
   try {
     document = json::parse(text);
   } catch (const json::parse_error& error) {
-    throw_input_error(source, ": not valid JSON (byte ", error.byte, "): ", error.what());
+    // The library's message quotes the bytes it last read, line breaks included.
+    throw_input_error(source, ": not valid JSON (byte ", error.byte, "): ", printable(error.what()));
   } catch (const json::exception& error) {
     // A number too large for a double is reported as out_of_range, not as a parse_error.
-    throw_input_error(source, ": not valid JSON: ", error.what());
+    throw_input_error(source, ": not valid JSON: ", printable(error.what()));
   }
   if (!document.is_object() || !document.contains("benchmarks") || !document["benchmarks"].is_array()) {
     throw_input_error(source, ": not Google Benchmark JSON: no \"benchmarks\" array");

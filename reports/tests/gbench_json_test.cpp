@@ -187,6 +187,15 @@ TEST(GbenchJson, RefusesCountersAndFieldsOutsideTheirMeaning) {
   EXPECT_THROW(parse_benchmark_name("attention/fl\tash/forward/float/causal/B:1/H:2/N:128/d:16", "here"), InputError);
 }
 
+TEST(GbenchJson, ParseErrorIsOneLineEvenWhenItQuotesTheInput) {
+  // The JSON library's message quotes the bytes it last read, escaping those below 0x20 but not DEL
+  // (0x7f), here before an ill-formed UTF-8 byte.
+  const std::string error = json_error("{\"context\": {\"host_name\": \"a\x7f\xff\"}, \"benchmarks\": []}");
+  EXPECT_EQ(error.rfind("run.json: not valid JSON (byte ", 0), 0u) << error;
+  EXPECT_EQ(error.find('\x7f'), std::string::npos) << error;
+  EXPECT_NE(error.find("a\\x7f"), std::string::npos) << error;
+}
+
 TEST(GbenchJson, RefusesARepetitionGivenTwice) {
   std::string text = one_run("");
   const std::string run = text.substr(text.find("{\"name\""), text.rfind('}', text.size() - 3) - text.find("{\"name\"") + 1);
