@@ -2,6 +2,7 @@
 
 #include "reports/atomic_file.hpp"
 #include "reports/csv_io.hpp"
+#include "reports/errors.hpp"
 
 #include <cmath>
 #include <iomanip>
@@ -39,7 +40,8 @@ void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows
         << csv_cell(r.mask) << ',' << r.reference << ',' << csv_cell(r.quantity) << ','
         << format_number(r.metrics.max_abs_err) << ',' << format_number(r.metrics.max_rel_err) << ','
         << format_number(r.metrics.norm_rel_err) << ',' << format_number(r.tolerance) << ','
-        << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(r.detail) << '\n';
+        << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(reports::printable(r.detail)) << '\n';  // exception texts span lines
+
   }
   reports::write_file_atomically(path, out.str());
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <limits>
 
+#include "reports/csv_io.hpp"
 #include "verify/metrics.hpp"
 #include "verify/report.hpp"
 
@@ -80,6 +81,38 @@ TEST(Report, CsvHasTheColumnsAndIsWrittenAtomically) {
   EXPECT_EQ(files, 1u) << "no temp file may be left behind";
   // An unwritable destination throws and leaves nothing behind.
   EXPECT_THROW(write_csv_atomic((dir / "missing" / "v.csv").string(), {row}), std::runtime_error);
+  std::filesystem::remove_all(dir);
+}
+
+// What verify writes, the report's reader takes back: passing, failing and non-finite rows, and a
+// detail of several lines (a LibTorch exception text), which a CSV cell cannot hold as it is.
+TEST(Report, CsvReadsBackThroughTheReportReader) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "ped_report_read_back_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const arma::mat one(2, 1, arma::fill::ones);
+  arma::mat off = one;
+  off(0, 0) = 1.5;
+  arma::mat bad = one;
+  bad(1, 0) = std::numeric_limits<double>::quiet_NaN();
+  std::vector<CheckRow> rows = {make_row("y", compare_tensors(one, one), 1e-8, "exact"),
+                                make_row("dx", compare_tensors(off, one), 1e-8, "exception: first line\nsecond\tline"),
+                                make_row("dw", compare_tensors(bad, one), 1e-8, "")};
+  for (CheckRow& r : rows) {
+    r.op = "linear";
+    r.dtype = "double";
+    r.reference = "libtorch";
+  }
+  const std::string path = (dir / "v.csv").string();
+  write_csv_atomic(path, rows);
+  const auto read = reports::read_verify_csv(path);
+  ASSERT_EQ(read.size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(read[i].passed, rows[i].passed) << rows[i].quantity;
+    EXPECT_EQ(read[i].quantity, rows[i].quantity);
+  }
+  EXPECT_FALSE(read[1].passed);
+  EXPECT_FALSE(read[2].passed);
   std::filesystem::remove_all(dir);
 }
 
