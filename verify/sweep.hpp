@@ -61,6 +61,8 @@ struct SweepConfig {
   FiniteDifferenceOptions fd;
   // The estimated peak memory of the sweep (verify/footprint.hpp) may not exceed this.
   double memory_budget_gib = kDefaultMemoryBudgetGib;
+  // Every tolerance is multiplied by this, in (0, 1]: it can only tighten a check (check_problem).
+  double tolerance_scale = 1;
 };
 
 // One problem of the sweep and the references it is checked against.
@@ -82,7 +84,7 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config);
 
 using ProgressFn = std::function<void(const Problem&, std::size_t done, std::size_t total)>;
 
-// Checks every planned problem; `config` gives the dtypes and finite-difference options.
+// Checks every planned problem; `config` gives the dtypes, finite-difference options and tolerance scale.
 std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, const SweepConfig& config,
                                   const ProgressFn& progress = {});
 

@@ -100,7 +100,7 @@ int run(int argc, char** argv) {
   std::string out = "verify.csv";
   std::string full_jacobian_max = std::to_string(FiniteDifferenceOptions{}.full_jacobian_max_entries);
   std::string directions = std::to_string(FiniteDifferenceOptions{}.directions);
-  std::string memory_budget = "8";
+  std::string memory_budget = "8", tolerance_scale = "1";
   bool list = false, quiet = false;
   CLI::Option* ops_option = app.add_option("--ops", ops, "Comma-separated ops to check (default: all; see --list)");
   app.add_option("--shape", shapes,
@@ -125,6 +125,9 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--memory-budget-gib", memory_budget,
                  "Largest estimated memory of the sweep, in GiB; a selection above it is refused before any work")
+      ->capture_default_str();
+  app.add_option("--tolerance-scale", tolerance_scale,
+                 "Multiply every tolerance by this, in (0, 1]: how much margin the checks have (tightens only)")
       ->capture_default_str();
   app.add_flag("--list", list, "List the ops and their default shapes, then exit")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
@@ -198,6 +201,7 @@ int run(int argc, char** argv) {
     config.fd.directions = static_cast<int>(parse_integer("--directions", directions, 1, 1000));
     config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
                                             "(0, " + std::to_string(static_cast<long long>(kMaxMemoryBudgetGib)) + "]");
+    config.tolerance_scale = parse_number("--tolerance-scale", tolerance_scale, 0, 1, "(0, 1]");
     check_out_path(out);
     // Every problem is estimated and built here, before any check runs: sizes an op cannot take, a
     // selection above the memory budget or one without a check are usage errors too.
