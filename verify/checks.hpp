@@ -35,9 +35,11 @@ struct FiniteDifferenceOptions {
 std::vector<CheckRow> check_against_finite_differences(const Problem& problem, Dtype dtype,
                                                        const FiniteDifferenceOptions& options = {});
 
-// Both references, both dtypes, as the sweep runs them.
+// Both references, both dtypes, as the sweep runs them. Every tolerance is multiplied by
+// `tolerance_scale`, in (0, 1] (std::invalid_argument otherwise): a check can be made stricter, never
+// looser; a scaled row says so in its detail.
 std::vector<CheckRow> check_problem(const Problem& problem, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
-                                    const FiniteDifferenceOptions& options = {});
+                                    const FiniteDifferenceOptions& options = {}, double tolerance_scale = 1);
 
 }  // namespace ped::verify

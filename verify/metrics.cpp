@@ -63,12 +63,14 @@ double norm_floor_of(const std::vector<arma::mat>& tensors) {
   return kZeroGradientFloor * largest;
 }
 
+bool within_tolerance(const ErrorMetrics& m, double tolerance) { return m.comparable && m.norm_rel_err <= tolerance; }
+
 CheckRow make_row(const std::string& quantity, const ErrorMetrics& m, double tolerance, std::string detail) {
   CheckRow row;
   row.quantity = quantity;
   row.metrics = m;
   row.tolerance = tolerance;
-  row.passed = m.comparable && m.norm_rel_err <= tolerance;
+  row.passed = within_tolerance(m, tolerance);
   row.detail = m.comparable ? std::move(detail) : m.problem;
   return row;
 }

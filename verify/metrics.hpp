@@ -37,7 +37,10 @@ struct CheckRow {
   std::string detail;  // how it was checked, or why it failed
 };
 
-// passed = comparable && norm_rel_err <= tolerance.
+// comparable && norm_rel_err <= tolerance: a NaN, an Inf or a shape mismatch fails whatever the tolerance.
+bool within_tolerance(const ErrorMetrics& m, double tolerance);
+
+// passed = within_tolerance(m, tolerance).
 CheckRow make_row(const std::string& quantity, const ErrorMetrics& m, double tolerance, std::string detail);
 
 }  // namespace ped::verify

@@ -1,17 +1,25 @@
 #include "verify/sweep.hpp"
 
+#include <algorithm>
+#include <iomanip>
 #include <sstream>
 #include <stdexcept>
 
+#include "verify/footprint.hpp"
 #include "verify/ops/op_cases.hpp"
 
 namespace ped::verify {
 
 Dims parse_dims(const std::string& text) {
+  if (text.empty()) throw std::invalid_argument("parse_dims: the shape is empty, expected NAME=VALUE items such as N=5,D=8");
   Dims d;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  std::vector<std::string> seen;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, comma - begin);
+    begin = comma + 1;
+    if (item.empty()) throw std::invalid_argument("parse_dims: empty item in shape '" + text + "'");
     const auto eq = item.find('=');
     if (eq == std::string::npos) {
       throw std::invalid_argument("parse_dims: '" + item + "' in shape '" + text + "' is not NAME=VALUE");
@@ -24,9 +32,9 @@ Dims parse_dims(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != value.size() || value.empty() || n < 1 || n > 1'000'000) {
+    if (used != value.size() || value.empty() || n < 1 || n > kMaxSize) {
       throw std::invalid_argument("parse_dims: size " + key + "=" + value + " in shape '" + text +
-                                  "' is not an integer in [1, 1000000]");
+                                  "' is not an integer in [1, " + std::to_string(kMaxSize) + "]");
     }
     std::int64_t* slot = key == "N"   ? &d.N
                          : key == "D" ? &d.D
@@ -46,6 +54,10 @@ Dims parse_dims(const std::string& text) {
       throw std::invalid_argument("parse_dims: unknown size '" + key + "' in shape '" + text +
                                   "', expected one of N D H F V T R I O K B Nk Dh");
     }
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      throw std::invalid_argument("parse_dims: size " + key + " is given twice in shape '" + text + "'");
+    }
+    seen.push_back(key);
     *slot = n;
   }
   return d;
@@ -70,48 +82,175 @@ const OpCase& find_op_case(const std::string& name) {
   throw std::invalid_argument("find_op_case: unknown op '" + name + "', expected one of: " + known);
 }
 
-std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress) {
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+// An op's variants as a user reads them: "" is the op's own path (gpt's reference attention).
+std::string variant_names(const std::vector<std::string>& variants) {
+  std::string out;
+  for (const std::string& v : variants) out += (out.empty() ? "" : ",") + (v.empty() ? std::string("its reference path") : v);
+  return out;
+}
+
+std::string joined(const std::vector<Reference>& references) {
+  std::vector<std::string> names;
+  for (Reference r : references) names.emplace_back(to_string(r));
+  return joined(names);
+}
+
+std::string gib(double bytes) {
+  std::ostringstream os;
+  os << std::setprecision(3) << bytes / (1024.0 * 1024.0 * 1024.0) << " GiB";
+  return os.str();
+}
+
+bool contains(const std::vector<Reference>& references, Reference r) {
+  return std::find(references.begin(), references.end(), r) != references.end();
+}
+
+// What the sweep runs of one op: its variants, masks and references after the filters.
+struct OpPlan {
+  const OpCase* op;
+  std::vector<std::string> variants, masks;
+  std::vector<Reference> references;
+  const std::vector<Dims>* shapes;
+};
+
+}  // namespace
+
+std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
+  if (!(config.memory_budget_gib > 0 && config.memory_budget_gib <= kMaxMemoryBudgetGib)) {
+    std::ostringstream os;
+    os << "--memory-budget-gib " << config.memory_budget_gib << ": expected a number of GiB in (0, "
+       << kMaxMemoryBudgetGib << "]";
+    throw std::invalid_argument(os.str());
+  }
+  const bool ops_named = !config.ops.empty();
   std::vector<const OpCase*> selected;
-  if (config.ops.empty()) {
-    for (const OpCase& c : op_cases()) selected.push_back(&c);
-  } else {
+  if (ops_named) {
     for (const std::string& name : config.ops) selected.push_back(&find_op_case(name));
+  } else {
+    for (const OpCase& c : op_cases()) selected.push_back(&c);
   }
   // Only the choices an op has: a variant or mask filter leaves ops without that choice as they are.
   auto chosen = [](const std::vector<std::string>& own, const std::vector<std::string>& wanted) {
     if (wanted.empty() || own == std::vector<std::string>{""}) return own;
     std::vector<std::string> out;
     for (const std::string& w : wanted) {
-      for (const std::string& o : own) {
-        if (o == w) out.push_back(w);
-      }
+      if (std::find(own.begin(), own.end(), w) != own.end()) out.push_back(w);
     }
     return out;
   };
-  // Build every problem first: a size the op cannot take is a usage error, reported before any work.
-  std::vector<Problem> problems;
-  std::vector<const OpCase*> problem_case;
+  std::vector<OpPlan> plans;
   for (const OpCase* c : selected) {
-    const std::vector<Dims>& shapes = config.shapes.empty() ? c->default_shapes : config.shapes;
-    for (const std::string& variant : chosen(c->variants, config.variants)) {
-      for (const std::string& mask : chosen(c->masks, config.masks)) {
-        for (const Dims& dims : shapes) {
+    OpPlan plan{c, chosen(c->variants, config.variants), chosen(c->masks, config.masks), {},
+                config.shapes.empty() ? &c->default_shapes : &config.shapes};
+    // naive compares with the naive attention kernel: it applies to the ops that have one
+    for (Reference r : config.references.empty() ? c->references : config.references) {
+      if (r != Reference::naive || contains(c->references, Reference::naive)) plan.references.push_back(r);
+    }
+    std::string missing;
+    if (plan.variants.empty()) {
+      missing = "--variants '" + joined(config.variants) + "': op " + c->name + " has none of them (its variants: " +
+                variant_names(c->variants) + ")";
+    } else if (plan.masks.empty()) {
+      missing = "--masks '" + joined(config.masks) + "': op " + c->name + " has none of them (its masks: " +
+                joined(c->masks) + ")";
+    } else if (plan.references.empty()) {
+      missing = "--references '" + joined(config.references) + "': none applies to op " + c->name +
+                " (naive applies to attention kernels only; its references: " + joined(c->references) + ")";
+    }
+    if (missing.empty()) plans.push_back(plan);
+    else if (ops_named) throw std::invalid_argument(missing);
+  }
+  if (plans.empty() || config.seeds.empty() || config.dtypes.empty()) {
+    throw std::invalid_argument("--variants '" + joined(config.variants) + "', --masks '" + joined(config.masks) +
+                                "', --references '" + joined(config.references) + "': the selection holds no check");
+  }
+
+  // The memory of the whole selection, before anything is allocated: every problem's inputs stay
+  // until the end; checks run one at a time.
+  double resident = 0, largest_check = 0, largest_case = 0, largest_jacobian = 0;
+  std::size_t problems = 0;
+  std::string largest_name;
+  for (const OpPlan& plan : plans) {
+    const double per_shape = static_cast<double>(plan.variants.size() * plan.masks.size() * config.seeds.size());
+    const bool fd = contains(plan.references, Reference::finite_difference);
+    for (const Dims& dims : *plan.shapes) {
+      const Footprint f = footprint(plan.op->name, dims);
+      resident += per_shape * resident_bytes(f);
+      problems += plan.variants.size() * plan.masks.size() * config.seeds.size();
+      const double check = check_bytes(f, fd, config.fd.full_jacobian_max_entries);
+      largest_check = std::max(largest_check, check);
+      if (resident_bytes(f) + check > largest_case) {
+        largest_case = resident_bytes(f) + check;
+        largest_jacobian = check - check_bytes(f, false, 0);
+        largest_name = plan.op->name + " [" + f.shape + "]";
+      }
+    }
+  }
+  const double budget = config.memory_budget_gib * 1024.0 * 1024.0 * 1024.0;
+  if (resident + largest_check > budget) {
+    std::ostringstream os;
+    os << "--memory-budget-gib " << config.memory_budget_gib << ": ";
+    if (largest_case > budget) {
+      os << "checking " << largest_name << " needs an estimated " << gib(largest_case);
+      if (largest_jacobian > largest_case / 2) {
+        os << " (of which " << gib(largest_jacobian) << " full Jacobians of up to --full-jacobian-max "
+           << config.fd.full_jacobian_max_entries << " entries)";
+      }
+      os << ", above the budget; raise --memory-budget-gib or choose smaller --shape sizes";
+    } else {
+      os << "the " << problems << " problems of the selection need an estimated " << gib(resident + largest_check)
+         << " (their inputs, held until the end, " << gib(resident) << ", and the largest check, " << largest_name
+         << ", " << gib(largest_check) << "), above the budget; raise --memory-budget-gib or select fewer ops, "
+         << "shapes, variants, masks or seeds";
+    }
+    throw std::invalid_argument(os.str());
+  }
+
+  // Build every problem before any check: a size the op cannot take is a usage error, reported
+  // before any work.
+  std::vector<PlannedProblem> planned;
+  planned.reserve(problems);
+  for (const OpPlan& plan : plans) {
+    for (const std::string& variant : plan.variants) {
+      for (const std::string& mask : plan.masks) {
+        for (const Dims& dims : *plan.shapes) {
           for (std::uint64_t seed : config.seeds) {
-            problems.push_back(c->make(CaseParams{dims, variant, mask}, seed));
-            problem_case.push_back(c);
+            try {
+              planned.push_back({plan.op->make(CaseParams{dims, variant, mask}, seed), plan.references});
+            } catch (const std::invalid_argument& e) {
+              if (config.shapes.empty()) throw;
+              throw std::invalid_argument(std::string("--shape: ") + e.what());
+            }
           }
         }
       }
     }
   }
+  return planned;
+}
+
+std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, const SweepConfig& config,
+                                  const ProgressFn& progress) {
   std::vector<CheckRow> rows;
-  for (std::size_t i = 0; i < problems.size(); ++i) {
-    const std::vector<Reference>& refs = config.references.empty() ? problem_case[i]->references : config.references;
-    std::vector<CheckRow> part = check_problem(problems[i], config.dtypes, refs, config.fd);
+  for (std::size_t i = 0; i < planned.size(); ++i) {
+    std::vector<CheckRow> part =
+        check_problem(planned[i].problem, config.dtypes, planned[i].references, config.fd, config.tolerance_scale);
     rows.insert(rows.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
-    if (progress) progress(problems[i], i + 1, problems.size());
+    if (progress) progress(planned[i].problem, i + 1, planned.size());
   }
   return rows;
+}
+
+std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress) {
+  return run_planned(plan_sweep(config), config, progress);
 }
 
 }  // namespace ped::verify

@@ -16,7 +16,11 @@ namespace ped::verify {
 // matrix, B batch, Nk keys of an attention kernel (0: as many as queries), Dh its head dim.
 struct Dims {
   std::int64_t N = 4, D = 8, H = 2, F = 12, V = 7, T = 9, R = 2, I = 6, O = 5, K = 6, B = 1, Nk = 0, Dh = 8;
+  bool operator==(const Dims&) const = default;
 };
+
+// The range of every size parse_dims accepts.
+inline constexpr std::int64_t kMaxSize = 1'000'000;
 
 // What one problem is made of: sizes, and for attention kernels the variant and the mask.
 struct CaseParams {
@@ -25,7 +29,8 @@ struct CaseParams {
   std::string mask;     // empty where the op has no mask choice
 };
 
-// Parses "N=5,D=8" (unnamed sizes keep their defaults); throws std::invalid_argument on bad input.
+// Parses "N=5,D=8" (unnamed sizes keep their defaults); throws std::invalid_argument on an empty text,
+// an item that is not NAME=VALUE, an unknown name, a name given twice or a value outside [1, 1000000].
 Dims parse_dims(const std::string& text);
 
 struct OpCase {
@@ -42,6 +47,9 @@ struct OpCase {
 const std::vector<OpCase>& op_cases();
 const OpCase& find_op_case(const std::string& name);  // throws std::invalid_argument if unknown
 
+inline constexpr double kDefaultMemoryBudgetGib = 8;
+inline constexpr double kMaxMemoryBudgetGib = 1 << 20;  // 1 PiB: a budget, not a way to switch the estimate off
+
 struct SweepConfig {
   std::vector<std::string> ops;          // empty: every op
   std::vector<Dims> shapes;              // empty: each op's default shapes
@@ -51,10 +59,36 @@ struct SweepConfig {
   std::vector<Dtype> dtypes = {Dtype::f32, Dtype::f64};
   std::vector<Reference> references;     // empty: each op's references
   FiniteDifferenceOptions fd;
+  // The estimated peak memory of the sweep (verify/footprint.hpp) may not exceed this.
+  double memory_budget_gib = kDefaultMemoryBudgetGib;
+  // Every tolerance is multiplied by this, in (0, 1]: it can only tighten a check (check_problem).
+  double tolerance_scale = 1;
 };
+
+// One problem of the sweep and the references it is checked against.
+struct PlannedProblem {
+  Problem problem;
+  std::vector<Reference> references;
+};
+
+// Every problem of the selection, in run order, built only after the memory of the whole selection
+// was estimated. Throws std::invalid_argument, naming the option of the verify command at fault,
+// before any problem is built when
+//   - the estimated peak (every problem's inputs, held until the end, plus the largest check)
+//     exceeds memory_budget_gib (--memory-budget-gib, or the sizes of --shape);
+//   - an op named in `ops` gets no check: none of its variants or masks is selected (--variants,
+//     --masks), or none of `references` applies to it (naive applies to attention kernels only);
+//   - the selection holds no check at all;
+// and while building, when an op cannot take the sizes (--shape).
+std::vector<PlannedProblem> plan_sweep(const SweepConfig& config);
 
 using ProgressFn = std::function<void(const Problem&, std::size_t done, std::size_t total)>;
 
+// Checks every planned problem; `config` gives the dtypes, finite-difference options and tolerance scale.
+std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, const SweepConfig& config,
+                                  const ProgressFn& progress = {});
+
+// plan_sweep, then run_planned.
 std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress = {});
 
 }  // namespace ped::verify

@@ -1,10 +1,18 @@
 // The `verify` command: sweeps ops x shapes x seeds x dtypes x references, prints a summary, writes
-// the CSV atomically. Exit 0 when every check passed, 1 when any failed, 2 on a usage error.
+// the CSV atomically. Exit 0 when every check passed, 1 when any failed or the run failed (out of
+// memory, the CSV not written), 2 on a usage error (reported before any work, nothing written).
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <limits>
+#include <new>
 #include <sstream>
 
 #include "verify/report.hpp"
@@ -12,47 +20,118 @@
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(item);
+using namespace ped::verify;
+
+[[noreturn]] void usage_error(const std::string& option, const std::string& value, const std::string& what) {
+  throw std::invalid_argument(option + " '" + value + "': " + what);
+}
+
+// The items of a comma-separated option value: at least one, none empty, none given twice.
+std::vector<std::string> list_items(const std::string& option, const std::string& text, const std::string& expected) {
+  if (text.empty()) usage_error(option, text, "empty, expected " + expected);
+  std::vector<std::string> items;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, comma - begin);
+    begin = comma + 1;
+    if (item.empty()) usage_error(option, text, "empty item, expected " + expected);
+    if (std::find(items.begin(), items.end(), item) != items.end()) usage_error(option, text, item + " is given twice");
+    items.push_back(item);
   }
+  return items;
+}
+
+// A decimal integer in [lo, hi], digits only (no sign, no space, no exponent).
+std::uint64_t parse_integer(const std::string& option, const std::string& text, std::uint64_t lo, std::uint64_t hi) {
+  const std::string expected = "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) usage_error(option, text, expected);
+  errno = 0;
+  const unsigned long long value = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || value < lo || value > hi) usage_error(option, text, expected);
+  return value;
+}
+
+// A finite number in (lo, hi].
+double parse_number(const std::string& option, const std::string& text, double lo, double hi,
+                    const std::string& range) {
+  char* end = nullptr;
+  const double value = text.empty() ? std::nan("") : std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !std::isfinite(value) || !(value > lo && value <= hi)) {
+    usage_error(option, text, "expected a number in " + range);
+  }
+  return value;
+}
+
+// Every name `member` lists over the ops (variants or masks), for messages and validation.
+std::vector<std::string> known_names(std::vector<std::string> OpCase::*member) {
+  std::vector<std::string> names;
+  for (const OpCase& c : op_cases()) {
+    for (const std::string& v : c.*member) {
+      if (!v.empty() && std::find(names.begin(), names.end(), v) == names.end()) names.push_back(v);
+    }
+  }
+  return names;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
   return out;
 }
 
-}  // namespace
+// A --out path whose directory exists and that is not itself a directory: checked before any work.
+void check_out_path(const std::string& out) {
+  namespace fs = std::filesystem;
+  if (out.empty()) usage_error("--out", out, "empty, expected a file path");
+  std::error_code ec;
+  if (fs::is_directory(out, ec)) usage_error("--out", out, "is a directory, expected a file path");
+  const fs::path parent = fs::path(out).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, ec)) {
+    usage_error("--out", out, "directory '" + parent.string() + "' does not exist");
+  }
+}
 
-int main(int argc, char** argv) {
-  using namespace ped::verify;
+int run(int argc, char** argv) {
   CLI::App app{"pedestrian verify: every layer's forward and hand-derived backward against LibTorch autograd and "
                "finite differences"};
   std::string ops, variants, masks, dtypes = "float,double", references, seeds = "1,2";
   std::vector<std::string> shapes;
   std::string out = "verify.csv";
+  std::string full_jacobian_max = std::to_string(FiniteDifferenceOptions{}.full_jacobian_max_entries);
+  std::string directions = std::to_string(FiniteDifferenceOptions{}.directions);
+  std::string memory_budget = "8", tolerance_scale = "1";
   bool list = false, quiet = false;
-  std::size_t full_jacobian_max = FiniteDifferenceOptions{}.full_jacobian_max_entries;
-  int directions = FiniteDifferenceOptions{}.directions;
-  app.add_option("--ops", ops, "Comma-separated ops to check (default: all; see --list)");
+  CLI::Option* ops_option = app.add_option("--ops", ops, "Comma-separated ops to check (default: all; see --list)");
   app.add_option("--shape", shapes,
-                 "Sizes replacing each op's default shapes, e.g. N=5,D=8,H=2 (repeatable; sizes: N D H F V T R I O K)");
-  app.add_option("--variants", variants, "Attention kernels: comma-separated variants (default: all)");
-  app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
-  app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
+                 "Sizes replacing each op's default shapes, e.g. N=5,D=8,H=2 (repeatable; sizes: N D H F V T R I O K "
+                 "B Nk Dh, each in [1, 1000000])");
+  CLI::Option* variants_option =
+      app.add_option("--variants", variants, "Attention kernels: comma-separated variants (default: all)");
+  CLI::Option* masks_option =
+      app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
+  app.add_option("--seeds", seeds, "Comma-separated seeds, integers in [0, 2^64 - 1]")->capture_default_str();
   app.add_option("--dtypes", dtypes, "float,double or one of them")->capture_default_str();
-  app.add_option("--references", references,
-                 "Comma-separated among libtorch,finite_difference,naive (default: each op's own; naive applies to "
-                 "attention kernels only)");
-  app.add_option("--out", out, "CSV report path (written atomically)")->capture_default_str();
+  CLI::Option* references_option =
+      app.add_option("--references", references,
+                     "Comma-separated among libtorch,finite_difference,naive (default: each op's own; naive applies "
+                     "to attention kernels only)");
+  app.add_option("--out", out, "CSV report path (written atomically; its directory must exist)")->capture_default_str();
   app.add_option("--full-jacobian-max", full_jacobian_max,
-                 "Largest (outputs x inputs) compared as a full Jacobian; larger ones use random directions")
+                 "Largest (outputs x inputs) compared as a full Jacobian, in [0, 1000000000]; larger ones use random "
+                 "directions")
       ->capture_default_str();
-  app.add_option("--directions", directions, "Random directions per input in the fast finite-difference mode")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
-  app.add_flag("--list", list, "List the ops and their default shapes, then exit");
-  app.add_flag("--quiet", quiet, "No progress lines");
+  app.add_option("--directions", directions, "Random directions per input in the fast finite-difference mode, in [1, 1000]")
+      ->capture_default_str();
+  app.add_option("--memory-budget-gib", memory_budget,
+                 "Largest estimated memory of the sweep, in GiB; a selection above it is refused before any work")
+      ->capture_default_str();
+  app.add_option("--tolerance-scale", tolerance_scale,
+                 "Multiply every tolerance by this, in (0, 1]: how much margin the checks have (tightens only)")
+      ->capture_default_str();
+  app.add_flag("--list", list, "List the ops and their default shapes, then exit")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+  app.add_flag("--quiet", quiet, "No progress lines")->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -63,52 +142,70 @@ int main(int argc, char** argv) {
   }
 
   SweepConfig config;
+  std::vector<PlannedProblem> planned;
   try {
-    config.ops = split(ops);
-    for (const std::string& name : config.ops) find_op_case(name);
-    for (const std::string& s : shapes) config.shapes.push_back(parse_dims(s));
-    config.seeds.clear();
-    for (const std::string& s : split(seeds)) {
-      std::size_t used = 0;
-      unsigned long long v = 0;
-      try {
-        v = std::stoull(s, &used);
-      } catch (const std::exception&) {
-        used = 0;
+    std::vector<std::string> op_names;
+    for (const OpCase& c : op_cases()) op_names.push_back(c.name);
+    if (*ops_option) {
+      config.ops = list_items("--ops", ops, "a comma-separated list of ops (see --list)");
+      for (const std::string& name : config.ops) {
+        if (std::find(op_names.begin(), op_names.end(), name) == op_names.end()) {
+          usage_error("--ops", ops, "unknown op " + name + ", expected one of: " + joined(op_names));
+        }
       }
-      if (used != s.size() || s.front() == '-') throw std::invalid_argument("--seeds: '" + s + "' is not a seed");
-      config.seeds.push_back(v);
     }
-    if (config.seeds.empty()) throw std::invalid_argument("--seeds: no seed given");
+    for (const std::string& s : shapes) {
+      Dims dims;
+      try {
+        dims = parse_dims(s);
+      } catch (const std::invalid_argument& e) {
+        usage_error("--shape", s, e.what());
+      }
+      for (std::size_t i = 0; i < config.shapes.size(); ++i) {
+        if (config.shapes[i] == dims) usage_error("--shape", s, "the sizes of --shape '" + shapes[i] + "', given twice");
+      }
+      config.shapes.push_back(dims);
+    }
+    config.seeds.clear();
+    for (const std::string& s : list_items("--seeds", seeds, "a comma-separated list of seeds")) {
+      config.seeds.push_back(parse_integer("--seeds", s, 0, std::numeric_limits<std::uint64_t>::max()));
+    }
     config.dtypes.clear();
-    for (const std::string& s : split(dtypes)) {
+    for (const std::string& s : list_items("--dtypes", dtypes, "float, double or both")) {
       if (s == "float") config.dtypes.push_back(Dtype::f32);
       else if (s == "double") config.dtypes.push_back(Dtype::f64);
-      else throw std::invalid_argument("--dtypes: '" + s + "' is not float or double");
+      else usage_error("--dtypes", dtypes, s + " is not float or double");
     }
-    if (config.dtypes.empty()) throw std::invalid_argument("--dtypes: no dtype given");
-    for (const std::string& s : split(references)) {
-      if (s == "libtorch") config.references.push_back(Reference::libtorch);
-      else if (s == "finite_difference") config.references.push_back(Reference::finite_difference);
-      else if (s == "naive") config.references.push_back(Reference::naive);
-      else throw std::invalid_argument("--references: '" + s + "' is not libtorch, finite_difference or naive");
-    }
-    config.variants = split(variants);
-    config.masks = split(masks);
-    auto check_choice = [](const char* option, const std::vector<std::string>& wanted, auto member) {
-      for (const std::string& w : wanted) {
-        bool known = false;
-        for (const OpCase& c : op_cases()) {
-          for (const std::string& v : c.*member) known |= v == w;
-        }
-        if (!known) throw std::invalid_argument(std::string(option) + ": '" + w + "' is not known (see --list)");
+    if (*references_option) {
+      for (const std::string& s :
+           list_items("--references", references, "a comma-separated list among libtorch,finite_difference,naive")) {
+        if (s == "libtorch") config.references.push_back(Reference::libtorch);
+        else if (s == "finite_difference") config.references.push_back(Reference::finite_difference);
+        else if (s == "naive") config.references.push_back(Reference::naive);
+        else usage_error("--references", references, s + " is not libtorch, finite_difference or naive");
       }
+    }
+    auto choices = [](const char* option, const std::string& text, std::vector<std::string> OpCase::*member) {
+      const std::vector<std::string> known = known_names(member);
+      std::vector<std::string> items = list_items(option, text, "a comma-separated list among " + joined(known));
+      for (const std::string& item : items) {
+        if (std::find(known.begin(), known.end(), item) == known.end()) {
+          usage_error(option, text, "unknown name " + item + ", expected one of: " + joined(known));
+        }
+      }
+      return items;
     };
-    check_choice("--variants", config.variants, &OpCase::variants);
-    check_choice("--masks", config.masks, &OpCase::masks);
-    config.fd.full_jacobian_max_entries = full_jacobian_max;
-    config.fd.directions = directions;
-    if (out.empty()) throw std::invalid_argument("--out: empty path");
+    if (*variants_option) config.variants = choices("--variants", variants, &OpCase::variants);
+    if (*masks_option) config.masks = choices("--masks", masks, &OpCase::masks);
+    config.fd.full_jacobian_max_entries = parse_integer("--full-jacobian-max", full_jacobian_max, 0, 1'000'000'000);
+    config.fd.directions = static_cast<int>(parse_integer("--directions", directions, 1, 1000));
+    config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
+                                            "(0, " + std::to_string(static_cast<long long>(kMaxMemoryBudgetGib)) + "]");
+    config.tolerance_scale = parse_number("--tolerance-scale", tolerance_scale, 0, 1, "(0, 1]");
+    check_out_path(out);
+    // Every problem is estimated and built here, before any check runs: sizes an op cannot take, a
+    // selection above the memory budget or one without a check are usage errors too.
+    if (!list) planned = plan_sweep(config);
   } catch (const std::invalid_argument& e) {
     std::cerr << "verify: " << e.what() << "\n";
     return 2;
@@ -135,26 +232,38 @@ int main(int argc, char** argv) {
 
   at::set_num_threads(1);  // small shapes: threading only adds noise
   const auto start = std::chrono::steady_clock::now();
-  std::vector<CheckRow> rows;
-  try {
-    rows = run_sweep(config, [&](const Problem& p, std::size_t done, std::size_t total) {
-      if (!quiet) std::cerr << "[" << done << "/" << total << "] " << p.op << " " << p.shape << " seed=" << p.seed << "\n";
-    });
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "verify: " << e.what() << "\n";
-    return 2;
-  }
+  const std::vector<CheckRow> rows =
+      run_planned(planned, config, [&](const Problem& p, std::size_t done, std::size_t total) {
+        if (!quiet) std::cerr << "[" << done << "/" << total << "] " << p.op << " " << p.shape << " seed=" << p.seed << "\n";
+      });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(std::cout, rows);
   try {
     write_csv_atomic(out, rows);
   } catch (const std::exception& e) {
     std::cerr << "verify: " << e.what() << "\n";
-    return 2;
+    return 1;
   }
   std::cout << "report: " << out << " (" << rows.size() << " rows, " << seconds << " s)\n";
   for (const CheckRow& r : rows) {
     if (!r.passed) return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Whatever escapes the run ends here with a message and exit 1, never as an uncaught exception.
+  try {
+    return run(argc, argv);
+  } catch (const std::bad_alloc& e) {
+    std::cerr << "verify: out of memory (" << e.what() << "): the machine has less memory than --memory-budget-gib "
+              << "allowed; lower --memory-budget-gib or choose smaller --shape sizes\n";
+  } catch (const std::exception& e) {
+    std::cerr << "verify: error: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "verify: error: an exception that is not a std::exception\n";
+  }
+  return 1;
 }

@@ -1,0 +1,48 @@
+// How much memory a problem of an op needs, estimated from its sizes before anything is allocated,
+// so that the sweep refuses a selection above its memory budget instead of failing to allocate.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "verify/sweep.hpp"
+
+namespace ped::verify {
+
+// Element counts (of 8-byte doubles), as doubles: sizes of up to 1e6 each multiply past 2^63.
+struct Footprint {
+  std::string shape;                // the sizes the op uses, as its problems name them ("N=5 D=8")
+  double inputs = 0;                // every input (the carrier of the problem, held for the whole sweep)
+  double differentiable_inputs = 0; // the inputs that get a gradient (the columns of the Jacobian)
+  double outputs = 0;               // every forward output
+  // The largest tensors a forward and backward hold beyond inputs, outputs and gradients, counted
+  // with their multiplicity in one pass (attention: scores, probabilities and dS of every head).
+  double intermediates = 0;
+};
+
+// The footprint of op `op` at `dims`. Throws std::logic_error for an op without a formula (every
+// op of op_cases() has one; verify/tests/footprint_test.cpp checks the inputs and outputs exactly).
+Footprint footprint(const std::string& op, const Dims& dims);
+
+// Bytes of a problem's inputs: what a built problem holds until the sweep ends.
+double resident_bytes(const Footprint& f);
+
+// Peak bytes of checking one problem against one reference, beyond its resident inputs:
+//   8 (kWorkingCopies (inputs + outputs) + kIntermediateCopies intermediates)
+//   + 16 min(outputs x differentiable inputs, full_jacobian_max)   with finite differences,
+// the last term the numerical and analytical Jacobians of the full-Jacobian mode (at most
+// full_jacobian_max entries each, else the mode is random directions, which holds no Jacobian).
+double check_bytes(const Footprint& f, bool finite_differences, std::size_t full_jacobian_max);
+
+// Inputs and outputs held at once while checking: the rounded inputs, LibTorch's leaves and their
+// gradients, our gradients, the float conversions, the cotangents, both forward outputs, the
+// finite-difference stencil's shifted inputs and flattened outputs. Deliberately on the high side.
+inline constexpr double kWorkingCopies = 8;
+// Ours, the LibTorch twin's forward values that autograd saves, and the gradients its backward
+// builds from them. Measured peak resident memory above the process's own (~170 MB, LibTorch
+// loaded) against the estimate (verify --seeds 1 --references libtorch; finite differences hold
+// less): attention N=1000 D=64 H=4 330 / 406 MB, layer_norm N=D=2000 650 / 832 MB, transformer_block
+// N=800 D=64 H=4 F=256 165 / 295 MB, sdpa naive causal N=1500 H=2 d=64 280 / 770 MB.
+inline constexpr double kIntermediateCopies = 3;
+
+}  // namespace ped::verify
