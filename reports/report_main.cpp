@@ -15,7 +15,7 @@
 #include "reports/gbench_json.hpp"
 #include "reports/summary.hpp"
 
-#include <CLI/CLI.hpp>
+#include "core/cli_checks.hpp"
 
 #include <fstream>
 #include <iostream>
@@ -137,15 +137,18 @@ int run_ab_command(const AbOptions& options, bool allow_ungated) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace cli = ped::cli;
   CLI::App app{"report: benchmark/verification reports and the benchmark regression gate"};
   app.require_subcommand(1);
+  // An option given twice is an error, not "the last one wins".
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::Throw);
 
   SummaryOptions summary;
   std::string verify_csv;
   CLI::App* summarize = app.add_subcommand("summarize", "summary.md, fits.csv and plots from a benchmark CSV");
-  summarize->add_option("--bench", summary.bench_csv, "tidy benchmark CSV")->required();
-  summarize->add_option("--verify", verify_csv, "verify CSV to summarise as well");
-  summarize->add_option("--out", summary.out_dir, "output directory (created if missing)")->required();
+  summarize->add_option("--bench", summary.bench_csv, "tidy benchmark CSV")->required()->check(cli::non_empty());
+  summarize->add_option("--verify", verify_csv, "verify CSV to summarise as well")->check(cli::non_empty());
+  summarize->add_option("--out", summary.out_dir, "output directory (created if missing)")->required()->check(cli::non_empty());
   summarize->add_option("--gnuplot", summary.gnuplot, "gnuplot program")->capture_default_str();
   summarize->add_option("--plot-format", summary.plot_format, "png or svg")
       ->check(CLI::IsMember({"png", "svg"}))
@@ -159,15 +162,15 @@ int main(int argc, char** argv) {
   compare->add_option("base", base_csv, "baseline benchmark CSV (samples from BASE.samples.csv)")->required();
   compare->add_option("new", new_csv, "new benchmark CSV (samples from NEW.samples.csv)")->required();
   compare->add_option("--threshold", compare_options.threshold, "relative change of the median that matters")
-      ->check(CLI::NonNegativeNumber)
+      ->check(cli::real_in(0.0, false))
       ->capture_default_str();
   compare->add_option("--alpha", compare_options.alpha, "significance level of the U test")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(cli::real_in(0.0, true, 1.0, true))  // alpha 0 never rejects, 1 always does
       ->capture_default_str();
   compare->add_option("--min-repetitions", compare_options.min_repetitions, "samples per side needed to gate")
-      ->check(CLI::Range(2, 1000000))
+      ->check(cli::integer_in(2, 1000000))
       ->capture_default_str();
-  compare->add_option("--csv", compare_csv, "also write the comparison as CSV to this file");
+  compare->add_option("--csv", compare_csv, "also write the comparison as CSV to this file")->check(cli::non_empty());
   bool allow_ungated = false;
   compare->add_flag("--allow-ungated", allow_ungated,
                     "exit 0 even when benchmarks were not gated (no samples, too few repetitions, unmatched)");
@@ -176,36 +179,45 @@ int main(int argc, char** argv) {
   fs::path convert_out;
   std::string convert_rev;
   CLI::App* convert = app.add_subcommand("convert", "Google Benchmark JSON -> BENCH.csv + BENCH.samples.csv");
-  convert->add_option("--json", json_files, "Google Benchmark JSON output(s)")->required();
-  convert->add_option("--out", convert_out, "benchmark CSV to write")->required();
-  convert->add_option("--git-rev", convert_rev, "git revision (default: the JSON context's git_rev)");
+  convert->add_option("--json", json_files, "Google Benchmark JSON output(s)")
+      ->required()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->check(cli::non_empty());
+  convert->add_option("--out", convert_out, "benchmark CSV to write")->required()->check(cli::non_empty());
+  convert->add_option("--git-rev", convert_rev, "git revision (default: the JSON context's git_rev)")->check(cli::non_empty());
 
   AbOptions ab_options;
   std::string ab_build_dir;
   std::string ab_out_dir;
   CLI::App* ab = app.add_subcommand("ab", "build two git revisions, run their benchmarks interleaved, compare B to A");
-  ab->add_option("--rev-a", ab_options.rev_a, "baseline revision (A)")->required();
-  ab->add_option("--rev-b", ab_options.rev_b, "revision to judge (B)")->required();
+  ab->add_option("--rev-a", ab_options.rev_a, "baseline revision (A)")->required()->check(cli::non_empty());
+  ab->add_option("--rev-b", ab_options.rev_b, "revision to judge (B)")->required()->check(cli::non_empty());
   ab->add_option("--repetitions", ab_options.repetitions, "runs of each side, interleaved A B A B ...")
-      ->check(CLI::Range(1, 100000))
+      ->check(cli::integer_in(1, 100000))
       ->capture_default_str();
   ab->add_option("--filter", ab_options.filter, "--benchmark_filter regex");
-  ab->add_option("--build-dir", ab_build_dir, "keep source and build trees here (default: a temp dir, removed)");
+  ab->add_option("--build-dir", ab_build_dir, "keep source and build trees here (default: a temp dir, removed)")->check(cli::non_empty());
   ab->add_option("--repo", ab_options.repository, "git repository to take the revisions from")->capture_default_str();
   ab->add_option("--target", ab_options.bench_target, "CMake target to build")->capture_default_str();
   ab->add_option("--executable", ab_options.bench_executable, "file name of the built benchmark")->capture_default_str();
   ab->add_option("--cmake-arg", ab_options.cmake_args, "configure arguments (replace the defaults)")
       ->capture_default_str();
-  ab->add_option("--jobs", ab_options.jobs, "parallel build jobs")->check(CLI::Range(1, 256))->capture_default_str();
-  ab->add_option("--out", ab_out_dir, "also write A.csv, B.csv, their samples and comparison.csv here");
+  ab->add_option("--jobs", ab_options.jobs, "parallel build jobs")->check(cli::integer_in(1, 256))->capture_default_str();
+  ab->add_option("--out", ab_out_dir, "also write A.csv, B.csv, their samples and comparison.csv here")->check(cli::non_empty());
   ab->add_option("--threshold", ab_options.compare.threshold, "relative change of the median that matters")
-      ->check(CLI::NonNegativeNumber)
+      ->check(cli::real_in(0.0, false))
       ->capture_default_str();
   ab->add_option("--alpha", ab_options.compare.alpha, "significance level of the U test")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(cli::real_in(0.0, true, 1.0, true))  // alpha 0 never rejects, 1 always does
       ->capture_default_str();
   ab->add_flag("--allow-ungated", allow_ungated, "exit 0 even when benchmarks were not gated (too few repetitions)");
 
+  // CLI11 answers a misspelt subcommand with "A subcommand is required", which does not name it.
+  const std::set<std::string> subcommands{"summarize", "compare", "convert", "ab"};
+  if (argc > 1 && argv[1][0] != '-' && !subcommands.contains(argv[1])) {
+    std::cerr << "report: unknown subcommand '" << printable(argv[1]) << "' (expected summarize, compare, convert or ab)\n";
+    return exit_error;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -12,9 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/cli_checks.hpp"
 #include "variants/attention.hpp"
 
 namespace {
@@ -38,16 +41,63 @@ double sgemm_rate(int threads) {
   return 2.0 * n * n * double(n) / best / 1e9;
 }
 
+// A tile size from the environment (PED_TILE_Q, PED_TILE_K, PED_BLOCK_SIZE, PED_REPS), for tuning
+// runs; `fallback` when unset. Throws CLI::ValidationError naming the variable on a bad value.
+std::int64_t env_integer(const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return fallback;
+  std::string text(value);
+  const std::string problem = ped::cli::integer_in<std::int64_t>(lo, hi)(text);
+  if (!problem.empty()) throw CLI::ValidationError(name, problem);
+  return std::stoll(text);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::int64_t n = argc > 1 ? std::atoll(argv[1]) : 4096;
-  const std::int64_t d = argc > 2 ? std::atoll(argv[2]) : 64;
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 2;
-  const std::int64_t b = argc > 4 ? std::atoll(argv[4]) : 1;
-  const std::int64_t h = argc > 5 ? std::atoll(argv[5]) : 1;
-  const std::string mask_name = argc > 6 ? argv[6] : "causal";
-  const std::string which = argc > 7 ? argv[7] : "naive,blocked,flash,sparse";
+  namespace cli = ped::cli;
+  CLI::App app{"ped_variants_timing: one-shot timing of every attention variant, forward and backward"};
+  std::int64_t n = 4096, d = 64, b = 1, h = 1;
+  int threads = 2;
+  std::string mask_name = "causal", which = "naive,blocked,flash,sparse";
+  app.add_option("N", n, "tokens (Nq = Nk)")->check(cli::integer_in<std::int64_t>(1, 1 << 20))->capture_default_str();
+  app.add_option("d", d, "head dim")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
+  app.add_option("threads", threads, "threads")->check(cli::integer_in(1, 1024))->capture_default_str();
+  app.add_option("B", b, "batch")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
+  app.add_option("H", h, "heads")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
+  app.add_option("mask", mask_name, "causal or none")->check(CLI::IsMember({"causal", "none"}))->capture_default_str();
+  app.add_option("variants", which, "comma-separated variants to time")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            std::stringstream items(text);
+            std::string item;
+            bool any = false;
+            while (std::getline(items, item, ',')) {
+              try {
+                ped::parse_variant(item);
+              } catch (const std::invalid_argument&) {
+                return "expected naive, blocked, flash or sparse, got '" + item + "'";
+              }
+              any = true;
+            }
+            return any && !text.ends_with(',') ? "" : "expected a comma-separated list of variants, got '" + text + "'";
+          },
+          "naive,blocked,flash,sparse"))
+      ->capture_default_str();
+  std::int64_t tile_q = 0, tile_k = 0, block_size = 64;
+  int reps = 3;
+  try {
+    app.parse(argc, argv);
+    if (b * h * n * d > (std::int64_t{1} << 32)) {
+      throw CLI::ValidationError("N", "B*H*N*d = " + std::to_string(b * h * n * d) + " elements, above 2^32");
+    }
+    tile_q = env_integer("PED_TILE_Q", 0, 0, 4096);
+    tile_k = env_integer("PED_TILE_K", 0, 0, 4096);
+    block_size = env_integer("PED_BLOCK_SIZE", 64, 1, 4096);
+    reps = static_cast<int>(env_integer("PED_REPS", 3, 1, 1000));
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;
+  }
   const ped::Mask mask = mask_name == "none" ? ped::Mask::none() : ped::Mask::causal();
   const bool causal = mask_name != "none";
 
@@ -61,14 +111,7 @@ int main(int argc, char** argv) {
     for (float& x : *t) x = u(rng);
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  // Tile sizes from the environment (PED_TILE_Q, PED_TILE_K, PED_BLOCK_SIZE), for tuning runs.
-  auto env = [](const char* name, std::int64_t fallback) {
-    const char* s = std::getenv(name);
-    return s != nullptr ? std::atoll(s) : fallback;
-  };
-  const ped::AttentionOptions opt{.threads = threads, .tile_q = env("PED_TILE_Q", 0), .tile_k = env("PED_TILE_K", 0),
-                                  .block_size = env("PED_BLOCK_SIZE", 64)};
-  const int reps = static_cast<int>(env("PED_REPS", 3));
+  const ped::AttentionOptions opt{.threads = threads, .tile_q = tile_q, .tile_k = tile_k, .block_size = block_size};
 
   const double gemm = sgemm_rate(threads);
   const double fwd_flop = 4.0 * double(b * h) * double(n) * double(n) * double(d) * (causal ? 0.5 : 1.0);
