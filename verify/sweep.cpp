@@ -96,6 +96,7 @@ std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& pro
     for (const std::string& variant : chosen(c->variants, config.variants)) {
       for (const std::string& mask : chosen(c->masks, config.masks)) {
         for (const Dims& dims : shapes) {
+          if (c->runs && !c->runs(CaseParams{dims, variant, mask})) continue;
           for (std::uint64_t seed : config.seeds) {
             problems.push_back(c->make(CaseParams{dims, variant, mask}, seed));
             problem_case.push_back(c);

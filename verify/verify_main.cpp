@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "verify/plugins.hpp"
 #include "verify/report.hpp"
 #include "verify/sweep.hpp"
 
@@ -51,6 +52,14 @@ int main(int argc, char** argv) {
   app.add_option("--directions", directions, "Random directions per input in the fast finite-difference mode")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  std::vector<std::string> plugins;
+  std::string plugin_layouts;
+  app.add_option("--plugin", plugins,
+                 "An attention plugin (shared library, include/pedestrian/attention_plugin.h) checked as a variant of "
+                 "op sdpa (repeatable)");
+  app.add_option("--plugin-layouts", plugin_layouts,
+                 "Layouts the plugins get: contiguous (default) and/or strided (transposed, padded views; variant "
+                 "NAME[strided])");
   app.add_flag("--list", list, "List the ops and their default shapes, then exit");
   app.add_flag("--quiet", quiet, "No progress lines");
   try {
@@ -64,6 +73,7 @@ int main(int argc, char** argv) {
 
   SweepConfig config;
   try {
+    load_plugins(plugins, plugin_layouts, std::cerr);  // before the op list is built: it names their variants
     config.ops = split(ops);
     for (const std::string& name : config.ops) find_op_case(name);
     for (const std::string& s : shapes) config.shapes.push_back(parse_dims(s));
