@@ -1,5 +1,7 @@
 #include "verify/sweep.hpp"
 
+#include <algorithm>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -91,6 +93,7 @@ std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& pro
   // Build every problem first: a size the op cannot take is a usage error, reported before any work.
   std::vector<Problem> problems;
   std::vector<const OpCase*> problem_case;
+  std::set<std::string> variants_run;
   for (const OpCase* c : selected) {
     const std::vector<Dims>& shapes = config.shapes.empty() ? c->default_shapes : config.shapes;
     for (const std::string& variant : chosen(c->variants, config.variants)) {
@@ -98,13 +101,28 @@ std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& pro
         for (const Dims& dims : shapes) {
           if (c->runs && !c->runs(CaseParams{dims, variant, mask})) continue;
           for (std::uint64_t seed : config.seeds) {
-            problems.push_back(c->make(CaseParams{dims, variant, mask}, seed));
+            Problem p = c->make(CaseParams{dims, variant, mask}, seed);
+            if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
+              continue;  // an implementation without the dtypes asked for
+            }
+            variants_run.insert(variant);
+            problems.push_back(std::move(p));
             problem_case.push_back(c);
           }
         }
       }
     }
   }
+  // A variant asked for that checks nothing (an implementation that takes none of the masks or
+  // dtypes asked for) would let the run pass without looking at it.
+  for (const std::string& variant : config.variants) {
+    if (!variants_run.contains(variant)) {
+      throw std::invalid_argument("--variants: '" + variant +
+                                  "' has nothing to check with the ops, masks and dtypes asked for (the mask kinds "
+                                  "and dtypes it takes are printed when its plugin loads)");
+    }
+  }
+  if (problems.empty()) throw std::invalid_argument("run_sweep: the ops, variants and masks asked for select nothing");
   std::vector<CheckRow> rows;
   for (std::size_t i = 0; i < problems.size(); ++i) {
     const std::vector<Reference>& refs = config.references.empty() ? problem_case[i]->references : config.references;
