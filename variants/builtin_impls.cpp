@@ -12,20 +12,17 @@ namespace ped {
 
 namespace {
 
-using ForwardF32 = void (*)(const AttentionShape&, const Mask&, float, const float*, const float*, const float*,
-                            float*, float*, const AttentionOptions&);
-using ForwardF64 = void (*)(const AttentionShape&, const Mask&, double, const double*, const double*, const double*,
-                            double*, double*, const AttentionOptions&);
-using BackwardF32 = void (*)(const AttentionShape&, const Mask&, float, const float*, const float*, const float*,
-                             const float*, const float*, const float*, float*, float*, float*,
-                             const AttentionOptions&);
-using BackwardF64 = void (*)(const AttentionShape&, const Mask&, double, const double*, const double*,
-                             const double*, const double*, const double*, const double*, double*, double*, double*,
-                             const AttentionOptions&);
+// The kernels' own signatures (flash_attention.hpp), with the row statistics in their in-tree form.
+template <class T>
+using Forward = void (*)(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*, RowStatistic<T>*,
+                         const AttentionOptions&);
+template <class T>
+using Backward = void (*)(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, const T*,
+                          const RowStatistic<T>*, const T*, T*, T*, T*, const AttentionOptions&);
 using WorkingBytes = double (*)(const AttentionShape&, std::size_t, int, bool);
 
-AttentionImpl kernel(const char* name, ForwardF32 forward_f32, ForwardF64 forward_f64, BackwardF32 backward_f32,
-                     BackwardF64 backward_f64, WorkingBytes working_bytes) {
+AttentionImpl kernel(const char* name, Forward<float> forward_f32, Forward<double> forward_f64,
+                     Backward<float> backward_f32, Backward<double> backward_f64, WorkingBytes working_bytes) {
   return {.name = name,
           .forward_f32 = forward_f32,
           .forward_f64 = forward_f64,
