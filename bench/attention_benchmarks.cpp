@@ -14,7 +14,7 @@ namespace {
 struct AttentionBuffers {
   std::vector<float> q, k, v;     // (B, H, N, d) inputs
   std::vector<float> out;         // (B, H, N, d)
-  std::vector<float> lse;         // (B, H, N), kept for backward
+  std::vector<RowStatistic<float>> lse;  // (B, H, N), kept for backward
   std::vector<float> dout;        // (B, H, N, d) upstream gradient
   std::vector<float> dq, dk, dv;  // (B, H, N, d)
 
@@ -30,19 +30,19 @@ struct AttentionBuffers {
 };
 
 void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
-  const Variant variant = variant_of(c.contender);
+  const AttentionImpl& impl = implementation_of(c.contender);
   const AttentionShape shape = c.shape();
   const Mask mask = make_mask(c.mask);
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const AttentionOptions options{.threads = c.threads};
   AttentionBuffers b(shape);
   const auto forward = [&] {
-    attention_forward<float>(variant, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(),
-                             b.lse.data(), options);
+    run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
+                       options);
   };
   const auto backward = [&] {
-    attention_backward<float>(variant, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(),
-                              b.lse.data(), b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), options);
+    run_backward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
+                        b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), options);
   };
   switch (c.pass) {
     case Pass::forward:
@@ -66,6 +66,11 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
 }  // namespace
 
 void attention_benchmark(benchmark::State& state, const AttentionCase& c) {
+  if (const auto failed = settings().failed_contenders.find(c.contender.name);
+      failed != settings().failed_contenders.end()) {
+    state.SkipWithError(failed->second.c_str());
+    return;
+  }
   const std::int64_t estimate = estimated_bytes(c);
   if (const auto why = over_budget(estimate, settings().config.memory_budget_gib)) {
     state.SkipWithError(why->c_str());

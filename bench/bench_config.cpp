@@ -1,5 +1,7 @@
 #include "bench/bench_config.hpp"
 
+#include "plugin_host/plugin_loader.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -79,7 +81,7 @@ std::vector<std::int64_t> parse_sizes(const std::string& option, const std::stri
 const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib", "variants",   "passes",
                                     "masks",       "seq-lens", "head-dims",        "batch",      "heads",
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
-                                    "gemm-size",   "gemm",     "dry-run"};
+                                    "gemm-size",   "gemm",     "dry-run",          "plugin"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -129,19 +131,40 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
   }
 }
 
+// PED_BENCH_PLUGIN: paths separated by ':'.
+std::vector<std::string> split_paths(const std::string& text) {
+  std::vector<std::string> paths;
+  std::string path;
+  std::istringstream in(text);
+  while (std::getline(in, path, ':')) {
+    if (!path.empty()) paths.push_back(path);
+  }
+  return paths;
+}
+
+// Loads each library as a float contender (contiguous tensors; outputs not NaN-filled, so that
+// only the kernel is timed). A path this process loaded already is not loaded again.
+void load_plugins(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) {
+    bool loaded = false;
+    for (const plugin::LoadedPlugin& p : plugin::loaded_plugins()) loaded |= p.path == path;
+    if (loaded) continue;
+    try {
+      const plugin::LoadedPlugin p =
+          plugin::load_attention_plugin(path, {.layouts = {plugin::PluginLayout::contiguous}, .fill_outputs_with_nan = false});
+      if (!p.float32) fail("--plugin ", path, ": plugin '", p.name, "' has no float32 kernel, and bench runs float");
+      std::fprintf(stderr, "bench: plugin %s\n", plugin::describe(p).c_str());
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      if (what.starts_with("bench: ")) throw;
+      fail("--plugin: ", what);
+    }
+  }
+}
+
 }  // namespace
 
-const char* to_string(Contender c) {
-  switch (c) {
-    case Contender::naive: return "naive";
-    case Contender::blocked: return "blocked";
-    case Contender::flash: return "flash";
-    case Contender::sparse: return "sparse";
-    case Contender::libtorch_sdpa: return "libtorch_sdpa";
-    case Contender::libtorch_composed: return "libtorch_composed";
-  }
-  return "?";
-}
+const char* to_string(const Contender& c) { return c.name.c_str(); }
 
 const char* to_string(Pass p) {
   switch (p) {
@@ -163,11 +186,27 @@ const char* to_string(MaskKind m) {
 }
 
 std::optional<Contender> parse_contender(const std::string& text) {
-  for (Contender c : {Contender::naive, Contender::blocked, Contender::flash, Contender::sparse,
-                      Contender::libtorch_sdpa, Contender::libtorch_composed}) {
-    if (text == to_string(c)) return c;
+  for (const Contender& c : all_contenders()) {
+    if (text == c.name) return c;
   }
   return std::nullopt;
+}
+
+std::vector<Contender> all_contenders() {
+  std::vector<Contender> contenders;
+  for (const AttentionImpl* impl : attention_impls()) {
+    // Layout variants ("name[strided]") are verify's; benchmark names keep to [a-z0-9_].
+    if (impl->supports<float>() && impl->name.find('[') == std::string::npos) contenders.push_back({impl->name});
+  }
+  contenders.push_back(Contender::libtorch_sdpa);
+  contenders.push_back(Contender::libtorch_composed);
+  return contenders;
+}
+
+bool runs(const Contender& c, Pass pass, MaskKind m) {
+  if (is_libtorch(c)) return true;
+  const AttentionImpl& impl = implementation_of(c);
+  return impl.supports(make_mask(m)) && (pass == Pass::forward || impl.has_backward<float>());
 }
 
 std::optional<Pass> parse_pass(const std::string& text) {
@@ -184,17 +223,11 @@ std::optional<MaskKind> parse_mask(const std::string& text) {
   return std::nullopt;
 }
 
-bool is_libtorch(Contender c) { return c == Contender::libtorch_sdpa || c == Contender::libtorch_composed; }
+bool is_libtorch(const Contender& c) { return c == Contender::libtorch_sdpa || c == Contender::libtorch_composed; }
 
-Variant variant_of(Contender c) {
-  switch (c) {
-    case Contender::naive: return Variant::naive;
-    case Contender::blocked: return Variant::blocked;
-    case Contender::flash: return Variant::flash;
-    case Contender::sparse: return Variant::sparse;
-    default: break;
-  }
-  throw std::invalid_argument(std::string("variant_of: ") + to_string(c) + " is not one of our variants");
+const AttentionImpl& implementation_of(const Contender& c) {
+  if (is_libtorch(c)) throw std::invalid_argument("implementation_of: " + c.name + " is a LibTorch baseline");
+  return attention_impl(c.name);
 }
 
 Mask make_mask(MaskKind m) {
@@ -251,32 +284,19 @@ std::int64_t estimated_bytes(const AttentionCase& c) {
   const double tensor = bh * n * static_cast<double>(c.head_dim) * sizeof(float);  // one (B, H, N, d) tensor
   const double rows = bh * n * sizeof(float);                                      // lse, rowsum(dO o O)
   const double scores = bh * n * n * sizeof(float);                                // B H N^2 float scores
-  const double threads = static_cast<double>(c.threads);
   const bool backward = c.pass != Pass::forward;
   // Setup: q, k, v, out, dout, dq, dk, dv, lse (and the LibTorch twins' gradients).
   double bytes = 8.0 * tensor + 2.0 * rows;
-  switch (c.contender) {
-    case Contender::naive:
-      bytes += (backward ? 16.0 : 8.0) * n * n;  // P (Nq, Nk) double [+ dS (Nq, Nk) double], one (b, h) at a time
-      break;
-    case Contender::blocked:
-      bytes += threads * 256.0 * n * 3.0 * sizeof(float) + rows;  // per-thread (tile_q, Nk) score strips
-      break;
-    case Contender::flash:
-    case Contender::sparse: {
-      const double blocks = std::ceil(n / 64.0);
-      bytes += threads * 4.0 * 256.0 * 256.0 * sizeof(double) + rows + blocks * blocks * 24.0;
-      break;
-    }
-    case Contender::libtorch_sdpa:
-    case Contender::libtorch_composed:
-      // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax
-      // (measured peak 2.1-2.2 of them above the call's start at N = 1024). With autograd the
-      // softmax output stays saved for backward, which adds dP, dS and temporaries (saved + peak
-      // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (N, N) float additive mask, or
-      // for is_causal the bool and float masks SDPA builds; plus outputs and gradients.
-      bytes += (backward ? 3.5 : 2.5) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
-      break;
+  if (is_libtorch(c.contender)) {
+    // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax
+    // (measured peak 2.1-2.2 of them above the call's start at N = 1024). With autograd the
+    // softmax output stays saved for backward, which adds dP, dS and temporaries (saved + peak
+    // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (N, N) float additive mask, or
+    // for is_causal the bool and float masks SDPA builds; plus outputs and gradients.
+    bytes += (backward ? 3.5 : 2.5) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
+  } else if (const AttentionImpl& impl = implementation_of(c.contender); impl.working_bytes) {
+    // The implementation's own estimate (variants/builtin_impls.cpp for ours); a plugin's is not known.
+    bytes += impl.working_bytes(c.shape(), sizeof(float), c.threads, backward);
   }
   return static_cast<std::int64_t>(bytes);
 }
@@ -294,8 +314,7 @@ BenchConfig profile_config(const std::string& profile) {
   config.profile = profile;
   config.passes = {Pass::forward, Pass::backward, Pass::forward_backward};
   if (profile == "quick") {
-    config.contenders = {Contender::naive,  Contender::blocked,       Contender::flash,
-                         Contender::sparse, Contender::libtorch_sdpa, Contender::libtorch_composed};
+    config.contenders = all_contenders();
     config.masks = {MaskKind::none, MaskKind::causal};
     config.seq_lens = {256, 512, 1024};
     config.head_dims = {64};
@@ -304,8 +323,7 @@ BenchConfig profile_config(const std::string& profile) {
     config.layer_tokens = {256};
     config.gemm_size = 1024;
   } else if (profile == "full") {
-    config.contenders = {Contender::naive,  Contender::blocked,       Contender::flash,
-                         Contender::sparse, Contender::libtorch_sdpa, Contender::libtorch_composed};
+    config.contenders = all_contenders();
     config.masks = {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird};
     config.seq_lens = {256, 512, 1024, 2048, 4096, 8192, 16384};
     config.head_dims = {64, 128};
@@ -327,6 +345,7 @@ BenchConfig parse_options(int& argc, char** argv) {
       values[option] = value;
     }
   }
+  std::vector<std::string> plugins;  // --plugin, repeatable: in command-line order
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -345,7 +364,11 @@ BenchConfig parse_options(int& argc, char** argv) {
           if (i + 1 >= argc) fail("--", option, " needs a value");
           value = argv[++i];
         }
-        values[option] = value;
+        if (option == "plugin") {
+          plugins.push_back(value);
+        } else {
+          values[option] = value;
+        }
       } else if (option == "help") {
         fail("usage:\n", usage());
       } else {
@@ -356,7 +379,11 @@ BenchConfig parse_options(int& argc, char** argv) {
   }
   argc = kept;
   argv[argc] = nullptr;
+  if (plugins.empty() && values.contains("plugin")) plugins = split_paths(values["plugin"]);
+  values.erase("plugin");
+  load_plugins(plugins);  // before the profile: its default contenders include them
   BenchConfig config = profile_config(values.contains("profile") ? values["profile"] : "quick");
+  config.plugins = plugins;
   for (const auto& [option, value] : values) {
     if (option != "profile") apply(config, option, value);
   }
@@ -364,12 +391,15 @@ BenchConfig parse_options(int& argc, char** argv) {
 }
 
 std::string usage() {
+  std::string variants;
+  for (const Contender& c : all_contenders()) variants += (variants.empty() ? "" : ",") + c.name;
   return "bench [--profile quick|full] [--threads N] [--memory-budget-gib G]\n"
-         "      [--variants naive,blocked,flash,sparse,libtorch_sdpa,libtorch_composed]\n"
+         "      [--variants " + variants + "]\n"
          "      [--passes forward,backward,forward_backward] [--masks none,causal,sliding_window_256,bigbird]\n"
          "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
-         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [Google Benchmark's --benchmark_* flags]\n"
+         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]...\n"
+         "      [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }
 
@@ -378,7 +408,8 @@ std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
   for (std::int64_t d : config.head_dims) {
     for (MaskKind mask : config.masks) {
       for (Pass pass : config.passes) {
-        for (Contender contender : config.contenders) {
+        for (const Contender& contender : config.contenders) {
+          if (!runs(contender, pass, mask)) continue;
           for (std::int64_t n : config.seq_lens) {
             cases.push_back({.contender = contender, .pass = pass, .mask = mask, .batch = config.batch,
                              .heads = config.heads, .seq_len = n, .head_dim = d, .threads = config.threads});

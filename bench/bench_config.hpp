@@ -9,6 +9,7 @@
 
 #include "variants/attention.hpp"
 #include "variants/mask.hpp"
+#include "variants/registry.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -17,28 +18,43 @@
 
 namespace ped::bench {
 
-// Attention contenders: our four variants and two LibTorch baselines.
-enum class Contender : std::uint8_t { naive, blocked, flash, sparse, libtorch_sdpa, libtorch_composed };
+// An attention contender, by name: a float implementation of the registry (variants/registry.hpp:
+// our kernels and any plugin loaded with --plugin) or one of the two LibTorch baselines.
+struct Contender {
+  std::string name;
+  static const Contender libtorch_sdpa;      // at::_scaled_dot_product_attention
+  static const Contender libtorch_composed;  // matmul, softmax, matmul with autograd
+  friend bool operator==(const Contender&, const Contender&) = default;
+};
+inline const Contender Contender::libtorch_sdpa{"libtorch_sdpa"};
+inline const Contender Contender::libtorch_composed{"libtorch_composed"};
 enum class Pass : std::uint8_t { forward, backward, forward_backward };
 // Masks of the sweep. sliding_window_256 is causal: keys within [i - 256, i]
 // (Mask::sliding_window(256, 0)); bigbird is Mask::bigbird(64, 1, 1, 1, seed).
 enum class MaskKind : std::uint8_t { none, causal, sliding_window_256, bigbird };
 
-const char* to_string(Contender c);
+const char* to_string(const Contender& c);  // its name
 const char* to_string(Pass p);
 const char* to_string(MaskKind m);
 std::optional<Contender> parse_contender(const std::string& text);
 std::optional<Pass> parse_pass(const std::string& text);
 std::optional<MaskKind> parse_mask(const std::string& text);
-bool is_libtorch(Contender c);
-// Our variant for c; c must not be a LibTorch contender.
-Variant variant_of(Contender c);
+bool is_libtorch(const Contender& c);
+// The registry's implementation c names; throws std::invalid_argument for a LibTorch contender or
+// an unknown name.
+const AttentionImpl& implementation_of(const Contender& c);
+// Every contender of the registry that runs in float, in registration order (plugins loaded by now
+// included), then the two LibTorch baselines.
+std::vector<Contender> all_contenders();
+// Whether c runs `pass` under mask m: the implementation takes the mask's kind and, for a pass
+// with a backward, has a float backward (always true for LibTorch).
+bool runs(const Contender& c, Pass pass, MaskKind m);
 
 inline constexpr std::uint64_t kBigbirdSeed = 20250101;
 Mask make_mask(MaskKind m);
 
 struct AttentionCase {
-  Contender contender = Contender::flash;
+  Contender contender{"flash"};
   Pass pass = Pass::forward;
   MaskKind mask = MaskKind::causal;
   std::int64_t batch = 1;     // B
@@ -111,6 +127,7 @@ struct BenchConfig {
   std::int64_t gemm_size = 2048;          // M = N = K of the SGEMM ceiling
   bool gemm = true;                       // the gemm/ benchmark (the ceiling is measured regardless)
   bool dry_run = false;                   // list the attention cases, estimates and skips; run nothing
+  std::vector<std::string> plugins;       // --plugin libraries, loaded into the registry as contenders
 };
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
@@ -123,11 +140,13 @@ BenchConfig profile_config(const std::string& profile);
 //   --profile quick|full  --threads N  --memory-budget-gib G  --variants a,b  --passes a,b
 //   --masks a,b  --seq-lens 256,512  --head-dims 64,128  --batch B  --heads H  --repetitions R
 //   --min-time S  --iterations I  --layers on|off  --layer-tokens 256,1024  --gemm-size M  --gemm on|off
-//   --dry-run on|off
+//   --dry-run on|off  --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')
+// A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
+// --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);
 std::string usage();
 
-// Every attention case of the sweep, in run order.
+// Every attention case of the sweep, in run order (a contender's passes and masks it does not run left out).
 std::vector<AttentionCase> attention_cases(const BenchConfig& config);
 
 }  // namespace ped::bench

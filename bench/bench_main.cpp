@@ -7,6 +7,8 @@
 #include "bench/layer_benchmarks.hpp"
 #include "bench/libtorch_benchmarks.hpp"
 #include "bench/memory_accounting.hpp"
+#include "bench/plugin_trial.hpp"
+#include "plugin_host/plugin_loader.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -117,6 +119,11 @@ int main(int argc, char** argv) {
                 config.memory_budget_gib);
     return 0;
   }
+  // Plugins first run on trial in child processes, before this process starts any thread.
+  settings().failed_contenders = trial_run_plugins(config);
+  for (const auto& [name, why] : settings().failed_contenders) {
+    std::fprintf(stderr, "bench: %s; its benchmarks are skipped\n", why.c_str());
+  }
   if (!memory::accounting_active()) {
     std::fprintf(stderr, "bench: the counting allocation functions are not in use; peak memory would be wrong\n");
     return 2;
@@ -166,6 +173,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
   benchmark::AddCustomContext("mask_sliding_window_256", make_mask(MaskKind::sliding_window_256).name());
   benchmark::AddCustomContext("mask_bigbird", make_mask(MaskKind::bigbird).name());
+  for (const ped::plugin::LoadedPlugin& p : ped::plugin::loaded_plugins()) {
+    benchmark::AddCustomContext("plugin_" + p.name, ped::plugin::describe(p));
+  }
   // OpenMP's waiting policy (see default_to_passive_openmp), the same for every contender.
   for (const char* variable : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND"}) {
     const char* value = std::getenv(variable);
@@ -185,5 +195,5 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks(display, file);
   benchmark::RegisterMemoryManager(nullptr);
   benchmark::Shutdown();
-  return 0;
+  return settings().failed_contenders.empty() ? 0 : 1;  // a plugin that failed its trial fails the run
 }

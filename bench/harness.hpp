@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <optional>
 #include <cstdint>
 #include <string>
@@ -20,6 +21,8 @@ namespace ped::bench {
 struct RunSettings {
   BenchConfig config;
   double gemm_gflops = 0.0;  // in-run OpenBLAS SGEMM rate at config.threads
+  // Contenders whose trial run failed (plugin_trial.hpp), with why: their benchmarks are skipped.
+  std::map<std::string, std::string> failed_contenders;
 };
 RunSettings& settings();
 

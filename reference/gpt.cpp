@@ -1,5 +1,6 @@
 #include "reference/gpt.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -63,23 +64,20 @@ std::string lora_targets_string(unsigned t) {
   return s.empty() ? "none" : s;
 }
 
-const char* to_string(GptAttention a) {
-  switch (a) {
-    case GptAttention::reference: return "reference";
-    case GptAttention::naive: return "naive";
-    case GptAttention::blocked: return "blocked";
-    case GptAttention::flash: return "flash";
-    case GptAttention::sparse: return "sparse";
+std::vector<std::string> gpt_attention_names() {
+  std::vector<std::string> names = {kReferenceAttention};
+  for (const AttentionImpl* impl : attention_impls()) {
+    if (impl->has_backward<float>() && impl->has_backward<double>()) names.push_back(impl->name);
   }
-  return "?";
+  return names;
 }
 
-GptAttention parse_gpt_attention(const std::string& name) {
-  for (GptAttention a : {GptAttention::reference, GptAttention::naive, GptAttention::blocked, GptAttention::flash,
-                         GptAttention::sparse}) {
-    if (name == to_string(a)) return a;
-  }
-  throw_invalid("parse_gpt_attention", "unknown attention '", name, "', expected reference, naive, blocked, flash or sparse");
+std::string parse_gpt_attention(const std::string& name) {
+  const std::vector<std::string> names = gpt_attention_names();
+  if (std::find(names.begin(), names.end(), name) != names.end()) return name;
+  std::string known;
+  for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+  throw_invalid("parse_gpt_attention", "unknown attention '", name, "', expected one of ", known);
 }
 
 void validate(const GptConfig& c, const char* fn) {
@@ -106,6 +104,11 @@ void validate(const GptConfig& c, const char* fn) {
   if (!(c.eps > 0) || !std::isfinite(c.eps)) throw_invalid(fn, "eps = ", c.eps, ", expected > 0");
   if (!(c.init_std >= 0) || !std::isfinite(c.init_std)) throw_invalid(fn, "init_std = ", c.init_std, ", expected >= 0");
   if (c.threads < 0 || c.threads > 1024) throw_invalid(fn, "threads = ", c.threads, ", expected in [0, 1024]");
+  try {
+    parse_gpt_attention(c.attention);
+  } catch (const std::invalid_argument& e) {
+    throw_invalid(fn, "attention: ", e.what());
+  }
 }
 
 GptLayout gpt_layout(const GptConfig& c) {
@@ -339,17 +342,6 @@ Projection<T> projection(const GptConfig& cfg, const GptTensors<T>& p, const Gpt
           static_cast<T>(cfg.lora_alpha), has && !merged};
 }
 
-Variant kernel_variant(GptAttention a) {
-  switch (a) {
-    case GptAttention::naive: return Variant::naive;
-    case GptAttention::blocked: return Variant::blocked;
-    case GptAttention::flash: return Variant::flash;
-    case GptAttention::sparse: return Variant::sparse;
-    case GptAttention::reference: break;
-  }
-  return Variant::naive;
-}
-
 // (D, B*N) with head h on rows h*dh.. <-> row-major [B, H, N, dh]: one token's dh-vector of one head
 // is contiguous on both sides, so each is one copy.
 template <class T>
@@ -378,7 +370,7 @@ void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword
   const arma::uword d = c.q.n_rows, heads = cfg.heads, dh = d / heads;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
   c.o.set_size(d, batch * seq);
-  if (cfg.attention != GptAttention::reference) {
+  if (cfg.attention != kReferenceAttention) {
     to_heads(c.q, batch, seq, heads, c.qh);
     to_heads(c.k, batch, seq, heads, c.kh);
     to_heads(c.v, batch, seq, heads, c.vh);
@@ -387,8 +379,8 @@ void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword
     const AttentionShape shape{.batch = static_cast<std::int64_t>(batch), .heads = static_cast<std::int64_t>(heads),
                                .seq_q = static_cast<std::int64_t>(seq), .seq_k = static_cast<std::int64_t>(seq),
                                .head_dim = static_cast<std::int64_t>(dh)};
-    attention_forward<T>(kernel_variant(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
-                         c.oh.data(), c.lse.data(), AttentionOptions{.threads = cfg.threads});
+    run_forward<T>(attention_impl(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
+                   c.oh.data(), c.lse.data(), AttentionOptions{.threads = cfg.threads});
     from_heads(c.oh, batch, seq, heads, c.o);
     return;
   }
@@ -407,15 +399,15 @@ void attention_core_backward(const GptConfig& cfg, arma::uword batch, arma::uwor
   dq.set_size(d, batch * seq);
   dk.set_size(d, batch * seq);
   dv.set_size(d, batch * seq);
-  if (cfg.attention != GptAttention::reference) {
+  if (cfg.attention != kReferenceAttention) {
     std::vector<T> doh, dqh(c.qh.size()), dkh(c.kh.size()), dvh(c.vh.size());
     to_heads(dout, batch, seq, heads, doh);
     const AttentionShape shape{.batch = static_cast<std::int64_t>(batch), .heads = static_cast<std::int64_t>(heads),
                                .seq_q = static_cast<std::int64_t>(seq), .seq_k = static_cast<std::int64_t>(seq),
                                .head_dim = static_cast<std::int64_t>(dh)};
-    attention_backward<T>(kernel_variant(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
-                          c.oh.data(), c.lse.data(), doh.data(), dqh.data(), dkh.data(), dvh.data(),
-                          AttentionOptions{.threads = cfg.threads});
+    run_backward<T>(attention_impl(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
+                    c.oh.data(), c.lse.data(), doh.data(), dqh.data(), dkh.data(), dvh.data(),
+                    AttentionOptions{.threads = cfg.threads});
     from_heads(dqh, batch, seq, heads, dq);
     from_heads(dkh, batch, seq, heads, dk);
     from_heads(dvh, batch, seq, heads, dv);
@@ -443,7 +435,7 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
   lap(GptProfile::embedding);
   cache.blocks.resize(l.blocks.size());
   // the reference path's additive mask, built once for every block
-  const Mat<T> mask = cfg_.attention == GptAttention::reference ? additive_mask<T>(cfg_.mask, seq) : Mat<T>();
+  const Mat<T> mask = cfg_.attention == kReferenceAttention ? additive_mask<T>(cfg_.mask, seq) : Mat<T>();
   for (std::size_t i = 0; i < l.blocks.size(); ++i) {
     const GptBlockIndex& bi = l.blocks[i];
     GptBlockCache<T>& c = cache.blocks[i];

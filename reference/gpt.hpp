@@ -27,6 +27,7 @@
 #include "reference/layer_norm.hpp"
 #include "reference/lora_linear.hpp"
 #include "variants/attention.hpp"
+#include "variants/registry.hpp"
 
 namespace ped::ref {
 
@@ -36,11 +37,15 @@ enum LoraTarget : unsigned { lora_q = 1u, lora_k = 2u, lora_v = 4u, lora_o = 8u,
 unsigned parse_lora_targets(const std::string& text);
 std::string lora_targets_string(unsigned targets);  // "q,v"
 
-// Where attention's softmax(s Q^T K + M) V runs: the per-head plain-matrix path built from the reference
-// softmax (reference), or one of the variants' kernels through ped::attention_forward/backward.
-enum class GptAttention : std::uint8_t { reference, naive, blocked, flash, sparse };
-const char* to_string(GptAttention a);
-GptAttention parse_gpt_attention(const std::string& name);  // throws std::invalid_argument
+// Where attention's softmax(s Q^T K + M) V runs: "reference", the per-head plain-matrix path built from
+// the reference softmax, or the name of an attention implementation of the registry
+// (variants/registry.hpp: naive, blocked, flash, sparse, ...) with a backward in float and double.
+inline constexpr const char* kReferenceAttention = "reference";
+// `name` when it is "reference" or such an implementation; throws std::invalid_argument naming it
+// and listing the accepted names.
+std::string parse_gpt_attention(const std::string& name);
+// Every accepted name: "reference", then the registry's implementations with both backwards.
+std::vector<std::string> gpt_attention_names();
 
 struct GptConfig {
   arma::uword vocab = 65;    // V
@@ -52,7 +57,7 @@ struct GptConfig {
   arma::uword lora_rank = 0;  // r; 0 = no adapters, every parameter trains
   double lora_alpha = 8.0;    // adapter scale s = alpha / r
   unsigned lora_targets = lora_q | lora_v;
-  GptAttention attention = GptAttention::reference;
+  std::string attention = kReferenceAttention;  // see parse_gpt_attention
   Mask mask = Mask::causal();  // any mask of variants/mask.hpp; every path honours it
   GeluApprox approx = GeluApprox::tanh;
   double eps = 1e-5;       // layer norm
@@ -126,7 +131,8 @@ struct GptBlockCache {
   Mat<T> a;                  // (D, BN) ln1(x), input of the q, k, v projections
   Mat<T> q, k, v;            // (D, BN)
   arma::Cube<T> p;           // reference attention: (N, N, B*H) probabilities, slice b*H + h
-  std::vector<T> qh, kh, vh, oh, lse;  // kernel attention: [B, H, N, dh] buffers and lse [B, H, N]
+  std::vector<T> qh, kh, vh, oh;  // kernel attention: [B, H, N, dh] buffers
+  std::vector<RowStatistic<T>> lse;  // and its row statistics [B, H, N]
   Mat<T> o;                  // (D, BN) concatenated head outputs, input of the output projection
   Mat<T> x1;                 // (D, BN) x + attn
   Mat<T> b;                  // (D, BN) ln2(x1), input of w1

@@ -13,6 +13,7 @@ packages=(
   libfccp-dev          # reports/: the CSV parser
   libcli11-dev         # command-line parsing
   nlohmann-json3-dev   # reading Google Benchmark's JSON
+  libdlpack-dev        # the attention plugin ABI's tensors (<dlpack/dlpack.h>)
   gnuplot-nox          # reports/: plots
 )
 

@@ -261,7 +261,9 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "Warmup steps")->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   app.add_option("--clip", o.clip, "Gradient-norm clipping threshold (<= 0: none)")->capture_default_str();
-  app.add_option("--variant", o.variant, "Attention: reference, naive, blocked, flash or sparse")->capture_default_str();
+  std::string attention_names;
+  for (const std::string& name : ped::ref::gpt_attention_names()) attention_names += (attention_names.empty() ? "" : ", ") + name;
+  app.add_option("--variant", o.variant, "Attention: " + attention_names)->capture_default_str();
   app.add_option("--mask", o.mask, "Attention mask: causal or window:W (causal sliding window of W keys back)")
       ->capture_default_str();
   app.add_option("--lora-rank", o.lora_rank, "LoRA rank r (0: train every parameter)")->capture_default_str();

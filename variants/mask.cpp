@@ -226,6 +226,18 @@ std::string Mask::name() const {
   return os.str();
 }
 
+Mask::Window Mask::window() const {
+  if (kind_ != Kind::sliding_window) throw_invalid("Mask::window", "mask ", name(), " is not a sliding_window");
+  return {.left = a_, .right = b_};
+}
+
+Mask::Blocks Mask::explicit_layout() const {
+  if (kind_ != Kind::explicit_blocks) {
+    throw_invalid("Mask::explicit_layout", "mask ", name(), " is not an explicit_blocks layout");
+  }
+  return {.block_q = a_, .block_k = b_, .rows = c_, .cols = d_, .visible = blocks_.get()};
+}
+
 void Mask::validate(const char* function, std::int64_t seq_q, std::int64_t seq_k) const {
   if (kind_ == Kind::explicit_blocks) {
     const std::int64_t rows = ceil_div(seq_q, a_), cols = ceil_div(seq_k, b_);

@@ -117,6 +117,17 @@ class Mask {
   // element mask in partial tiles; other kinds return false.
   bool single_interval(std::int64_t i, std::int64_t seq_q, std::int64_t seq_k, std::int64_t& lo, std::int64_t& hi) const;
 
+  // The factory parameters, for code that hands a mask on in another form (the attention plugin ABI).
+  struct Window {
+    std::int64_t left = 0, right = 0;
+  };
+  struct Blocks {
+    std::int64_t block_q = 0, block_k = 0, rows = 0, cols = 0;
+    const std::vector<std::uint8_t>* visible = nullptr;  // (rows, cols) row-major, nonzero = visible
+  };
+  Window window() const;            // sliding_window only; throws std::invalid_argument for another kind
+  Blocks explicit_layout() const;   // explicit_blocks only; throws std::invalid_argument for another kind
+
  private:
   Kind kind_ = Kind::none;
   std::int64_t a_ = 0, b_ = 0, c_ = 0, d_ = 0;  // kind-specific parameters, see name()

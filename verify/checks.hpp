@@ -35,9 +35,23 @@ struct FiniteDifferenceOptions {
 std::vector<CheckRow> check_against_finite_differences(const Problem& problem, Dtype dtype,
                                                        const FiniteDifferenceOptions& options = {});
 
+// One reference in one dtype; an exception becomes one failed row (quantity "*") with its message.
+std::vector<CheckRow> check_one(const Problem& problem, Dtype dtype, Reference reference,
+                                const FiniteDifferenceOptions& options = {});
+
+// check_one in a child process (isolated_checks.cpp), for code that may crash: the rows come back
+// through a pipe; a crash or an exit becomes one failed row naming the signal or status and the case.
+std::vector<CheckRow> check_one_in_child(const Problem& problem, Dtype dtype, Reference reference,
+                                         const FiniteDifferenceOptions& options = {});
+
+// A failed row of quantity "*" for `reference` in `dtype` (a check that could not compare anything).
+CheckRow failed_check_row(const Problem& problem, Dtype dtype, Reference reference, const std::string& detail);
+
 // Both references, both dtypes, as the sweep runs them. Every tolerance is multiplied by
 // `tolerance_scale`, in (0, 1] (std::invalid_argument otherwise): a check can be made stricter, never
-// looser; a scaled row says so in its detail.
+// looser; a scaled row says so in its detail. Skips the dtypes the problem does not have
+// and finite differences without a backward or a double forward; checks a problem marked
+// `isolate` in child processes.
 std::vector<CheckRow> check_problem(const Problem& problem, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
                                     const FiniteDifferenceOptions& options = {}, double tolerance_scale = 1);

@@ -1,5 +1,6 @@
 #include "verify/problem.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace ped::verify {
@@ -13,6 +14,10 @@ const char* to_string(Reference reference) {
     case Reference::naive: return "naive";
   }
   return "?";
+}
+
+bool Problem::has_dtype(Dtype dtype) const {
+  return dtypes.empty() || std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
 }
 
 Tensors Problem::input_values() const {

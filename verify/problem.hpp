@@ -54,7 +54,7 @@ struct Problem {
   // same infinity on both sides agrees there; anything else non-finite is still a failure.
   std::vector<std::string> infinities_allowed;
   ForwardFn forward;
-  BackwardFn backward;
+  BackwardFn backward;  // empty: the implementation has no backward, only its forward is checked
   TwinFn twin;
   // The algorithmic reference (attention kernels: the naive variant), for Reference::naive.
   ForwardFn naive_forward;
@@ -62,8 +62,14 @@ struct Problem {
   // A per-op tolerance that replaces the dtype policy of tolerance.hpp; set only with a reason.
   std::optional<double> tolerance_f32, tolerance_f64;
   std::string tolerance_reason;
+  // The dtypes the implementation under test has; empty: both.
+  std::vector<Dtype> dtypes;
+  // Its code comes from outside this project (a plugin): every check runs in a child process, so
+  // that a crash is reported as a failed check naming the signal and the case.
+  bool isolate = false;
 
   Tensors input_values() const;
+  bool has_dtype(Dtype dtype) const;
   std::vector<std::size_t> differentiable_indices() const;
   std::size_t differentiable_outputs() const { return outputs.size() - forward_only_outputs; }
   bool infinity_allowed(const std::string& output) const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iomanip>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -218,13 +219,20 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
   // before any work.
   std::vector<PlannedProblem> planned;
   planned.reserve(problems);
+  std::set<std::string> variants_run;
   for (const OpPlan& plan : plans) {
     for (const std::string& variant : plan.variants) {
       for (const std::string& mask : plan.masks) {
         for (const Dims& dims : *plan.shapes) {
+          if (plan.op->runs && !plan.op->runs(CaseParams{dims, variant, mask})) continue;
           for (std::uint64_t seed : config.seeds) {
             try {
-              planned.push_back({plan.op->make(CaseParams{dims, variant, mask}, seed), plan.references});
+              Problem p = plan.op->make(CaseParams{dims, variant, mask}, seed);
+              if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
+                continue;  // an implementation without the dtypes asked for
+              }
+              variants_run.insert(variant);
+              planned.push_back({std::move(p), plan.references});
             } catch (const std::invalid_argument& e) {
               if (config.shapes.empty()) throw;
               throw std::invalid_argument(std::string("--shape: ") + e.what());
@@ -234,6 +242,16 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
       }
     }
   }
+  // A variant asked for that checks nothing (an implementation that takes none of the masks or
+  // dtypes asked for) would let the run pass without looking at it.
+  for (const std::string& variant : config.variants) {
+    if (!variants_run.contains(variant)) {
+      throw std::invalid_argument("--variants: '" + variant +
+                                  "' has nothing to check with the ops, masks and dtypes asked for (the mask kinds "
+                                  "and dtypes it takes are printed when its plugin loads)");
+    }
+  }
+  if (planned.empty()) throw std::invalid_argument("plan_sweep: the ops, variants and masks asked for select nothing");
   return planned;
 }
 

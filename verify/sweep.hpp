@@ -41,6 +41,9 @@ struct OpCase {
   std::vector<std::string> masks = {""};     // attention kernels: the mask names it runs
   // The references this op is checked against by default (attention kernels add naive).
   std::vector<Reference> references = {Reference::libtorch, Reference::finite_difference};
+  // Whether a variant x mask combination runs (an implementation that does not take a mask kind
+  // skips it); empty: every combination.
+  std::function<bool(const CaseParams&)> runs;
 };
 
 // Every op of the reference library, in the order the README's table lists them.

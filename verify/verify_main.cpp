@@ -15,6 +15,7 @@
 #include <new>
 #include <sstream>
 
+#include "verify/plugins.hpp"
 #include "verify/report.hpp"
 #include "verify/sweep.hpp"
 
@@ -129,6 +130,15 @@ int run(int argc, char** argv) {
   app.add_option("--tolerance-scale", tolerance_scale,
                  "Multiply every tolerance by this, in (0, 1]: how much margin the checks have (tightens only)")
       ->capture_default_str();
+  std::vector<std::string> plugins;
+  std::string plugin_layouts;
+  app.add_option("--plugin", plugins,
+                 "An attention plugin (shared library, include/pedestrian/attention_plugin.h) checked as a variant of "
+                 "op sdpa (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--plugin-layouts", plugin_layouts,
+                 "Layouts the plugins get: contiguous (default) and/or strided (transposed, padded views; variant "
+                 "NAME[strided])");
   app.add_flag("--list", list, "List the ops and their default shapes, then exit")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   app.add_flag("--quiet", quiet, "No progress lines")->multi_option_policy(CLI::MultiOptionPolicy::Throw);
@@ -144,6 +154,7 @@ int run(int argc, char** argv) {
   SweepConfig config;
   std::vector<PlannedProblem> planned;
   try {
+    load_plugins(plugins, plugin_layouts, std::cerr);  // before the op list is built: it names their variants
     std::vector<std::string> op_names;
     for (const OpCase& c : op_cases()) op_names.push_back(c.name);
     if (*ops_option) {

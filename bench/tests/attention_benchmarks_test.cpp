@@ -41,7 +41,7 @@ void tiny_settings(double budget_gib) {
 
 TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
   tiny_settings(1e-6);  // about 1 KiB: any attention configuration needs more
-  const AttentionCase c{.contender = Contender::naive, .pass = Pass::forward, .mask = MaskKind::none, .batch = 1,
+  const AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::forward, .mask = MaskKind::none, .batch = 1,
                         .heads = 2, .seq_len = 48, .head_dim = 8, .threads = 1};
   register_attention_benchmark(c);
   CollectingReporter reporter;
@@ -56,7 +56,7 @@ TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
 
 TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
   tiny_settings(8.0);
-  const AttentionCase c{.contender = Contender::flash, .pass = Pass::forward, .mask = MaskKind::causal, .batch = 1,
+  const AttentionCase c{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = MaskKind::causal, .batch = 1,
                         .heads = 2, .seq_len = 64, .head_dim = 16, .threads = 1};
   register_attention_benchmark(c);
   benchmark::AddCustomContext("git_rev", "roundtrip-test");

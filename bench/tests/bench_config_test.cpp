@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -49,7 +50,7 @@ TEST(FlopModel, UsefulFlopCountsVisiblePairs) {
 }
 
 TEST(MemoryBudget, EstimatesAndSkips) {
-  AttentionCase c{.contender = Contender::naive, .pass = Pass::backward, .mask = MaskKind::causal, .batch = 1,
+  AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::backward, .mask = MaskKind::causal, .batch = 1,
                   .heads = 8, .seq_len = 16384, .head_dim = 64, .threads = 2};
   // naive backward keeps P and dS of one (b, h) in double: 16 N^2 = 4 GiB at N = 16384.
   EXPECT_GE(estimated_bytes(c), std::int64_t{16} * 16384 * 16384);
@@ -61,7 +62,7 @@ TEST(MemoryBudget, EstimatesAndSkips) {
   EXPECT_NE(why->find("> budget 8.00 GiB"), std::string::npos);
   EXPECT_EQ(*over_budget(std::int64_t{3} << 30, 1.0), "needs 3.00 GiB > budget 1.00 GiB");
   // Flash needs O(N d) memory only.
-  c.contender = Contender::flash;
+  c.contender = Contender{"flash"};
   EXPECT_LT(estimated_bytes(c), std::int64_t{1} << 30);
 }
 
@@ -112,6 +113,52 @@ TEST(Profiles, QuickAndFull) {
   EXPECT_EQ(full.seq_lens.back(), 16384);
   EXPECT_EQ(full.masks.size(), 4u);
   EXPECT_EQ(attention_cases(full).size(), 6u * 3u * 7u * 2u * 4u);
+}
+
+bool has_cases(const std::vector<AttentionCase>& cases, const std::string& contender) {
+  return std::any_of(cases.begin(), cases.end(), [&](const AttentionCase& c) { return c.contender.name == contender; });
+}
+
+// Every implementation of the registry is a contender of both profiles, with cases in their sweeps:
+// a kernel registered but left out of bench fails here.
+TEST(Registry, EveryImplementationIsInTheBenchSweep) {
+  for (const char* profile : {"quick", "full"}) {
+    const BenchConfig config = profile_config(profile);
+    const std::vector<AttentionCase> cases = attention_cases(config);
+    for (const AttentionImpl* impl : attention_impls()) {
+      EXPECT_NE(std::find(config.contenders.begin(), config.contenders.end(), Contender{impl->name}),
+                config.contenders.end())
+          << impl->name << " is not a contender of profile " << profile;
+      EXPECT_TRUE(has_cases(cases, impl->name)) << impl->name << " has no case in profile " << profile;
+    }
+    EXPECT_TRUE(has_cases(cases, "libtorch_sdpa"));
+    EXPECT_TRUE(has_cases(cases, "libtorch_composed"));
+  }
+}
+
+// An implementation registered at run time (as a plugin is) joins the profiles and --variants, with
+// only the passes and masks it runs, and without a working-memory estimate of its own.
+TEST(Registry, ARegisteredImplementationJoinsTheSweep) {
+  register_attention_impl({.name = "bench_test_forward_only",
+                           .origin = "bench_config_test",
+                           .mask_kinds = mask_kind_bit(Mask::Kind::causal),
+                           .forward_f32 = [](const AttentionShape&, const Mask&, float, const float*, const float*,
+                                             const float*, float*, RowStatistic<float>*, const AttentionOptions&) {}});
+  const std::vector<AttentionCase> cases = attention_cases(profile_config("quick"));
+  ASSERT_TRUE(has_cases(cases, "bench_test_forward_only"));
+  for (const AttentionCase& c : cases) {
+    if (c.contender.name != "bench_test_forward_only") continue;
+    EXPECT_EQ(c.pass, Pass::forward) << c.name();
+    EXPECT_EQ(c.mask, MaskKind::causal) << c.name();
+    // inputs, outputs and gradients only: 8 (B, H, N, d) float tensors and 2 rows
+    const double n = static_cast<double>(c.seq_len), bh = static_cast<double>(c.batch * c.heads);
+    EXPECT_EQ(estimated_bytes(c), static_cast<std::int64_t>(8 * bh * n * c.head_dim * 4 + 2 * bh * n * 4));
+  }
+  std::vector<std::string> words = {"bench", "--variants=bench_test_forward_only,flash"};
+  std::vector<char*> argv = {words[0].data(), words[1].data(), nullptr};
+  int argc = 2;
+  EXPECT_EQ(parse_options(argc, argv.data()).contenders,
+            (std::vector<Contender>{Contender{"bench_test_forward_only"}, Contender{"flash"}}));
 }
 
 }  // namespace

@@ -145,8 +145,18 @@ void seeded_batch(Rng& rng, std::int64_t vocab, std::int64_t batch, std::int64_t
   }
 }
 
-ref::GptAttention attention_of(const std::string& variant) {
-  return variant.empty() ? ref::GptAttention::reference : ref::parse_gpt_attention(variant);
+std::string attention_of(const std::string& variant) {
+  return variant.empty() ? std::string(ref::kReferenceAttention) : ref::parse_gpt_attention(variant);
+}
+
+// The reference path ("") and every built-in kernel of the registry (a plugin's code is checked by
+// op sdpa, in a child process; the whole model is not run on it).
+std::vector<std::string> gpt_variants() {
+  std::vector<std::string> variants = {""};
+  for (const AttentionImpl* impl : attention_impls()) {
+    if (!impl->isolate && impl->has_backward<float>() && impl->has_backward<double>()) variants.push_back(impl->name);
+  }
+  return variants;
 }
 
 Mask mask_of(const std::string& name) {
@@ -165,7 +175,7 @@ OpCase make_gpt_case(const std::string& name, bool lora) {
                       {.N = 8, .D = 40, .H = 4, .F = 64, .V = 23, .T = 8, .R = 4, .B = 2}};
   // The reference path and every kernel; with LoRA (its adapters' full Jacobian is the costly part)
   // the reference path and flash, the kernel furthest from it.
-  c.variants = lora ? std::vector<std::string>{"", "flash"} : std::vector<std::string>{"", "naive", "blocked", "flash", "sparse"};
+  c.variants = lora ? std::vector<std::string>{"", "flash"} : gpt_variants();
   c.masks = {"causal"};  // a sliding window is exercised by verify/tests/gpt_training_test.cpp
   c.make = [name, lora](const CaseParams& cp, std::uint64_t seed) {
     const Dims& d = cp.dims;

@@ -1,5 +1,6 @@
-// The attention kernels of variants/ (scaled dot-product attention on [B, H, N, d] tensors), every
-// variant x every mask kind, against the naive kernel, LibTorch and finite differences.
+// The attention implementations of the registry (variants/registry.hpp: the built-in kernels and
+// any loaded plugin; scaled dot-product attention on [B, H, N, d] tensors), every implementation x
+// every mask kind it takes, against the naive kernel, LibTorch and finite differences.
 //
 // Carrier layout: q is held as a column-major (d, B*H*Nq) matrix, whose memory is exactly the
 // row-major [B, H, Nq, d] buffer the kernels take (k, v alike with Nk); out likewise, lse as
@@ -8,6 +9,7 @@
 #include <limits>
 
 #include "variants/attention.hpp"
+#include "variants/registry.hpp"
 #include "verify/ops/op_cases.hpp"
 
 namespace ped::verify {
@@ -52,7 +54,7 @@ Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::u
 }
 
 struct Kernel {
-  Variant variant;
+  const AttentionImpl* impl;
   AttentionShape shape;
   Mask mask;
   double scale;
@@ -62,8 +64,8 @@ struct Kernel {
     const auto rows_q = static_cast<arma::uword>(shape.batch * shape.heads * shape.seq_q);
     arma::Mat<T> out(static_cast<arma::uword>(shape.head_dim), rows_q);
     arma::Mat<T> lse(1, rows_q);
-    attention_forward<T>(variant, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(),
-                         in[2].memptr(), out.memptr(), lse.memptr());
+    run_forward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
+                   out.memptr(), lse.memptr());
     return {out, lse};
   }
 
@@ -71,9 +73,8 @@ struct Kernel {
   Mats<T> backward(const Mats<T>& in, const Mats<T>& dout) const {
     const Mats<T> fwd = forward(in);
     arma::Mat<T> dq(arma::size(in[0])), dk(arma::size(in[1])), dv(arma::size(in[2]));
-    attention_backward<T>(variant, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(),
-                          in[2].memptr(), fwd[0].memptr(), fwd[1].memptr(), dout[0].memptr(), dq.memptr(),
-                          dk.memptr(), dv.memptr());
+    run_backward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
+                    fwd[0].memptr(), fwd[1].memptr(), dout[0].memptr(), dq.memptr(), dk.memptr(), dv.memptr());
     return {dq, dk, dv};
   }
 };
@@ -114,10 +115,17 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   p.outputs = {"out", "lse"};
   p.forward_only_outputs = 1;  // the kernels' backward takes dout only
   p.infinities_allowed = {"lse"};
-  const Kernel ours{parse_variant(params.variant), shape, mask, scale};
-  const Kernel naive{Variant::naive, shape, mask, scale};
+  const AttentionImpl& impl = attention_impl(params.variant);
+  const Kernel ours{&impl, shape, mask, scale};
+  const Kernel naive{&attention_impl("naive"), shape, mask, scale};
   p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
-  p.backward = erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
+  if (impl.has_backward<float>() || impl.has_backward<double>()) {
+    p.backward =
+        erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
+  }
+  if (!impl.supports<float>()) p.dtypes = {Dtype::f64};
+  if (!impl.supports<double>()) p.dtypes = {Dtype::f32};
+  p.isolate = impl.isolate;
   p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
   p.naive_backward =
       erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
@@ -133,7 +141,11 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   return p;
 }
 
-const std::vector<std::string> kVariants = {"naive", "blocked", "flash", "sparse"};
+// A variant x mask combination runs when the implementation takes the mask's kind.
+bool takes_mask(const CaseParams& cp) {
+  const std::int64_t nk = cp.dims.Nk > 0 ? cp.dims.Nk : cp.dims.N;
+  return attention_impl(cp.variant).supports(make_mask(cp.mask, cp.dims.N, nk, 1));
+}
 
 }  // namespace
 
@@ -146,9 +158,10 @@ OpCase sdpa_case() {
                               {.N = 67, .H = 2, .B = 1, .Nk = 67, .Dh = 64},
                               {.N = 33, .H = 1, .B = 1, .Nk = 70, .Dh = 80},
                               {.N = 40, .H = 1, .B = 1, .Nk = 40, .Dh = 128}},
-           .variants = kVariants,
+           .variants = attention_impl_names(),
            .masks = mask_names(),
-           .references = {Reference::naive, Reference::libtorch, Reference::finite_difference}};
+           .references = {Reference::naive, Reference::libtorch, Reference::finite_difference},
+           .runs = takes_mask};
   c.make = [](const CaseParams& cp, std::uint64_t seed) { return make_sdpa_problem("sdpa", cp, seed, 1.0); };
   return c;
 }
@@ -156,11 +169,12 @@ OpCase sdpa_case() {
 OpCase sdpa_large_scores_case() {
   OpCase c{.name = "sdpa_large_scores",
            .default_shapes = {{.N = 70, .H = 2, .B = 1, .Nk = 70, .Dh = 64}, {.N = 9, .H = 1, .B = 1, .Nk = 13, .Dh = 3}},
-           .variants = kVariants,
+           .variants = attention_impl_names(),
            .masks = {"none", "causal", "bigbird"},
            // Finite differences are left out: with scores of 1e4 the softmax is a step function on
            // the scale of any usable step, so a difference quotient measures nothing.
-           .references = {Reference::naive, Reference::libtorch}};
+           .references = {Reference::naive, Reference::libtorch},
+           .runs = takes_mask};
   c.make = [](const CaseParams& cp, std::uint64_t seed) {
     // |q| ~ |k| ~ 100 * d^(1/4): scores s q.k of order 1e4
     Problem p = make_sdpa_problem("sdpa_large_scores", cp, seed,

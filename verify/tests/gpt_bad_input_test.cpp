@@ -35,7 +35,9 @@ TEST(GptBadInput, Configuration) {
   expect_invalid(with([](auto& c) { c.lora_rank = 2; c.lora_targets = 0; }), {"lora_rank = 2", "no LoRA target"});
   expect_invalid(with([](auto& c) { c.eps = 0; }), {"eps = 0"});
   expect_invalid([] { ref::parse_lora_targets("q,x"); }, {"parse_lora_targets", "'x'"});
-  expect_invalid([] { ref::parse_gpt_attention("fast"); }, {"parse_gpt_attention", "'fast'"});
+  expect_invalid([] { ref::parse_gpt_attention("fast"); },
+                 {"parse_gpt_attention", "'fast'", "reference, naive, blocked, flash, sparse"});
+  expect_invalid(with([](auto& c) { c.attention = "fast"; }), {"gpt_layout", "attention", "'fast'"});
   expect_invalid([] { ref::AdamW<double>(ref::gpt_layout(ok()), {.beta1 = 1.0}); }, {"AdamW", "beta1 = 1"});
   expect_invalid([] { ref::Gpt<double>(ok(), std::vector<double>(3)); }, {"Gpt::Gpt", "3 parameter values"});
 }

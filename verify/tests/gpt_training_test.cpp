@@ -161,7 +161,7 @@ TEST_P(GptVariant, SameTrajectoryAsReferenceAttention) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, GptVariant,
-                         ::testing::Combine(::testing::Values("naive", "blocked", "flash", "sparse"),
+                         ::testing::Combine(::testing::ValuesIn(attention_impl_names()),  // the built-ins
                                             ::testing::Values("causal", "causal_sliding_window")),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 

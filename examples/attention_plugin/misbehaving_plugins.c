@@ -1,0 +1,80 @@
+/* Plugins that misbehave at the boundary, one per build (the harness must report each clearly,
+ * with exit status 1 or 2, and go on with the rest of its run):
+ *   PED_EXAMPLE_RETURNS_ERROR   "returns_error": forward fails with code 7 and a message
+ *   PED_EXAMPLE_WRITES_NAN      "writes_nan": forward correct except one NaN in out
+ *   PED_EXAMPLE_CRASHES         "crashes": forward writes through a null pointer when Nq > 8
+ *   PED_EXAMPLE_ABI_VERSION_2   "abi_version_two": describes itself as ABI version 2
+ *   PED_EXAMPLE_NO_ENTRY_POINT  exports a misspelled entry point and no pedestrian_attention_plugin
+ * The arithmetic, where there is any, is simple_attention_kernel.c's. */
+#include <math.h>
+#include <pedestrian/attention_plugin.h>
+#include <stdio.h>
+
+#include "simple_attention_kernel.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#if defined(PED_EXAMPLE_RETURNS_ERROR)
+#define NAME "returns_error"
+static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  (void)args;
+  snprintf(error, capacity, "returns_error: this kernel refuses every call (an example of a plugin error)");
+  return 7;
+}
+#elif defined(PED_EXAMPLE_WRITES_NAN)
+#define NAME "writes_nan"
+static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  const int status = simple_attention_forward(args, error, capacity);
+  if (status == 0) { /* element (0, 0, 0, 0) of out */
+    char* first = (char*)args->out->data + args->out->byte_offset;
+    if (args->out->dtype.bits == 64) {
+      *(double*)first = NAN;
+    } else {
+      *(float*)first = NAN;
+    }
+  }
+  return status;
+}
+#elif defined(PED_EXAMPLE_CRASHES)
+#define NAME "crashes"
+static int* volatile nowhere = NULL; /* volatile: the compiler cannot see that it is null */
+static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  if (args->q->shape[2] > 8) *nowhere = 1; /* SIGSEGV */
+  return simple_attention_forward(args, error, capacity);
+}
+#else
+#define NAME "misbehaving"
+#define forward simple_attention_forward
+#endif
+
+#ifdef PED_EXAMPLE_ABI_VERSION_2
+#undef NAME
+#define NAME "abi_version_two"
+#define ABI_VERSION 2u
+#else
+#define ABI_VERSION PED_ATTENTION_PLUGIN_ABI_VERSION
+#endif
+
+static const PedAttentionPlugin plugin = {
+    ABI_VERSION,
+    sizeof(PedAttentionPlugin),
+    NAME,
+    "an example of a misbehaving plugin",
+    PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64,
+    (1u << PED_MASK_NONE) | (1u << PED_MASK_CAUSAL),
+    0,
+    forward,
+    simple_attention_backward,
+};
+
+#ifdef PED_EXAMPLE_NO_ENTRY_POINT
+EXPORT const PedAttentionPlugin* pedestrian_attention_plugin_v1(uint32_t host_abi_version) {
+  (void)host_abi_version;
+  return &plugin;
+}
+#else
+EXPORT const PedAttentionPlugin* pedestrian_attention_plugin(uint32_t host_abi_version) {
+  (void)host_abi_version;
+  return &plugin;
+}
+#endif

@@ -1,0 +1,245 @@
+/* The kernel of simple_attention.h. B batch, H heads, Nq query tokens, Nk key tokens, d head dim,
+ * s scale; query i sits at key position p = i + Nk - Nq. Per (b, h):
+ *   forward:  S_ij = s q_i . k_j (visible pairs only), m_i = max_j S_ij, l_i = sum_j exp(S_ij - m_i),
+ *             lse_i = m_i + log l_i, out_i = sum_j exp(S_ij - m_i) v_j / l_i
+ *   (P_ij = exp(S_ij - lse_i) recomputed in the backward)
+ *   backward: D_i = dout_i . out_i (= rowsum(dP o P)_i), dP_ij = dout_i . v_j,
+ *             dS_ij = P_ij (dP_ij - D_i), dq_i = s sum_j dS_ij k_j, dk_j = s sum_i dS_ij q_i,
+ *             dv_j = sum_i P_ij dout_i
+ *
+ * Deliberately wrong builds (the examples that verify must catch) define one of:
+ *   PED_EXAMPLE_BUG_NO_ROWSUM          D_i = 0: the backward forgets the rowsum(dO o O) term
+ *   PED_EXAMPLE_BUG_CAUSAL_OFF_BY_ONE  causal keys j <= p + 1: each query also sees the next key
+ *   PED_EXAMPLE_BUG_IGNORE_STRIDES     tensors read as compact row-major from data, ignoring
+ *                                      strides and byte_offset */
+#include "simple_attention_kernel.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A tensor of the call: where element 0 is, its sizes and strides (in elements), its dtype. */
+typedef struct View {
+  char* first;
+  int ndim;
+  int64_t size[4];
+  int64_t stride[4];
+  int is_double;
+} View;
+
+static int fail(char* error, size_t capacity, const char* message, const char* what) {
+  snprintf(error, capacity, "simple_attention: %s%s%s", what, *what ? " " : "", message);
+  return 1;
+}
+
+static int view_of(const DLTensor* t, int ndim, int must_be_double, const char* what, View* v, char* error,
+                   size_t capacity) {
+  int k;
+  if (t == NULL) return fail(error, capacity, "is NULL", what);
+  if (t->device.device_type != kDLCPU) return fail(error, capacity, "is not on the CPU", what);
+  if (t->ndim != ndim) return fail(error, capacity, "has the wrong number of dimensions", what);
+  if (t->dtype.code != kDLFloat || t->dtype.lanes != 1 || (t->dtype.bits != 32 && t->dtype.bits != 64)) {
+    return fail(error, capacity, "is not float32 or float64", what);
+  }
+  if (must_be_double && t->dtype.bits != 64) return fail(error, capacity, "is not float64", what);
+  v->ndim = ndim;
+  v->is_double = t->dtype.bits == 64;
+  for (k = 0; k < ndim; ++k) v->size[k] = t->shape[k];
+#ifdef PED_EXAMPLE_BUG_IGNORE_STRIDES
+  v->first = (char*)t->data;
+  v->stride[ndim - 1] = 1;
+  for (k = ndim - 1; k > 0; --k) v->stride[k - 1] = v->stride[k] * v->size[k];
+#else
+  v->first = (char*)t->data + t->byte_offset;
+  if (t->strides != NULL) {
+    for (k = 0; k < ndim; ++k) v->stride[k] = t->strides[k];
+  } else { /* DLPack: NULL strides mean compact row-major */
+    v->stride[ndim - 1] = 1;
+    for (k = ndim - 1; k > 0; --k) v->stride[k - 1] = v->stride[k] * v->size[k];
+  }
+#endif
+  return 0;
+}
+
+static int64_t offset(const View* v, int64_t a, int64_t b, int64_t c, int64_t e) {
+  int64_t o = a * v->stride[0] + b * v->stride[1] + c * v->stride[2];
+  if (v->ndim == 4) o += e * v->stride[3];
+  return o;
+}
+
+static double get(const View* v, int64_t a, int64_t b, int64_t c, int64_t e) {
+  const int64_t o = offset(v, a, b, c, e);
+  return v->is_double ? ((const double*)v->first)[o] : (double)((const float*)v->first)[o];
+}
+
+static void set(const View* v, int64_t a, int64_t b, int64_t c, int64_t e, double x) {
+  const int64_t o = offset(v, a, b, c, e);
+  if (v->is_double) {
+    ((double*)v->first)[o] = x;
+  } else {
+    ((float*)v->first)[o] = (float)x;
+  }
+}
+
+static int visible(const PedAttentionMask* m, int64_t i, int64_t j, int64_t nq, int64_t nk) {
+  const int64_t p = i + nk - nq;
+  switch (m->kind) {
+    case PED_MASK_NONE:
+      return 1;
+    case PED_MASK_CAUSAL:
+#ifdef PED_EXAMPLE_BUG_CAUSAL_OFF_BY_ONE
+      return j <= p + 1;
+#else
+      return j <= p;
+#endif
+    case PED_MASK_SLIDING_WINDOW:
+      return j >= p - m->window_left && j <= p + m->window_right;
+    case PED_MASK_EXPLICIT_BLOCKS:
+      return m->blocks[(i / m->block_q) * m->block_cols + j / m->block_k] != 0;
+    case PED_MASK_ELEMENTS:
+      return m->elements[i * nk + j] != 0;
+    default:
+      return 0;
+  }
+}
+
+/* The first `dims` sizes of a and b agree. */
+static int same_sizes(const View* a, const View* b, int dims, const char* what, char* error, size_t capacity) {
+  int k;
+  for (k = 0; k < dims; ++k) {
+    if (a->size[k] != b->size[k]) return fail(error, capacity, "has sizes that do not match q/k", what);
+  }
+  return 0;
+}
+
+int simple_attention_forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  View q, k, v, out, lse;
+  int64_t b, h, i, j, c, B, H, nq, nk, d;
+  double* scores;
+  if (view_of(args->q, 4, 0, "q", &q, error, capacity) || view_of(args->k, 4, 0, "k", &k, error, capacity) ||
+      view_of(args->v, 4, 0, "v", &v, error, capacity) || view_of(args->out, 4, 0, "out", &out, error, capacity) ||
+      view_of(args->lse, 3, 1, "lse", &lse, error, capacity)) {
+    return 1;
+  }
+  if (same_sizes(&k, &v, 4, "v", error, capacity) || same_sizes(&q, &out, 4, "out", error, capacity) ||
+      same_sizes(&q, &k, 2, "k", error, capacity) || same_sizes(&q, &lse, 3, "lse", error, capacity)) {
+    return 1;
+  }
+  B = q.size[0], H = q.size[1], nq = q.size[2], d = q.size[3], nk = k.size[2];
+  if (k.size[3] != d) return fail(error, capacity, "head dim differs from q's", "k");
+  scores = (double*)malloc((size_t)nk * sizeof(double));
+  if (scores == NULL) return fail(error, capacity, "out of memory for the scores", "");
+  for (b = 0; b < B; ++b) {
+    for (h = 0; h < H; ++h) {
+      for (i = 0; i < nq; ++i) {
+        double max = -INFINITY, sum = 0.0, l;
+        for (j = 0; j < nk; ++j) {
+          double dot = 0.0;
+          if (!visible(args->mask, i, j, nq, nk)) {
+            scores[j] = -INFINITY;
+            continue;
+          }
+          for (c = 0; c < d; ++c) dot += get(&q, b, h, i, c) * get(&k, b, h, j, c);
+          scores[j] = args->scale * dot;
+          if (scores[j] > max) max = scores[j];
+        }
+        if (max == -INFINITY) { /* no visible key: out 0, lse -inf */
+          for (c = 0; c < d; ++c) set(&out, b, h, i, c, 0.0);
+          set(&lse, b, h, i, 0, -INFINITY);
+          continue;
+        }
+        for (j = 0; j < nk; ++j) {
+          scores[j] = scores[j] == -INFINITY ? 0.0 : exp(scores[j] - max);
+          sum += scores[j];
+        }
+        l = max + log(sum);
+        set(&lse, b, h, i, 0, l);
+        /* out_i = sum_j exp(S_ij - max) v_j / sum, normalised by the sum itself and not through
+         * exp(S_ij - lse_i): at scores of 1e4, log(sum) can be below half an ulp of lse and vanish
+         * from it, leaving out unnormalised by up to that much and the backward's D_i = dout_i . out_i
+         * inconsistent with P (the large-score checks of verify catch it). */
+        for (c = 0; c < d; ++c) {
+          double acc = 0.0;
+          for (j = 0; j < nk; ++j) acc += scores[j] * get(&v, b, h, j, c);
+          set(&out, b, h, i, c, acc / sum);
+        }
+      }
+    }
+  }
+  free(scores);
+  return 0;
+}
+
+int simple_attention_backward(const PedAttentionBackwardArgs* args, char* error, size_t capacity) {
+  View q, k, v, out, lse, dout, dq, dk, dv;
+  int64_t b, h, i, j, c, B, H, nq, nk, d;
+  double *gq, *gk, *gv;
+  if (view_of(args->q, 4, 0, "q", &q, error, capacity) || view_of(args->k, 4, 0, "k", &k, error, capacity) ||
+      view_of(args->v, 4, 0, "v", &v, error, capacity) || view_of(args->out, 4, 0, "out", &out, error, capacity) ||
+      view_of(args->lse, 3, 1, "lse", &lse, error, capacity) ||
+      view_of(args->dout, 4, 0, "dout", &dout, error, capacity) ||
+      view_of(args->dq, 4, 0, "dq", &dq, error, capacity) || view_of(args->dk, 4, 0, "dk", &dk, error, capacity) ||
+      view_of(args->dv, 4, 0, "dv", &dv, error, capacity)) {
+    return 1;
+  }
+  if (same_sizes(&k, &v, 4, "v", error, capacity) || same_sizes(&q, &out, 4, "out", error, capacity) ||
+      same_sizes(&q, &dout, 4, "dout", error, capacity) || same_sizes(&q, &dq, 4, "dq", error, capacity) ||
+      same_sizes(&k, &dk, 4, "dk", error, capacity) || same_sizes(&k, &dv, 4, "dv", error, capacity) ||
+      same_sizes(&q, &k, 2, "k", error, capacity) || same_sizes(&q, &lse, 3, "lse", error, capacity)) {
+    return 1;
+  }
+  B = q.size[0], H = q.size[1], nq = q.size[2], d = q.size[3], nk = k.size[2];
+  if (k.size[3] != d) return fail(error, capacity, "head dim differs from q's", "k");
+  /* Gradients of one (b, h), accumulated in double: dq (Nq, d), dk and dv (Nk, d). */
+  gq = (double*)malloc((size_t)(nq * d) * sizeof(double));
+  gk = (double*)malloc((size_t)(nk * d) * sizeof(double));
+  gv = (double*)malloc((size_t)(nk * d) * sizeof(double));
+  if (gq == NULL || gk == NULL || gv == NULL) {
+    free(gq), free(gk), free(gv);
+    return fail(error, capacity, "out of memory for the gradients", "");
+  }
+  for (b = 0; b < B; ++b) {
+    for (h = 0; h < H; ++h) {
+      memset(gq, 0, (size_t)(nq * d) * sizeof(double));
+      memset(gk, 0, (size_t)(nk * d) * sizeof(double));
+      memset(gv, 0, (size_t)(nk * d) * sizeof(double));
+      for (i = 0; i < nq; ++i) {
+        const double l = get(&lse, b, h, i, 0);
+        double rowsum = 0.0;
+        if (l == -INFINITY) continue; /* no visible key: no gradient */
+#ifndef PED_EXAMPLE_BUG_NO_ROWSUM
+        for (c = 0; c < d; ++c) rowsum += get(&dout, b, h, i, c) * get(&out, b, h, i, c);
+#endif
+        for (j = 0; j < nk; ++j) {
+          double dot = 0.0, p, dp = 0.0, ds;
+          if (!visible(args->mask, i, j, nq, nk)) continue;
+          for (c = 0; c < d; ++c) dot += get(&q, b, h, i, c) * get(&k, b, h, j, c);
+          p = exp(args->scale * dot - l);
+          for (c = 0; c < d; ++c) {
+            dp += get(&dout, b, h, i, c) * get(&v, b, h, j, c);
+            gv[j * d + c] += p * get(&dout, b, h, i, c);
+          }
+          ds = p * (dp - rowsum);
+          for (c = 0; c < d; ++c) {
+            gq[i * d + c] += args->scale * ds * get(&k, b, h, j, c);
+            gk[j * d + c] += args->scale * ds * get(&q, b, h, i, c);
+          }
+        }
+      }
+      for (i = 0; i < nq; ++i) {
+        for (c = 0; c < d; ++c) set(&dq, b, h, i, c, gq[i * d + c]);
+      }
+      for (j = 0; j < nk; ++j) {
+        for (c = 0; c < d; ++c) {
+          set(&dk, b, h, j, c, gk[j * d + c]);
+          set(&dv, b, h, j, c, gv[j * d + c]);
+        }
+      }
+    }
+  }
+  free(gq);
+  free(gk);
+  free(gv);
+  return 0;
+}

@@ -1,0 +1,27 @@
+// Running code that may crash (a plugin's kernel) in a forked child process, so that a segfault,
+// an abort or an exit in it ends the child and is reported instead of ending the caller.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace ped::plugin {
+
+struct ChildOutcome {
+  bool completed = false;  // work returned and the child exited with status 0
+  std::string output;      // what work returned; when not completed, whatever it had sent before
+  int signal = 0;          // the signal that ended the child, 0 if none did
+  int exit_status = 0;     // the child's exit status when it exited
+  std::string failure;     // when not completed: "killed by signal 11 (Segmentation fault)", ...
+};
+
+// Forks; the child runs work() and sends its result back through a pipe, then ends with _exit
+// (no atexit handlers, no stdio flush of the parent's buffers, which are flushed before the fork).
+// An exception escaping work() is reported as the failure "threw: <what>". Throws
+// std::runtime_error when the fork or the pipe cannot be made.
+//
+// The caller should not be running other threads that hold locks the child needs (the child has
+// only the calling thread); the tools here run their checks single-threaded around it.
+ChildOutcome run_in_child(const std::function<std::string()>& work);
+
+}  // namespace ped::plugin

@@ -1,0 +1,361 @@
+#include "plugin_host/plugin_loader.hpp"
+
+#include <dlfcn.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+
+#include "pedestrian/attention_plugin.h"
+#include "variants/registry.hpp"
+
+namespace ped::plugin {
+
+namespace {
+
+// The harness speaks this version of the ABI and no other.
+constexpr std::uint32_t kHostAbiVersion = PED_ATTENTION_PLUGIN_ABI_VERSION;
+// Bytes of PedAttentionPlugin a version-1 plugin describes.
+constexpr std::size_t kVersion1PluginSize = offsetof(PedAttentionPlugin, backward) + sizeof(PedAttentionBackwardFn);
+constexpr std::uint32_t kKnownDtypes = PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64;
+constexpr std::uint32_t kKnownMaskKinds = (1u << (PED_MASK_ELEMENTS + 1)) - 1;
+
+const char* const kAbiMaskNames[] = {"none", "causal", "sliding_window", "explicit_blocks", "elements"};
+
+struct Plugin {
+  std::string path;
+  const PedAttentionPlugin* description = nullptr;
+};
+
+// ---- row statistics: the ABI's float64 lse <-> the in-tree RowStatistic<T> ----------------------
+// The one place that knows both forms (see RowStatistic in variants/registry.hpp).
+
+template <class T>
+void to_row_statistics(const std::vector<double>& lse, RowStatistic<T>* out) {
+  for (std::size_t i = 0; i < lse.size(); ++i) out[i] = static_cast<RowStatistic<T>>(lse[i]);
+}
+
+template <class T>
+std::vector<double> from_row_statistics(const RowStatistic<T>* stats, std::size_t rows) {
+  std::vector<double> lse(rows);
+  for (std::size_t i = 0; i < rows; ++i) lse[i] = static_cast<double>(stats[i]);
+  return lse;
+}
+
+// ---- masks -----------------------------------------------------------------------------------------
+
+// A Mask in the most specific ABI kind the plugin takes; ELEMENTS spells out every visible pair.
+class AbiMask {
+ public:
+  AbiMask(const Mask& mask, std::int64_t seq_q, std::int64_t seq_k, std::uint32_t plugin_kinds) {
+    abi_.struct_size = sizeof(PedAttentionMask);
+    auto takes = [&](PedMaskKind kind) { return (plugin_kinds & (1u << kind)) != 0; };
+    const Mask::Kind kind = mask.kind();
+    if (kind == Mask::Kind::none && takes(PED_MASK_NONE)) {
+      abi_.kind = PED_MASK_NONE;
+    } else if (kind == Mask::Kind::causal && takes(PED_MASK_CAUSAL)) {
+      abi_.kind = PED_MASK_CAUSAL;
+    } else if (kind == Mask::Kind::sliding_window && takes(PED_MASK_SLIDING_WINDOW)) {
+      abi_.kind = PED_MASK_SLIDING_WINDOW;
+      abi_.window_left = mask.window().left;
+      abi_.window_right = mask.window().right;
+    } else if (kind == Mask::Kind::explicit_blocks && takes(PED_MASK_EXPLICIT_BLOCKS)) {
+      const Mask::Blocks b = mask.explicit_layout();
+      abi_.kind = PED_MASK_EXPLICIT_BLOCKS;
+      abi_.block_q = b.block_q;
+      abi_.block_k = b.block_k;
+      abi_.block_rows = b.rows;
+      abi_.block_cols = b.cols;
+      abi_.blocks = b.visible->data();
+    } else if (takes(PED_MASK_ELEMENTS)) {
+      abi_.kind = PED_MASK_ELEMENTS;
+      elements_.assign(static_cast<std::size_t>(seq_q * seq_k), 0);
+      std::vector<KeyInterval> intervals;
+      for (std::int64_t i = 0; i < seq_q; ++i) {
+        mask.row_intervals(i, seq_q, seq_k, intervals);
+        for (const KeyInterval& iv : intervals) {
+          std::fill(elements_.begin() + i * seq_k + iv.lo, elements_.begin() + i * seq_k + iv.hi, std::uint8_t{1});
+        }
+      }
+      abi_.elements = elements_.data();
+    } else {
+      throw std::logic_error("AbiMask: mask " + mask.name() + " has no ABI kind the plugin takes");
+    }
+  }
+  AbiMask(const AbiMask&) = delete;
+  AbiMask& operator=(const AbiMask&) = delete;
+  const PedAttentionMask* abi() const { return &abi_; }
+
+ private:
+  PedAttentionMask abi_{};
+  std::vector<std::uint8_t> elements_;
+};
+
+// The registry's mask kinds that reach the plugin in an ABI kind it takes.
+std::uint32_t registry_mask_kinds(std::uint32_t plugin_kinds) {
+  if (plugin_kinds & (1u << PED_MASK_ELEMENTS)) return kAllMaskKinds;
+  std::uint32_t bits = 0;
+  if (plugin_kinds & (1u << PED_MASK_NONE)) bits |= mask_kind_bit(Mask::Kind::none);
+  if (plugin_kinds & (1u << PED_MASK_CAUSAL)) bits |= mask_kind_bit(Mask::Kind::causal);
+  if (plugin_kinds & (1u << PED_MASK_SLIDING_WINDOW)) bits |= mask_kind_bit(Mask::Kind::sliding_window);
+  if (plugin_kinds & (1u << PED_MASK_EXPLICIT_BLOCKS)) bits |= mask_kind_bit(Mask::Kind::explicit_blocks);
+  return bits;
+}
+
+// ---- calls -----------------------------------------------------------------------------------------
+
+template <class Fn, class Args>
+void call_plugin(const Plugin& p, const char* pass, Fn fn, const Args* args) {
+  char error[1024] = {};
+  const int code = fn(args, error, sizeof error);
+  error[sizeof error - 1] = '\0';
+  if (code != 0) {
+    throw std::runtime_error("plugin '" + std::string(p.description->name) + "' " + pass + " returned error " +
+                             std::to_string(code) + ": " + (error[0] != '\0' ? error : "(no message)"));
+  }
+}
+
+std::string where(const Plugin& p, const char* pass) {
+  return "plugin '" + std::string(p.description->name) + "' " + pass + " ";
+}
+
+template <class T>
+void plugin_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                    T scale, const T* q, const T* k, const T* v, T* out, RowStatistic<T>* lse,
+                    const AttentionOptions& options) {
+  const AbiMask abi_mask(mask, s.seq_q, s.seq_k, p.description->mask_kinds);
+  HostTensor<T> tq({s.batch, s.heads, s.seq_q, s.head_dim}, layout, const_cast<T*>(q));
+  HostTensor<T> tk({s.batch, s.heads, s.seq_k, s.head_dim}, layout, const_cast<T*>(k));
+  HostTensor<T> tv({s.batch, s.heads, s.seq_k, s.head_dim}, layout, const_cast<T*>(v));
+  tq.load(q);
+  tk.load(k);
+  tv.load(v);
+  HostTensor<T> tout({s.batch, s.heads, s.seq_q, s.head_dim}, layout, out);
+  std::vector<double> lse64(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  HostTensor<double> tlse({s.batch, s.heads, s.seq_q}, layout, lse64.data());
+  if (fill_nan) {
+    tout.fill(std::numeric_limits<T>::quiet_NaN());
+    tlse.fill(std::numeric_limits<double>::quiet_NaN());
+  }
+  PedAttentionForwardArgs args{};
+  args.struct_size = sizeof args;
+  args.threads = options.threads;
+  args.scale = static_cast<double>(scale);
+  args.q = tq.dl();
+  args.k = tk.dl();
+  args.v = tv.dl();
+  args.mask = abi_mask.abi();
+  args.out = tout.dl();
+  args.lse = tlse.dl();
+  call_plugin(p, "forward", p.description->forward, &args);
+  try {
+    tout.check_padding("out");
+    tlse.check_padding("lse");
+    tq.check_unchanged(q, "q");
+    tk.check_unchanged(k, "k");
+    tv.check_unchanged(v, "v");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(where(p, "forward") + e.what());
+  }
+  tout.store(out);
+  tlse.store(lse64.data());
+  to_row_statistics<T>(lse64, lse);
+}
+
+template <class T>
+void plugin_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                     T scale, const T* q, const T* k, const T* v, const T* out, const RowStatistic<T>* lse,
+                     const T* dout, T* dq, T* dk, T* dv, const AttentionOptions& options) {
+  const AbiMask abi_mask(mask, s.seq_q, s.seq_k, p.description->mask_kinds);
+  const std::vector<std::int64_t> shape_q{s.batch, s.heads, s.seq_q, s.head_dim};
+  const std::vector<std::int64_t> shape_k{s.batch, s.heads, s.seq_k, s.head_dim};
+  HostTensor<T> tq(shape_q, layout, const_cast<T*>(q)), tk(shape_k, layout, const_cast<T*>(k)),
+      tv(shape_k, layout, const_cast<T*>(v)), tout(shape_q, layout, const_cast<T*>(out)),
+      tdout(shape_q, layout, const_cast<T*>(dout));
+  tq.load(q);
+  tk.load(k);
+  tv.load(v);
+  tout.load(out);
+  tdout.load(dout);
+  std::vector<double> lse64 = from_row_statistics<T>(lse, static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  HostTensor<double> tlse({s.batch, s.heads, s.seq_q}, layout, lse64.data());
+  tlse.load(lse64.data());
+  HostTensor<T> tdq(shape_q, layout, dq), tdk(shape_k, layout, dk), tdv(shape_k, layout, dv);
+  if (fill_nan) {
+    for (HostTensor<T>* t : {&tdq, &tdk, &tdv}) t->fill(std::numeric_limits<T>::quiet_NaN());
+  }
+  PedAttentionBackwardArgs args{};
+  args.struct_size = sizeof args;
+  args.threads = options.threads;
+  args.scale = static_cast<double>(scale);
+  args.q = tq.dl();
+  args.k = tk.dl();
+  args.v = tv.dl();
+  args.mask = abi_mask.abi();
+  args.out = tout.dl();
+  args.lse = tlse.dl();
+  args.dout = tdout.dl();
+  args.dq = tdq.dl();
+  args.dk = tdk.dl();
+  args.dv = tdv.dl();
+  call_plugin(p, "backward", p.description->backward, &args);
+  try {
+    tdq.check_padding("dq");
+    tdk.check_padding("dk");
+    tdv.check_padding("dv");
+    tq.check_unchanged(q, "q");
+    tk.check_unchanged(k, "k");
+    tv.check_unchanged(v, "v");
+    tout.check_unchanged(out, "out");
+    tdout.check_unchanged(dout, "dout");
+    tlse.check_unchanged(lse64.data(), "lse");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(where(p, "backward") + e.what());
+  }
+  tdq.store(dq);
+  tdk.store(dk);
+  tdv.store(dv);
+}
+
+template <class T>
+AttentionForwardFn<T> forward_adapter(std::shared_ptr<const Plugin> p, PluginLayout layout, bool fill_nan) {
+  return [p, layout, fill_nan](const AttentionShape& s, const Mask& mask, T scale, const T* q, const T* k,
+                               const T* v, T* out, RowStatistic<T>* lse, const AttentionOptions& options) {
+    plugin_forward<T>(*p, layout, fill_nan, s, mask, scale, q, k, v, out, lse, options);
+  };
+}
+
+template <class T>
+AttentionBackwardFn<T> backward_adapter(std::shared_ptr<const Plugin> p, PluginLayout layout, bool fill_nan) {
+  return [p, layout, fill_nan](const AttentionShape& s, const Mask& mask, T scale, const T* q, const T* k,
+                               const T* v, const T* out, const RowStatistic<T>* lse, const T* dout, T* dq, T* dk,
+                               T* dv, const AttentionOptions& options) {
+    plugin_backward<T>(*p, layout, fill_nan, s, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+  };
+}
+
+std::vector<LoadedPlugin>& loaded() {
+  static std::vector<LoadedPlugin> plugins;
+  return plugins;
+}
+
+[[noreturn]] void fail_load(const std::string& path, const std::string& why) {
+  throw std::invalid_argument("load_attention_plugin: " + path + ": " + why);
+}
+
+std::string hex(std::uint64_t value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
+}  // namespace
+
+LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOptions& options) {
+  auto fail = [&](const std::string& why) { fail_load(path, why); };
+  if (path.empty()) throw std::invalid_argument("load_attention_plugin: empty path");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail("no such file");
+  if (options.layouts.empty()) fail("no layout asked for");
+  // An absolute path: dlopen would search the library path for a name without a slash.
+  const std::string absolute = std::filesystem::absolute(path, ec).string();
+  void* handle = ::dlopen(absolute.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = ::dlerror();
+    fail(std::string("cannot be loaded: ") + (why ? why : "dlopen failed"));
+  }
+  ::dlerror();
+  void* symbol = ::dlsym(handle, PED_ATTENTION_PLUGIN_ENTRY);
+  if (symbol == nullptr) {
+    ::dlclose(handle);
+    fail(std::string("has no entry point '") + PED_ATTENTION_PLUGIN_ENTRY +
+         "' (export it with C linkage: extern \"C\" in C++)");
+  }
+  PedAttentionPluginEntryFn entry;
+  static_assert(sizeof entry == sizeof symbol);
+  std::memcpy(&entry, &symbol, sizeof entry);
+  const PedAttentionPlugin* d = entry(kHostAbiVersion);
+  // From here on the library stays loaded, even on failure: its code may have registered
+  // handlers or started threads that a dlclose would leave dangling.
+  if (d == nullptr) fail(std::string(PED_ATTENTION_PLUGIN_ENTRY) + " returned NULL");
+  if (d->abi_version != kHostAbiVersion) {
+    fail("speaks attention plugin ABI version " + std::to_string(d->abi_version) + ", this harness speaks version " +
+         std::to_string(kHostAbiVersion) + " (rebuild it against this pedestrian's attention_plugin.h)");
+  }
+  if (d->struct_size < kVersion1PluginSize) {
+    fail("struct_size = " + std::to_string(d->struct_size) + " is smaller than version 1's PedAttentionPlugin (" +
+         std::to_string(kVersion1PluginSize) + " bytes)");
+  }
+  if (d->name == nullptr) fail("name is NULL");
+  const std::size_t name_length = ::strnlen(d->name, 64);
+  if (name_length == 0 || name_length > 48) fail("name is empty or longer than 48 characters");
+  const std::string name(d->name, name_length);
+  if (d->dtypes == 0 || (d->dtypes & ~kKnownDtypes) != 0) {
+    fail("plugin '" + name + "': dtypes = " + hex(d->dtypes) +
+         ", expected PED_DTYPE_FLOAT32 and/or PED_DTYPE_FLOAT64 (0x1, 0x2)");
+  }
+  if (d->mask_kinds == 0 || (d->mask_kinds & ~kKnownMaskKinds) != 0) {
+    fail("plugin '" + name + "': mask_kinds = " + hex(d->mask_kinds) + ", expected bits (1 << PED_MASK_*) within " +
+         hex(kKnownMaskKinds));
+  }
+  if (d->forward == nullptr) fail("plugin '" + name + "': forward is NULL");
+
+  LoadedPlugin info;
+  info.path = path;
+  info.name = name;
+  info.description = d->description ? std::string(d->description, ::strnlen(d->description, 200)) : "";
+  info.float32 = (d->dtypes & PED_DTYPE_FLOAT32) != 0;
+  info.float64 = (d->dtypes & PED_DTYPE_FLOAT64) != 0;
+  info.backward = d->backward != nullptr;
+  for (std::uint32_t kind = 0; kind <= PED_MASK_ELEMENTS; ++kind) {
+    if (d->mask_kinds & (1u << kind)) info.mask_kinds.push_back(kAbiMaskNames[kind]);
+  }
+
+  const auto plugin = std::make_shared<const Plugin>(Plugin{.path = path, .description = d});
+  std::vector<AttentionImpl> impls;
+  for (PluginLayout layout : options.layouts) {
+    AttentionImpl impl;
+    impl.name = layout == PluginLayout::contiguous ? name : name + "[" + to_string(layout) + "]";
+    impl.origin = path;
+    impl.mask_kinds = registry_mask_kinds(d->mask_kinds);
+    impl.isolate = true;
+    const bool fill = options.fill_outputs_with_nan;
+    if (info.float32) impl.forward_f32 = forward_adapter<float>(plugin, layout, fill);
+    if (info.float64) impl.forward_f64 = forward_adapter<double>(plugin, layout, fill);
+    if (info.backward && info.float32) impl.backward_f32 = backward_adapter<float>(plugin, layout, fill);
+    if (info.backward && info.float64) impl.backward_f64 = backward_adapter<double>(plugin, layout, fill);
+    if (find_attention_impl(impl.name) != nullptr) {
+      fail("plugin name '" + impl.name + "' is already registered (from " + attention_impl(impl.name).origin + ")");
+    }
+    impls.push_back(std::move(impl));
+  }
+  for (AttentionImpl& impl : impls) {
+    info.variants.push_back(impl.name);
+    try {
+      register_attention_impl(std::move(impl));
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+  }
+  loaded().push_back(info);
+  return info;
+}
+
+std::string describe(const LoadedPlugin& p) {
+  std::string dtypes = p.float32 ? "float32" : "";
+  if (p.float64) dtypes += dtypes.empty() ? "float64" : ", float64";
+  std::string masks;
+  for (const std::string& m : p.mask_kinds) masks += (masks.empty() ? "" : ", ") + m;
+  std::string variants;
+  for (const std::string& v : p.variants) variants += (variants.empty() ? "" : ", ") + v;
+  return p.name + " (" + dtypes + "; masks " + masks + "; " + (p.backward ? "forward and backward" : "forward only") +
+         ") from " + p.path + " as variant" + (p.variants.size() > 1 ? "s " : " ") + variants;
+}
+
+const std::vector<LoadedPlugin>& loaded_plugins() { return loaded(); }
+
+}  // namespace ped::plugin
