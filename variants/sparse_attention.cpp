@@ -14,27 +14,27 @@ namespace ped {
 
 template <class T>
 void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                              const T* v, T* out, T* lse, const AttentionOptions& options) {
-  detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, lse, options);
-  detail::tiled_attention_forward(shape, mask, scale, q, k, v, out, lse, options.block_size, options.block_size,
+                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
+  detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
+  detail::tiled_attention_forward(shape, mask, scale, q, k, v, out, stats, options.block_size, options.block_size,
                                   detail::resolve_threads(options));
 }
 
 template <class T>
 void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                               const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                                const AttentionOptions& options) {
-  detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv,
+  detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::tiled_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options.block_size,
+  detail::tiled_attention_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options.block_size,
                                    options.block_size, detail::resolve_threads(options));
 }
 
-#define PED_INSTANTIATE(T)                                                                                         \
-  template void sparse_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
-                                            T*, T*, const AttentionOptions&);                                       \
-  template void sparse_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
-                                             const T*, const T*, const T*, T*, T*, T*, const AttentionOptions&);
+#define PED_INSTANTIATE(T)                                                                                            \
+  template void sparse_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,  \
+                                            RowStats<T>*, const AttentionOptions&);                                   \
+  template void sparse_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,     \
+                                             const T*, const RowStats<T>*, const T*, T*, T*, T*, const AttentionOptions&);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE
