@@ -21,8 +21,23 @@
 // (variants/kernels.hpp, "dominated rows"); the accuracy this buys is checked against LibTorch by
 // verify/tests/sdpa_accuracy_test.cpp.
 //
-// A query row with no visible key gets out row 0, stats {-inf, 0} (lse = -inf) and zero gradients,
-// never NaN.
+// Rows without a key: a query that sees no key gets out row 0, stats {-inf, 0} (lse = -inf) and
+// contributes nothing to any gradient; its dq row is 0, never NaN, whatever its q and dout hold.
+// Non-finite inputs (NaN, +-inf) are another matter: every output that depends on a non-finite input
+// element is NaN, and exactly those (the same in every variant). "Depends" is structural: out_i and
+// stats_i depend on q_i and on k_j, v_j for every key j visible to query i (whether or not its
+// probability underflows to 0); the gradients follow the backward formulas above. Per query row i
+// with at least one visible key:
+//   - q_i or a visible k_j non-finite: out_i, stats_i NaN, and in backward dq_i and dk_j, dv_j of
+//     every visible j NaN (all d components);
+//   - otherwise a visible v_jc non-finite: out_ic NaN (component c only);
+//   - in backward, a non-finite stats_i acts like a non-finite q_i; a non-finite dout_i or out_i, or
+//     a visible non-finite v_j: dq_i and dk_j of every visible j NaN; and dv_jc NaN for every
+//     visible j where dout_ic is non-finite.
+// A hidden key never reaches query i, and a query that sees no key is untouched by its own q_i.
+// The kernels check their inputs for non-finite values (a pass over q, k, v, and out, stats, dout
+// in backward); when there are some they run on copies with those values set to 0, then write NaN
+// into exactly the dependent outputs. Finite inputs whose scores overflow T are not covered.
 //
 // Numerics: scores are shifted by their row max, so scores of +-1e4 neither overflow nor underflow.
 //

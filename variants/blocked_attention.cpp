@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "variants/kernels.hpp"
+#include "variants/nonfinite.hpp"
 
 namespace ped {
 
@@ -251,7 +252,10 @@ template <class T>
 void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                                const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  blocked_forward(shape, mask, scale, q, k, v, out, stats, options);
+  detail::forward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
+        blocked_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+      });
 }
 
 template <class T>
@@ -260,7 +264,11 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
                                 T* dv, const AttentionOptions& options) {
   detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  blocked_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
+  detail::backward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
+      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
+        blocked_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options);
+      });
 }
 
 #define PED_INSTANTIATE(T)                                                                                            \

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "variants/kernels.hpp"
+#include "variants/nonfinite.hpp"
 
 namespace ped {
 
@@ -180,7 +181,10 @@ template <class T>
 void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("naive_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  naive_forward(shape, mask, scale, q, k, v, out, stats, options);
+  detail::forward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
+        naive_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+      });
 }
 
 template <class T>
@@ -189,7 +193,11 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
                               T* dv, const AttentionOptions& options) {
   detail::check_backward_args("naive_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  naive_backward(shape, mask, scale, q, k, v, dout, dq, dk, dv, options);
+  detail::backward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
+      [&](const T* qf, const T* kf, const T* vf, const T*, const RowStats<T>*, const T* gf) {
+        naive_backward(shape, mask, scale, qf, kf, vf, gf, dq, dk, dv, options);
+      });
 }
 
 #define PED_INSTANTIATE(T)                                                                                        \
