@@ -14,14 +14,14 @@ namespace {
 struct AttentionBuffers {
   std::vector<float> q, k, v;     // (B, H, N, d) inputs
   std::vector<float> out;         // (B, H, N, d)
-  std::vector<RowStatistic<float>> lse;  // (B, H, N), kept for backward
+  std::vector<RowStats<float>> stats;  // (B, H, N), kept for backward
   std::vector<float> dout;        // (B, H, N, d) upstream gradient
   std::vector<float> dq, dk, dv;  // (B, H, N, d)
 
   explicit AttentionBuffers(const AttentionShape& s) {
     const auto tensor = static_cast<std::size_t>(s.batch * s.heads * s.seq_q * s.head_dim);
     for (std::vector<float>* t : {&q, &k, &v, &out, &dout, &dq, &dk, &dv}) t->resize(tensor);
-    lse.resize(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+    stats.resize(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
     fill_uniform(q.data(), tensor, 1);
     fill_uniform(k.data(), tensor, 2);
     fill_uniform(v.data(), tensor, 3);
@@ -37,11 +37,11 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   const AttentionOptions options{.threads = c.threads};
   AttentionBuffers b(shape);
   const auto forward = [&] {
-    run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
+    run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
                        options);
   };
   const auto backward = [&] {
-    run_backward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
+    run_backward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
                         b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), options);
   };
   switch (c.pass) {
@@ -49,7 +49,7 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
       measured_loop(state, forward);
       break;
     case Pass::backward:
-      forward();  // setup: out and lse for the timed backward
+      forward();  // setup: out and stats for the timed backward
       measured_loop(state, backward);
       break;
     case Pass::forward_backward:

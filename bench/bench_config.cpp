@@ -282,10 +282,10 @@ std::int64_t estimated_bytes(const AttentionCase& c) {
   const double bh = static_cast<double>(c.batch) * static_cast<double>(c.heads);
   const double n = static_cast<double>(c.seq_len);
   const double tensor = bh * n * static_cast<double>(c.head_dim) * sizeof(float);  // one (B, H, N, d) tensor
-  const double rows = bh * n * sizeof(float);                                      // lse, rowsum(dO o O)
+  const double rows = bh * n * sizeof(float);                                      // one float per query row
   const double scores = bh * n * n * sizeof(float);                                // B H N^2 float scores
   const bool backward = c.pass != Pass::forward;
-  // Setup: q, k, v, out, dout, dq, dk, dv, lse (and the LibTorch twins' gradients).
+  // Setup: q, k, v, out, dout, dq, dk, dv, the row stats {max, inv_sum} (and the LibTorch twins' gradients).
   double bytes = 8.0 * tensor + 2.0 * rows;
   if (is_libtorch(c.contender)) {
     // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax

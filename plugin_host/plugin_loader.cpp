@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -34,15 +35,29 @@ struct Plugin {
 // ---- row statistics: the ABI's float64 lse <-> the in-tree RowStatistic<T> ----------------------
 // The one place that knows both forms (see RowStatistic in variants/registry.hpp).
 
+// lse -> {max, inv_sum}: max is lse rounded to T and inv_sum = exp(max - lse) carries the rounding,
+// so that max - log(inv_sum) gives the plugin's lse back to about T's epsilon, not ulp(|lse|) / 2.
 template <class T>
 void to_row_statistics(const std::vector<double>& lse, RowStatistic<T>* out) {
-  for (std::size_t i = 0; i < lse.size(); ++i) out[i] = static_cast<RowStatistic<T>>(lse[i]);
+  for (std::size_t i = 0; i < lse.size(); ++i) {
+    RowStatistic<T>& r = out[i];
+    if (lse[i] == -std::numeric_limits<double>::infinity()) {  // a row that sees no key
+      r = RowStatistic<T>{};
+      continue;
+    }
+    r.max = static_cast<T>(lse[i]);
+    r.inv_sum = static_cast<T>(std::exp(static_cast<double>(r.max) - lse[i]));  // NaN stays NaN
+  }
 }
 
+// {max, inv_sum} -> lse = max - log(inv_sum), in double.
 template <class T>
 std::vector<double> from_row_statistics(const RowStatistic<T>* stats, std::size_t rows) {
   std::vector<double> lse(rows);
-  for (std::size_t i = 0; i < rows; ++i) lse[i] = static_cast<double>(stats[i]);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double max = static_cast<double>(stats[i].max);
+    lse[i] = max == -std::numeric_limits<double>::infinity() ? max : max - std::log(static_cast<double>(stats[i].inv_sum));
+  }
   return lse;
 }
 

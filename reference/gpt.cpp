@@ -375,12 +375,12 @@ void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword
     to_heads(c.k, batch, seq, heads, c.kh);
     to_heads(c.v, batch, seq, heads, c.vh);
     c.oh.resize(c.qh.size());
-    c.lse.resize(static_cast<std::size_t>(batch * heads * seq));
+    c.stats.resize(static_cast<std::size_t>(batch * heads * seq));
     const AttentionShape shape{.batch = static_cast<std::int64_t>(batch), .heads = static_cast<std::int64_t>(heads),
                                .seq_q = static_cast<std::int64_t>(seq), .seq_k = static_cast<std::int64_t>(seq),
                                .head_dim = static_cast<std::int64_t>(dh)};
     run_forward<T>(attention_impl(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
-                   c.oh.data(), c.lse.data(), AttentionOptions{.threads = cfg.threads});
+                   c.oh.data(), c.stats.data(), AttentionOptions{.threads = cfg.threads});
     from_heads(c.oh, batch, seq, heads, c.o);
     return;
   }
@@ -406,7 +406,7 @@ void attention_core_backward(const GptConfig& cfg, arma::uword batch, arma::uwor
                                .seq_q = static_cast<std::int64_t>(seq), .seq_k = static_cast<std::int64_t>(seq),
                                .head_dim = static_cast<std::int64_t>(dh)};
     run_backward<T>(attention_impl(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
-                    c.oh.data(), c.lse.data(), doh.data(), dqh.data(), dkh.data(), dvh.data(),
+                    c.oh.data(), c.stats.data(), doh.data(), dqh.data(), dkh.data(), dvh.data(),
                     AttentionOptions{.threads = cfg.threads});
     from_heads(dqh, batch, seq, heads, dq);
     from_heads(dkh, batch, seq, heads, dk);

@@ -131,8 +131,8 @@ struct GptBlockCache {
   Mat<T> a;                  // (D, BN) ln1(x), input of the q, k, v projections
   Mat<T> q, k, v;            // (D, BN)
   arma::Cube<T> p;           // reference attention: (N, N, B*H) probabilities, slice b*H + h
-  std::vector<T> qh, kh, vh, oh;  // kernel attention: [B, H, N, dh] buffers
-  std::vector<RowStatistic<T>> lse;  // and its row statistics [B, H, N]
+  std::vector<T> qh, kh, vh, oh;         // kernel attention: [B, H, N, dh] buffers
+  std::vector<RowStats<T>> stats;        // kernel attention: the forward's row stats [B, H, N]
   Mat<T> o;                  // (D, BN) concatenated head outputs, input of the output projection
   Mat<T> x1;                 // (D, BN) x + attn
   Mat<T> b;                  // (D, BN) ln2(x1), input of w1

@@ -66,7 +66,7 @@ void check_common(const char* fn, const AttentionShape& shape, const Mask& mask,
   check_dim(fn, "head_dim", shape.head_dim, kMaxSeq);
   checked_elems<T>(fn, shape, shape.seq_q, shape.head_dim, "q/out");
   checked_elems<T>(fn, shape, shape.seq_k, shape.head_dim, "k/v");
-  checked_elems<T>(fn, shape, shape.seq_q, 1, "lse");
+  checked_elems<RowStats<T>>(fn, shape, shape.seq_q, 1, "stats");
   if (!std::isfinite(scale)) throw_invalid(fn, "scale = ", scale, " is not finite");
   if (o.threads < 0 || o.threads > kMaxThreads) {
     throw_invalid(fn, "options.threads = ", o.threads, ", expected in [0, ", kMaxThreads, "] (0 = OpenMP default)");
@@ -91,32 +91,33 @@ void check_pointer(const char* fn, const char* name, const void* p) {
 
 template <class T>
 void check_forward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                        const T* k, const T* v, const T* out, const T* lse, const AttentionOptions& options) {
+                        const T* k, const T* v, const T* out, const RowStats<T>* stats,
+                        const AttentionOptions& options) {
   check_pointer(fn, "q", q);
   check_pointer(fn, "k", k);
   check_pointer(fn, "v", v);
   check_pointer(fn, "out", out);
-  check_pointer(fn, "lse", lse);
+  check_pointer(fn, "stats", stats);
   check_common(fn, shape, mask, scale, options);
 }
 
 template <class T>
 void check_backward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                         const T* k, const T* v, const T* out, const T* lse, const T* dout, const T* dq,
+                         const T* k, const T* v, const T* out, const RowStats<T>* stats, const T* dout, const T* dq,
                          const T* dk, const T* dv, const AttentionOptions& options) {
   check_pointer(fn, "dout", dout);
   check_pointer(fn, "dq", dq);
   check_pointer(fn, "dk", dk);
   check_pointer(fn, "dv", dv);
-  check_forward_args(fn, shape, mask, scale, q, k, v, out, lse, options);
+  check_forward_args(fn, shape, mask, scale, q, k, v, out, stats, options);
 }
 
 #define PED_INSTANTIATE_CHECKS(T)                                                                                \
   template void check_forward_args<T>(const char*, const AttentionShape&, const Mask&, T, const T*, const T*,    \
-                                      const T*, const T*, const T*, const AttentionOptions&);                    \
+                                      const T*, const T*, const RowStats<T>*, const AttentionOptions&);          \
   template void check_backward_args<T>(const char*, const AttentionShape&, const Mask&, T, const T*, const T*,   \
-                                       const T*, const T*, const T*, const T*, const T*, const T*, const T*,     \
-                                       const AttentionOptions&);
+                                       const T*, const T*, const RowStats<T>*, const T*, const T*, const T*,     \
+                                       const T*, const AttentionOptions&);
 PED_INSTANTIATE_CHECKS(float)
 PED_INSTANTIATE_CHECKS(double)
 #undef PED_INSTANTIATE_CHECKS
@@ -125,46 +126,57 @@ PED_INSTANTIATE_CHECKS(double)
 
 template <class T>
 void attention_forward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                       const T* k, const T* v, T* out, T* lse, const AttentionOptions& options) {
+                       const T* k, const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   constexpr const char* fn = "attention_forward";
-  detail::check_forward_args(fn, shape, mask, scale, q, k, v, out, lse, options);
+  detail::check_forward_args(fn, shape, mask, scale, q, k, v, out, stats, options);
   switch (variant) {
-    case Variant::naive: return naive_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
-    case Variant::blocked: return blocked_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
-    case Variant::flash: return flash_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
-    case Variant::sparse: return sparse_attention_forward(shape, mask, scale, q, k, v, out, lse, options);
+    case Variant::naive: return naive_attention_forward(shape, mask, scale, q, k, v, out, stats, options);
+    case Variant::blocked: return blocked_attention_forward(shape, mask, scale, q, k, v, out, stats, options);
+    case Variant::flash: return flash_attention_forward(shape, mask, scale, q, k, v, out, stats, options);
+    case Variant::sparse: return sparse_attention_forward(shape, mask, scale, q, k, v, out, stats, options);
   }
   detail::throw_invalid(fn, "variant = ", static_cast<int>(variant), " is not a Variant");
 }
 
 template <class T>
 void attention_backward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                        const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
-                        const AttentionOptions& options) {
+                        const T* k, const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk,
+                        T* dv, const AttentionOptions& options) {
   constexpr const char* fn = "attention_backward";
-  detail::check_backward_args(fn, shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+  detail::check_backward_args(fn, shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
   switch (variant) {
     case Variant::naive:
-      return naive_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+      return naive_attention_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
     case Variant::blocked:
-      return blocked_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+      return blocked_attention_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
     case Variant::flash:
-      return flash_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+      return flash_attention_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
     case Variant::sparse:
-      return sparse_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
+      return sparse_attention_backward(shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv, options);
   }
   detail::throw_invalid(fn, "variant = ", static_cast<int>(variant), " is not a Variant");
 }
 
+template <class T>
+void lse_from_stats(std::int64_t rows, const RowStats<T>* stats, T* lse) {
+  if (rows < 0) detail::throw_invalid("lse_from_stats", "rows = ", rows, ", expected >= 0");
+  if (rows > 0 && stats == nullptr) detail::throw_invalid("lse_from_stats", "stats is a null pointer");
+  if (rows > 0 && lse == nullptr) detail::throw_invalid("lse_from_stats", "lse is a null pointer");
+  for (std::int64_t i = 0; i < rows; ++i) lse[i] = stats[i].lse();
+}
+
 template void attention_forward<float>(Variant, const AttentionShape&, const Mask&, float, const float*, const float*,
-                                       const float*, float*, float*, const AttentionOptions&);
+                                       const float*, float*, RowStats<float>*, const AttentionOptions&);
 template void attention_forward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
-                                        const double*, const double*, double*, double*, const AttentionOptions&);
+                                        const double*, const double*, double*, RowStats<double>*,
+                                        const AttentionOptions&);
 template void attention_backward<float>(Variant, const AttentionShape&, const Mask&, float, const float*,
-                                        const float*, const float*, const float*, const float*, const float*, float*,
-                                        float*, float*, const AttentionOptions&);
+                                        const float*, const float*, const float*, const RowStats<float>*,
+                                        const float*, float*, float*, float*, const AttentionOptions&);
 template void attention_backward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
-                                         const double*, const double*, const double*, const double*, const double*,
-                                         double*, double*, double*, const AttentionOptions&);
+                                         const double*, const double*, const double*, const RowStats<double>*,
+                                         const double*, double*, double*, double*, const AttentionOptions&);
+template void lse_from_stats<float>(std::int64_t, const RowStats<float>*, float*);
+template void lse_from_stats<double>(std::int64_t, const RowStats<double>*, double*);
 
 }  // namespace ped

@@ -3,21 +3,49 @@
 // B batch, H heads, Nq query tokens, Nk key tokens, d head dim, s scale.
 // Every tensor is a contiguous row-major buffer (LibTorch's default layout):
 //   q    (B, H, Nq, d)      k, v   (B, H, Nk, d)
-//   out  (B, H, Nq, d)      lse    (B, H, Nq)   log-sum-exp of each scaled, masked score row
+//   out  (B, H, Nq, d)      stats  (B, H, Nq) RowStats: row max and inverse row sum of the softmax
 //   dout (B, H, Nq, d)      dq (B, H, Nq, d), dk, dv (B, H, Nk, d)
 // Math per (b, h), with M the mask (-inf where key j is hidden from query i):
 //   forward:  S = s Q K^T + M (Nq, Nk), P = softmax_rows(S), O = P V, lse_i = log sum_j exp(S_ij)
 //   backward: dV = P^T dO, dP = dO V^T, dS = P o (dP - rowsum(dO o O)), dQ = s dS K, dK = s dS^T Q
-// A query row with no visible key gets out row 0, lse = -inf and zero gradients, never NaN.
+//
+// Forward -> backward contract: the forward writes out and, per query row, RowStats {max, inv_sum}:
+// max = max_j S_ij, the forward's own rounded score, and inv_sum = 1 / sum_j exp(S_ij - max), the
+// factor the forward normalised with. The backward recomputes P_ij = exp(S_ij - max) * inv_sum. max
+// is one of the forward's own scores, so S_ij - max is exact near the top of a row, and inv_sum in
+// (0, 1] carries only its own rounding: nothing of the scores' size reaches P, whereas an lse
+// rounded to T carries an absolute error of ulp(|lse|) / 2 (5e-4 in float at |lse| = 1e4) into P.
+// lse_i = max - log(inv_sum) (RowStats::lse). Pass the backward the out and stats of the same
+// variant's forward with the same options: then its scores are bitwise the forward's.
+// Rows dominated by one key (inv_sum > 1/2) get that key's dS in a form without cancellation
+// (variants/kernels.hpp, "dominated rows"); the accuracy this buys is checked against LibTorch by
+// verify/tests/sdpa_accuracy_test.cpp.
+//
+// Rows without a key: a query that sees no key gets out row 0, stats {-inf, 0} (lse = -inf) and
+// contributes nothing to any gradient; its dq row is 0, never NaN, whatever its q and dout hold.
+// Non-finite inputs (NaN, +-inf) are another matter: every output that depends on a non-finite input
+// element is NaN, and exactly those (the same in every variant). "Depends" is structural: out_i and
+// stats_i depend on q_i and on k_j, v_j for every key j visible to query i (whether or not its
+// probability underflows to 0); the gradients follow the backward formulas above. Per query row i
+// with at least one visible key:
+//   - q_i or a visible k_j non-finite: out_i, stats_i NaN, and in backward dq_i and dk_j, dv_j of
+//     every visible j NaN (all d components);
+//   - otherwise a visible v_jc non-finite: out_ic NaN (component c only);
+//   - in backward, a non-finite stats_i acts like a non-finite q_i; a non-finite dout_i or out_i, or
+//     a visible non-finite v_j: dq_i and dk_j of every visible j NaN; and dv_jc NaN for every
+//     visible j where dout_ic is non-finite.
+// A hidden key never reaches query i, and a query that sees no key is untouched by its own q_i.
+// The kernels check their inputs for non-finite values (a pass over q, k, v, and out, stats, dout
+// in backward); when there are some they run on copies with those values set to 0, then write NaN
+// into exactly the dependent outputs. Finite inputs whose scores overflow T are not covered.
+//
 // Numerics: scores are shifted by their row max, so scores of +-1e4 neither overflow nor underflow.
-// The tiled backward passes recompute P = exp(S - lse) from the stored lse; in float that inherits
-// lse's rounding (ulp(|lse|) / 2 absolute, about 5e-4 when |lse| ~ 1e4), like FlashAttention.
 //
 // Variants (all accept every Mask, all give the same results up to rounding):
 //   naive    materialises S and P (O(Nq Nk) memory) in double; the algorithmic reference
 //   blocked  query strips of tile_q rows, scores and softmax of a whole strip with BLAS (O(tile_q Nk) memory)
-//   flash    FlashAttention-2: tiles of Q and K/V, online softmax, only lse kept; backward recomputes P
-//            from lse (O(tile_q tile_k) memory per thread); tiles the mask leaves empty are skipped
+//   flash    FlashAttention-2: tiles of Q and K/V, online softmax, only the row stats kept; backward
+//            recomputes P from them (O(tile_q tile_k) memory per thread); tiles the mask leaves empty are skipped
 //   sparse   block-sparse over the mask's block layout (block_size x block_size): empty blocks skipped,
 //            full blocks computed without element tests, the element mask only in partial blocks
 //
@@ -32,7 +60,9 @@
 // the offending values.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "variants/mask.hpp"
@@ -54,6 +84,21 @@ struct AttentionShape {
   std::int64_t head_dim = 1;  // d
 };
 
+// Per query row: what the backward needs, besides out, to recompute the forward's probabilities
+// P_ij = exp(S_ij - max) * inv_sum. A plain pair of T (an array of them is (B, H, Nq, 2) T).
+template <class T>
+struct RowStats {
+  T max = -std::numeric_limits<T>::infinity();  // max_j S_ij; -inf when the row sees no key
+  T inv_sum = 0;  // 1 / sum_j exp(S_ij - max), in (0, 1]; 0 when the row sees no key
+
+  // log sum_j exp(S_ij) = max - log(inv_sum), evaluated in double and rounded to T; -inf for a row
+  // that sees no key, NaN for a row that depends on a non-finite input.
+  T lse() const {
+    if (max == -std::numeric_limits<T>::infinity()) return max;
+    return static_cast<T>(static_cast<double>(max) - std::log(static_cast<double>(inv_sum)));
+  }
+};
+
 struct AttentionOptions {
   int threads = 0;             // OpenMP threads; 0 = omp_get_max_threads(); at most 1024
   std::int64_t tile_q = 0;     // blocked, flash: query rows per tile; 0 = the variant's default; at most 4096
@@ -61,29 +106,38 @@ struct AttentionOptions {
   std::int64_t block_size = 64;  // sparse: block side of the block layout, in [1, 4096]
 };
 
-// Fills out (B, H, Nq, d) and lse (B, H, Nq). scale is used as given (typically 1 / sqrt(d)) and
+// Fills out (B, H, Nq, d) and stats (B, H, Nq). scale is used as given (typically 1 / sqrt(d)) and
 // must be finite.
 template <class T>
 void attention_forward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                       const T* k, const T* v, T* out, T* lse, const AttentionOptions& options = {});
+                       const T* k, const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options = {});
 
 // Overwrites dq (B, H, Nq, d), dk and dv (B, H, Nk, d) with the gradients of sum(dout o out).
-// out and lse are the forward's results (the naive variant recomputes them and ignores both).
+// out and stats are the forward's results (the naive variant recomputes P and uses them only for
+// D = rowsum(dout o out) and the non-finite checks).
 template <class T>
 void attention_backward(Variant variant, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                        const T* k, const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
-                        const AttentionOptions& options = {});
+                        const T* k, const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk,
+                        T* dv, const AttentionOptions& options = {});
+
+// lse (B, H, Nq) <- stats[i].lse() for the `rows` = B H Nq rows of a forward's stats.
+template <class T>
+void lse_from_stats(std::int64_t rows, const RowStats<T>* stats, T* lse);
 
 extern template void attention_forward<float>(Variant, const AttentionShape&, const Mask&, float, const float*,
-                                              const float*, const float*, float*, float*, const AttentionOptions&);
+                                              const float*, const float*, float*, RowStats<float>*,
+                                              const AttentionOptions&);
 extern template void attention_forward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
-                                               const double*, const double*, double*, double*,
+                                               const double*, const double*, double*, RowStats<double>*,
                                                const AttentionOptions&);
 extern template void attention_backward<float>(Variant, const AttentionShape&, const Mask&, float, const float*,
-                                               const float*, const float*, const float*, const float*,
+                                               const float*, const float*, const float*, const RowStats<float>*,
                                                const float*, float*, float*, float*, const AttentionOptions&);
 extern template void attention_backward<double>(Variant, const AttentionShape&, const Mask&, double, const double*,
-                                                const double*, const double*, const double*, const double*,
-                                                const double*, double*, double*, double*, const AttentionOptions&);
+                                                const double*, const double*, const double*,
+                                                const RowStats<double>*, const double*, double*, double*, double*,
+                                                const AttentionOptions&);
+extern template void lse_from_stats<float>(std::int64_t, const RowStats<float>*, float*);
+extern template void lse_from_stats<double>(std::int64_t, const RowStats<double>*, double*);
 
 }  // namespace ped

@@ -5,7 +5,8 @@
 // union of its rows' extents), S = s Q_strip K[jlo:jhi]^T is one GEMM, the element mask sets hidden
 // pairs to -inf, an exact row softmax gives P, and O_strip = P V[jlo:jhi] is one GEMM.
 // Backward, two race-free passes:
-//   pass 1 per query strip: P = exp(S - lse), dP = dO V^T, dS = P o (dP - D), dQ_strip = s dS K;
+//   pass 1 per query strip: P = exp(S - max) * inv_sum (the forward's row stats), dP = dO V^T,
+//          dS = P o (dP - D) (the exact form for a dominated row's dominant entry), dQ_strip = s dS K;
 //   pass 2 per key strip j0 .. j0 + Bt: the same P, dS for the queries that see the strip, then
 //          dV_strip = P^T dO and dK_strip = s dS^T Q.
 // Memory O(Bt Nk) per thread in pass 1 and forward, O(Nq Bt) in pass 2.
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "variants/kernels.hpp"
+#include "variants/nonfinite.hpp"
 
 namespace ped {
 
@@ -50,15 +52,12 @@ KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std
   return r;
 }
 
-}  // namespace
-
 template <class T>
-void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                               const T* v, T* out, T* lse, const AttentionOptions& options) {
-  detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, lse, options);
+void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                     const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
-  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const std::int64_t bt = options.tile_q > 0 ? options.tile_q : kDefaultTile;
   const std::int64_t strips = detail::ceil_div(nq, bt);
   const int threads = detail::resolve_threads(options);
@@ -74,11 +73,11 @@ void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T 
       const std::int64_t rows = std::min(bt, nq - i0);
       const T* qs = q + x * qStrideBH + i0 * d;
       T* os = out + x * qStrideBH + i0 * d;
-      T* ls = lse + x * lseStrideBH + i0;
+      RowStats<T>* st = stats + x * nq + i0;
       const KeyInterval keys = strip_keys(ext, i0, i0 + rows);
       if (keys.lo >= keys.hi) {  // every row of the strip fully masked
         std::fill(os, os + rows * d, T{0});
-        std::fill(ls, ls + rows, -std::numeric_limits<T>::infinity());
+        std::fill(st, st + rows, RowStats<T>{});
         continue;
       }
       const std::int64_t w = keys.hi - keys.lo;
@@ -93,7 +92,7 @@ void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T 
         const T m = detail::row_max(row, w);
         if (m == -std::numeric_limits<T>::infinity()) {  // no visible key: -inf - (-inf) would be NaN
           std::fill(row, row + w, T{0});
-          ls[r] = m;
+          st[r] = RowStats<T>{};
           continue;
         }
         // P_r = exp(S_r - m) / sum; shifting by the row max keeps scores of +-1e4 from overflowing
@@ -101,7 +100,7 @@ void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T 
         const T inv = static_cast<T>(1.0 / sum);
 #pragma omp simd
         for (std::int64_t c = 0; c < w; ++c) row[c] *= inv;
-        ls[r] = static_cast<T>(static_cast<double>(m) + std::log(sum));
+        st[r] = RowStats<T>{m, inv};
       }
       // O_strip = P V[jlo:jhi]
       detail::gemm_nn(static_cast<int>(rows), static_cast<int>(d), static_cast<int>(w), T{1}, s, static_cast<int>(w),
@@ -111,14 +110,12 @@ void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T 
 }
 
 template <class T>
-void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                                const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
-                                const AttentionOptions& options) {
-  detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv,
-                              options);
+void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                      const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
+                      const AttentionOptions& options) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
-  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const std::int64_t bt = options.tile_q > 0 ? options.tile_q : kDefaultTile;
   const int threads = detail::resolve_threads(options);
   const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
@@ -127,11 +124,21 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
   // D (B, H, Nq) = rowsum(dO o O) = rowsum(dP o P)
   std::vector<T> dvec(static_cast<std::size_t>(bh * nq));
   detail::rowsum_dout_out(dout, out, bh * nq, d, dvec.data(), threads);
+  // Rows dominated by one key (variants/kernels.hpp): pass 1 sees whole rows, puts the candidates'
+  // dS in place and keeps them here, per (b, h, query strip), for pass 2 to put the same values in place.
+  const std::int64_t qstrips = detail::ceil_div(nq, bt);
+  const bool dominated = detail::any_dominated(stats, bh * nq);
+  std::vector<std::vector<detail::Candidate>> candidates(dominated ? static_cast<std::size_t>(bh * qstrips) : 0);
+  // Per (b, h, query) row, the key whose score pass 1 (the forward's own GEMM) found equal to the row
+  // max, -1 if none. Pass 2 computes its scores with GEMMs of other shapes, which OpenBLAS may round
+  // differently by an ulp; at that key exp(S - max) would then be 1 +- ulp(|S|) instead of exactly 1,
+  // a first-order error in the row's largest probability, so pass 2 sets that score to the max.
+  std::vector<std::int64_t> argmax(static_cast<std::size_t>(bh * nq), -1);
 
   // Pass 1: dQ by query strips.
-  const std::int64_t qstrips = detail::ceil_div(nq, bt);
 #pragma omp parallel num_threads(detail::team(threads, bh * qstrips))
   {
+    std::vector<detail::DominatedRow> rowstate;
     detail::Scratch<T> pbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));   // (Bt, Nk) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) dP, then dS
 #pragma omp for schedule(dynamic)
@@ -151,14 +158,34 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
       const T* dos = dout + x * qStrideBH + i0 * d;
       T* p = pbuf.data();
       T* ds = dpbuf.data();
-      // forward: S = s Q K^T + M, P = exp(S - lse)
+      // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum
       detail::gemm_nt(ir, iw, id, scale, q + x * qStrideBH + i0 * d, id, kx, id, T{0}, p, iw);
       detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, p, w);
-      detail::probs_from_lse(p, rows, w, w, lse + x * lseStrideBH + i0);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const T m = stats[x * nq + i0 + r].max;
+        if (m == -std::numeric_limits<T>::infinity()) continue;
+        const T* srow = p + r * w;
+        for (std::int64_t c = 0; c < w; ++c) {
+          if (srow[c] == m) {
+            argmax[x * nq + i0 + r] = keys.lo + c;
+            break;
+          }
+        }
+      }
+      detail::probs_from_stats(p, rows, w, w, stats + x * nq + i0);
       // forward: O = P V  =>  dP = dO V^T
       detail::gemm_nt(ir, iw, id, T{1}, dos, id, vx, id, T{0}, ds, iw);
-      // forward: P = softmax_rows(S)  =>  dS = P o (dP - D)
-      detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+      // forward: P = softmax_rows(S)  =>  dS = P o (dP - D); a dominated row's candidate: exact form
+      if (dominated) {
+        std::vector<detail::Candidate>& found = candidates[unit];
+        rowstate.assign(static_cast<std::size_t>(rows), detail::DominatedRow{});
+        detail::dominated_scan(p, ds, rows, w, w, i0, keys.lo, stats + x * nq + i0, rowstate.data(), found);
+        detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+        detail::dominated_finish(found, i0, rowstate.data(), dvec.data() + x * nq + i0);
+        detail::dominated_put(found, i0, rows, keys.lo, w, ds, w);
+      } else {
+        detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+      }
       // forward: S = s Q K^T  =>  dQ = s dS K
       detail::gemm_nn(ir, id, iw, scale, ds, iw, kx, id, T{0}, dqs, id);
     }
@@ -195,26 +222,60 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
       const T* dos = dout + x * qStrideBH + ilo * d;
       T* p = pbuf.data();
       T* ds = dpbuf.data();
-      // forward: S = s Q K^T + M, P = exp(S - lse)   (rows, cols)
+      // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum   (rows, cols)
       detail::gemm_nt(ir, ic, id, scale, qs, id, k + x * kStrideBH + j0 * d, id, T{0}, p, ic);
       detail::mask_tile(mask, ilo, rows, j0, cols, nq, nk, p, cols);
-      detail::probs_from_lse(p, rows, cols, cols, lse + x * lseStrideBH + ilo);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t top = argmax[x * nq + ilo + r];
+        if (top >= j0 && top < j0 + cols) p[r * cols + top - j0] = stats[x * nq + ilo + r].max;
+      }
+      detail::probs_from_stats(p, rows, cols, cols, stats + x * nq + ilo);
       // forward: O = P V  =>  dV = P^T dO
       detail::gemm_tn(ic, id, ir, T{1}, p, ic, dos, id, T{0}, dvs, id);
       // dP = dO V^T, dS = P o (dP - D)
       detail::gemm_nt(ir, ic, id, T{1}, dos, id, v + x * kStrideBH + j0 * d, id, T{0}, ds, ic);
       detail::softmax_grad(p, ds, rows, cols, cols, dvec.data() + x * nq + ilo);
+      if (dominated) {
+        for (std::int64_t strip = ilo / bt; strip * bt < ihi; ++strip) {
+          detail::dominated_put(candidates[x * qstrips + strip], ilo, rows, j0, cols, ds, cols);
+        }
+      }
       // forward: S = s Q K^T  =>  dK = s dS^T Q
       detail::gemm_tn(ic, id, ir, scale, ds, ic, qs, id, T{0}, dks, id);
     }
   }
 }
 
-#define PED_INSTANTIATE(T)                                                                                          \
-  template void blocked_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
-                                             T*, T*, const AttentionOptions&);                                       \
-  template void blocked_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
-                                              const T*, const T*, const T*, T*, T*, T*, const AttentionOptions&);
+}  // namespace
+
+template <class T>
+void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                               const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
+  detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
+  detail::forward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
+        blocked_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+      });
+}
+
+template <class T>
+void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                                const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk,
+                                T* dv, const AttentionOptions& options) {
+  detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
+                              options);
+  detail::backward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
+      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
+        blocked_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options);
+      });
+}
+
+#define PED_INSTANTIATE(T)                                                                                            \
+  template void blocked_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*, \
+                                             RowStats<T>*, const AttentionOptions&);                                  \
+  template void blocked_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
+                                              const T*, const RowStats<T>*, const T*, T*, T*, T*, const AttentionOptions&);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

@@ -8,15 +8,15 @@
 
 namespace ped {
 
-// out (B, H, Nq, d), lse (B, H, Nq) <- attention of q (B, H, Nq, d) over k, v (B, H, Nk, d).
+// out (B, H, Nq, d), stats (B, H, Nq) <- attention of q (B, H, Nq, d) over k, v (B, H, Nk, d).
 template <class T>
 void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                            const T* v, T* out, T* lse, const AttentionOptions& options = {});
+                            const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options = {});
 
 // dq (B, H, Nq, d), dk, dv (B, H, Nk, d) <- gradients of sum(dout o out); overwritten, not accumulated.
 template <class T>
 void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                             const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                             const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                              const AttentionOptions& options = {});
 
 }  // namespace ped

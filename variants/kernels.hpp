@@ -17,6 +17,7 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "variants/attention.hpp"
 #include "variants/common.hpp"
@@ -28,11 +29,12 @@ namespace ped::detail {
 // Validates sizes, product overflow, pointers, scale, options and mask for a forward call.
 template <class T>
 void check_forward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                        const T* k, const T* v, const T* out, const T* lse, const AttentionOptions& options);
+                        const T* k, const T* v, const T* out, const RowStats<T>* stats,
+                        const AttentionOptions& options);
 // Same, plus dout, dq, dk, dv.
 template <class T>
 void check_backward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                         const T* k, const T* v, const T* out, const T* lse, const T* dout, const T* dq,
+                         const T* k, const T* v, const T* out, const RowStats<T>* stats, const T* dout, const T* dq,
                          const T* dk, const T* dv, const AttentionOptions& options);
 
 inline int resolve_threads(const AttentionOptions& o) { return o.threads > 0 ? o.threads : omp_get_max_threads(); }
@@ -220,19 +222,19 @@ void rowsum_dout_out(const T* dout, const T* out, std::int64_t rows, std::int64_
   }
 }
 
-// P (rows, w) <- exp(S - lse) row by row; a row with lse = -inf is set to 0
-// (-inf - (-inf) would be NaN).
+// P (rows, w) <- exp(S - max) * inv_sum row by row, the forward's own normalisation (RowStats); a
+// row that sees no key (max = -inf) is set to 0 (-inf - (-inf) would be NaN).
 template <class T>
-void probs_from_lse(T* s, std::int64_t rows, std::int64_t w, std::int64_t lds, const T* lse) {
+void probs_from_stats(T* s, std::int64_t rows, std::int64_t w, std::int64_t lds, const RowStats<T>* stats) {
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = s + r * lds;
-    const T l = lse[r];
-    if (l == -std::numeric_limits<T>::infinity()) {
+    const T m = stats[r].max, inv = stats[r].inv_sum;
+    if (m == -std::numeric_limits<T>::infinity()) {
       std::fill(row, row + w, T{0});
       continue;
     }
 #pragma omp simd
-    for (std::int64_t c = 0; c < w; ++c) row[c] = exp_nonpositive(row[c] - l);
+    for (std::int64_t c = 0; c < w; ++c) row[c] = exp_nonpositive(row[c] - m) * inv;
   }
 }
 
@@ -245,6 +247,110 @@ void softmax_grad(const T* p, T* dp, std::int64_t rows, std::int64_t w, std::int
     const T dr = dvec[r];
 #pragma omp simd
     for (std::int64_t c = 0; c < w; ++c) row[c] = prow[c] * (row[c] - dr);
+  }
+}
+
+// ---- dominated rows ------------------------------------------------------------------------------
+
+// A row whose inv_sum exceeds 1/2 is dominated by one key j*: P_ij* > 1/2 (P_ij <= inv_sum for every
+// key, and with the forward's own scores only the key at the row max has exp(S - max) = 1). There
+//   dS_ij* = P_ij* (dP_ij* - D_i),  D_i = sum_k P_ik dP_ik = dO_i . O_i
+// is a cancellation: dP_ij* and D_i agree to within (1 - P_ij*) |dP|, but dP_ij* comes from a GEMM and
+// D_i from a dot product with the forward's O, rounded separately, so their difference holds a few
+// ulp(|dP|) of noise where the true value is (1 - P_ij*) |dP|: a relative error ~ eps / (1 - P_ij*),
+// unbounded as the row saturates, which dQ_i and dK_j* inherit. With 1 - P_ij* = sum_{k != j*} P_ik,
+//   dS_ij* = P_ij* (dP_ij* B_i - A_i),  A_i = sum_{k != j*} P_ik dP_ik,  B_i = sum_{k != j*} P_ik
+// has no cancellation beyond the problem's own. The other entries of the row keep softmax_grad's
+// value: their error is relative to P_ik |dP|, the size of the entry itself.
+// A candidate is an entry with P_ij > 1/2 in a row with inv_sum > 1/2. A row with exactly one gets
+// the exact form; a row with several (possible only through rounding ties, or with stats that are
+// not the forward's own) keeps softmax_grad's value P_ij (dP_ij - D_i) for each of them.
+
+// A_i and B_i of one row, summed over its non-candidate entries, and its candidate count.
+struct DominatedRow {
+  double a = 0, b = 0;
+  std::int64_t candidates = 0;
+};
+
+struct Candidate {
+  std::int64_t row;  // query index within the (b, h) slice
+  std::int64_t key;  // key index within the (b, h) slice
+  double p, dp;      // P_ij, dP_ij
+  double ds = 0;     // the dS_ij every gradient uses, once the row is complete
+};
+
+// True when some row of stats (n rows) is dominated (inv_sum > 1/2): only then is any of this needed.
+template <class T>
+bool any_dominated(const RowStats<T>* stats, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (stats[i].inv_sum > T{0.5}) return true;
+  }
+  return false;
+}
+
+// Before softmax_grad, for a (rows, w) tile of P and dP (row offset ld) of query rows i0 .. and keys
+// j0 ..: adds the tile's non-candidate terms to A_i, B_i (state: the tile's rows) and appends its
+// candidates in row-major order.
+template <class T>
+void dominated_scan(const T* p, const T* dp, std::int64_t rows, std::int64_t w, std::int64_t ld, std::int64_t i0,
+                    std::int64_t j0, const RowStats<T>* stats, DominatedRow* state, std::vector<Candidate>& found) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    if (!(stats[r].inv_sum > T{0.5})) continue;
+    const T* prow = p + r * ld;
+    const T* dprow = dp + r * ld;
+    double a = 0, b = 0;
+    for (std::int64_t c = 0; c < w; ++c) {
+      if (prow[c] > T{0.5}) {
+        ++state[r].candidates;
+        found.push_back({i0 + r, j0 + c, static_cast<double>(prow[c]), static_cast<double>(dprow[c])});
+        continue;
+      }
+      a += static_cast<double>(prow[c]) * static_cast<double>(dprow[c]);
+      b += static_cast<double>(prow[c]);
+    }
+    state[r].a += a;
+    state[r].b += b;
+  }
+}
+
+// Once the candidates' rows are complete: their dS (state indexed by row - i0, dvec by row - i0,
+// the D of those rows). Sorted by (row, key), whatever order the tiles found them in.
+template <class T>
+void dominated_finish(std::vector<Candidate>& found, std::int64_t i0, const DominatedRow* state, const T* dvec) {
+  std::stable_sort(found.begin(), found.end(), [](const Candidate& x, const Candidate& y) {
+    return x.row != y.row ? x.row < y.row : x.key < y.key;
+  });
+  for (Candidate& c : found) {
+    const DominatedRow& st = state[c.row - i0];
+    if (st.candidates == 1) {
+      c.ds = c.p * (c.dp * st.b - st.a);
+    } else {
+      // softmax_grad's value, in T as it computes it
+      const T p = static_cast<T>(c.p), dp = static_cast<T>(c.dp);
+      c.ds = static_cast<double>(p * (dp - dvec[c.row - i0]));
+    }
+  }
+}
+
+// dS[row - i0, key - j0] <- the candidate's dS for the candidates inside a (rows, w) tile (ld).
+template <class T>
+void dominated_put(const std::vector<Candidate>& found, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                   std::int64_t w, T* ds, std::int64_t ld) {
+  for (const Candidate& c : found) {
+    if (c.row < i0 || c.row >= i0 + rows || c.key < j0 || c.key >= j0 + w) continue;
+    ds[(c.row - i0) * ld + (c.key - j0)] = static_cast<T>(c.ds);
+  }
+}
+
+// dq_i += s dS_ij* k_j* for each candidate (rows in order): the dQ term the tiles left out.
+// dq (Nq, d) and k (Nk, d) of the slice.
+template <class T>
+void dominated_add_dq(const std::vector<Candidate>& found, std::int64_t d, T scale, const T* k, T* dq) {
+  for (const Candidate& c : found) {
+    const T g = static_cast<T>(c.ds) * scale;
+    const T* kj = k + c.key * d;
+    T* dqi = dq + c.row * d;
+    for (std::int64_t e = 0; e < d; ++e) dqi[e] += g * kj[e];
   }
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "variants/kernels.hpp"
+#include "variants/nonfinite.hpp"
 
 namespace ped {
 
@@ -24,11 +25,12 @@ int slice_team(int threads, std::int64_t nq, std::int64_t nk, std::int64_t d) {
   return detail::team(threads, nq * nk * d >> 18);
 }
 
-// Row i of P (Nq, Nk) <- softmax(s q_i K^T + M_i) for one (b, h); returns lse_i. A row without a
-// visible key gets P = 0 and lse = -inf.
+// Row i of P (Nq, Nk) <- softmax(s q_i K^T + M_i) for one (b, h); returns its statistics
+// {max_j S_ij, 1 / sum_j exp(S_ij - max)} rounded to T. A row without a visible key gets P = 0 and
+// {-inf, 0}.
 template <class T>
-Acc probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, std::int64_t nk, std::int64_t d, T scale,
-                    const T* q, const T* k, Acc* prow) {
+RowStats<T> probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, std::int64_t nk, std::int64_t d,
+                            T scale, const T* q, const T* k, Acc* prow) {
   const T* qi = q + i * d;
   Acc m = kNegInf;
   for (std::int64_t j = 0; j < nk; ++j) {
@@ -44,7 +46,7 @@ Acc probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, std::int6
   }
   if (m == kNegInf) {  // no visible key: exp(-inf - (-inf)) would be NaN, so the row is set to 0
     std::fill(prow, prow + nk, Acc{0});
-    return kNegInf;
+    return {};
   }
   Acc sum = 0;
   for (std::int64_t j = 0; j < nk; ++j) {
@@ -52,15 +54,12 @@ Acc probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, std::int6
     sum += prow[j];
   }
   for (std::int64_t j = 0; j < nk; ++j) prow[j] /= sum;
-  return m + std::log(sum);
+  return {static_cast<T>(m), static_cast<T>(1 / sum)};
 }
 
-}  // namespace
-
 template <class T>
-void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                             const T* v, T* out, T* lse, const AttentionOptions& options) {
-  detail::check_forward_args("naive_attention_forward", shape, mask, scale, q, k, v, out, lse, options);
+void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v, T* out,
+                   RowStats<T>* stats, const AttentionOptions& options) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;  // elements per (b, h) slice
@@ -77,7 +76,7 @@ void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
 #pragma omp for schedule(static)
       for (std::int64_t i = 0; i < nq; ++i) {
         Acc* prow = p.data() + i * nk;
-        lse[x * nq + i] = static_cast<T>(probability_row(mask, i, nq, nk, d, scale, qx, kx, prow));
+        stats[x * nq + i] = probability_row(mask, i, nq, nk, d, scale, qx, kx, prow);
         // O_i = sum_j P_ij v_j
         std::fill(o.begin(), o.end(), Acc{0});
         for (std::int64_t j = 0; j < nk; ++j) {
@@ -94,11 +93,8 @@ void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
 }
 
 template <class T>
-void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                              const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
-                              const AttentionOptions& options) {
-  detail::check_backward_args("naive_attention_backward", shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv,
-                              options);
+void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v,
+                    const T* dout, T* dq, T* dk, T* dv, const AttentionOptions& options) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -179,11 +175,37 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   }
 }
 
+}  // namespace
+
+template <class T>
+void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                             const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
+  detail::check_forward_args("naive_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
+  detail::forward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
+        naive_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+      });
+}
+
+template <class T>
+void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                              const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk,
+                              T* dv, const AttentionOptions& options) {
+  detail::check_backward_args("naive_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
+                              options);
+  detail::backward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
+      [&](const T* qf, const T* kf, const T* vf, const T*, const RowStats<T>*, const T* gf) {
+        naive_backward(shape, mask, scale, qf, kf, vf, gf, dq, dk, dv, options);
+      });
+}
+
 #define PED_INSTANTIATE(T)                                                                                        \
   template void naive_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
-                                           T*, T*, const AttentionOptions&);                                       \
+                                           T*, RowStats<T>*, const AttentionOptions&);                             \
   template void naive_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
-                                            const T*, const T*, const T*, T*, T*, T*, const AttentionOptions&);
+                                            const T*, const RowStats<T>*, const T*, T*, T*, T*,                    \
+                                            const AttentionOptions&);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

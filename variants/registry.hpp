@@ -20,11 +20,11 @@
 namespace ped {
 
 // The row statistics a forward hands to its backward, one per query row (B, H, Nq), in the form
-// attention.hpp's kernels keep them: lse_i = log sum_j exp(S_ij), -inf for a row that sees no key,
-// in the kernel's dtype. Code that keeps them in another form (the plugin ABI's float64 lse)
-// converts at its boundary; this alias is the one place that names the in-tree form.
+// attention.hpp's kernels keep them: RowStats<T> {max, inv_sum}, whose lse() is log sum_j exp(S_ij)
+// (-inf for a row that sees no key). Code that keeps them in another form (the plugin ABI's float64
+// lse) converts at its boundary; this alias is the one place that names the in-tree form.
 template <class T>
-using RowStatistic = T;
+using RowStatistic = RowStats<T>;
 
 template <class T>
 using AttentionForwardFn =

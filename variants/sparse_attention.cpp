@@ -8,33 +8,43 @@
 #include "variants/sparse_attention.hpp"
 
 #include "variants/kernels.hpp"
+#include "variants/nonfinite.hpp"
 #include "variants/tiled_attention.hpp"
 
 namespace ped {
 
 template <class T>
 void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                              const T* v, T* out, T* lse, const AttentionOptions& options) {
-  detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, lse, options);
-  detail::tiled_attention_forward(shape, mask, scale, q, k, v, out, lse, options.block_size, options.block_size,
-                                  detail::resolve_threads(options));
+                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
+  detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
+  const int threads = detail::resolve_threads(options);
+  detail::forward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, threads, [&](const T* qf, const T* kf, const T* vf) {
+        detail::tiled_attention_forward(shape, mask, scale, qf, kf, vf, out, stats, options.block_size,
+                                        options.block_size, threads);
+      });
 }
 
 template <class T>
 void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                               const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                                const AttentionOptions& options) {
-  detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv,
+  detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::tiled_attention_backward(shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options.block_size,
-                                   options.block_size, detail::resolve_threads(options));
+  const int threads = detail::resolve_threads(options);
+  detail::backward_with_nonfinite(
+      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, threads,
+      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
+        detail::tiled_attention_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options.block_size,
+                                         options.block_size, threads);
+      });
 }
 
-#define PED_INSTANTIATE(T)                                                                                         \
-  template void sparse_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,    \
-                                            T*, T*, const AttentionOptions&);                                       \
-  template void sparse_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
-                                             const T*, const T*, const T*, T*, T*, T*, const AttentionOptions&);
+#define PED_INSTANTIATE(T)                                                                                            \
+  template void sparse_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,  \
+                                            RowStats<T>*, const AttentionOptions&);                                   \
+  template void sparse_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,     \
+                                             const T*, const RowStats<T>*, const T*, T*, T*, T*, const AttentionOptions&);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

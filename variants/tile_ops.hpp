@@ -1,8 +1,8 @@
 // One (query tile, key tile) step of the tiled attention kernels, shared by flash and sparse
 // (internal, not installed). B batch, H heads, Nq/Nk query/key tokens, d head dim, s scale;
 // a tile is rows queries i0 .. i0 + rows by cols keys j0 .. j0 + cols. All buffers row-major:
-//   qi, doi (rows, d)   kj, vj (cols, d)   s, ds scratch (rows, cols)   acc (rows, d)
-//   m (rows) running max, l (rows) running sum, lse_i, d_i (rows)
+//   qi (rows, d)   kj, vj (cols, d)   s scratch (rows, cols)   acc (rows, d)
+//   m (rows) running max, l (rows) running sum, stats_i, d_i (rows)
 #pragma once
 
 #include <limits>
@@ -50,42 +50,76 @@ void forward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t
   gemm_nn(ir, id, ic, T{1}, s, ic, vj, id, T{1}, acc, id);
 }
 
-// out_i = acc / l, lse_i = m + log(l); a row that saw no visible key (l == 0) gets out 0, lse -inf.
+// out_i = acc / l, stats_i = {m, 1 / l}; a row that saw no visible key (l == 0) gets out 0, stats
+// {-inf, 0}.
 template <class T>
-void forward_finish(std::int64_t rows, std::int64_t d, const T* m, const double* l, T* acc, T* lse_i) {
+void forward_finish(std::int64_t rows, std::int64_t d, const T* m, const double* l, T* acc, RowStats<T>* stats_i) {
   for (std::int64_t r = 0; r < rows; ++r) {
     T* a = acc + r * d;
     if (l[r] == 0) {
       std::fill(a, a + d, T{0});
-      lse_i[r] = -std::numeric_limits<T>::infinity();
+      stats_i[r] = RowStats<T>{};
       continue;
     }
     const T inv = static_cast<T>(1.0 / l[r]);
 #pragma omp simd
     for (std::int64_t c = 0; c < d; ++c) a[c] *= inv;
-    lse_i[r] = static_cast<T>(static_cast<double>(m[r]) + std::log(l[r]));
+    stats_i[r] = RowStats<T>{m[r], inv};
   }
 }
 
-// Backward step of one tile, accumulating into whichever of dq_i (rows, d), dk_j, dv_j (cols, d)
-// is non-null (the others are not needed by the caller's pass):
-//   forward: S = s Q K^T + M, P = exp(S - lse)  (P recomputed from lse)
+// The tile's slice of every backward operand, offset to its rows i0 .. and keys j0 ..:
+// q, dout, dq (rows, d), k, v, dk, dv (cols, d), stats and D (rows).
+template <class T>
+struct TileArgs {
+  const T* q;
+  const T* k;
+  const T* v;
+  const T* dout;
+  const RowStats<T>* stats;
+  const T* dvec;
+  T* dq;
+  T* dk;
+  T* dv;
+};
+
+// Dominated-row handling of one tile (variants/kernels.hpp), selected by which members are set:
+// state and found in the pass that computes dQ row by row (A_i, B_i added up, candidates noted and
+// left out of the tile's dS), put in the pass that computes dK and dV (the candidates' final dS).
+struct DominatedHooks {
+  DominatedRow* state = nullptr;             // the tile's rows
+  std::vector<Candidate>* found = nullptr;
+  const std::vector<Candidate>* put = nullptr;
+};
+
+// Backward step of one tile, accumulating into dq (want_dq) and into dk, dv (want_dkv):
+//   forward: S = s Q K^T + M, P = exp(S - max) * inv_sum  (P recomputed from the row stats)
 //   forward: O = P V                =>  dV_j += P^T dO_i,  dP = dO_i V_j^T
 //   forward: P = softmax_rows(S)    =>  dS = P o (dP - D),  D = rowsum(dO o O)
 //   forward: S = s Q K^T            =>  dK_j += s dS^T Q_i,  dQ_i += s dS K_j
 template <class T>
 void backward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t nk, std::int64_t d, T scale,
-                   const T* qi, const T* kj, const T* vj, const T* doi, const T* lse_i, const T* d_i, T* p, T* ds,
-                   T* dq_i, T* dk_j, T* dv_j) {
+                   const TileArgs<T>& a, T* p, T* ds, bool want_dq, bool want_dkv, const DominatedHooks& hooks) {
   const int ir = static_cast<int>(t.rows), ic = static_cast<int>(t.cols), id = static_cast<int>(d);
-  gemm_nt(ir, ic, id, scale, qi, id, kj, id, T{0}, p, ic);
+  gemm_nt(ir, ic, id, scale, a.q, id, a.k, id, T{0}, p, ic);
   if (t.kind == BlockKind::partial) mask_tile(mask, t.i0, t.rows, t.j0, t.cols, nq, nk, p, t.cols);
-  probs_from_lse(p, t.rows, t.cols, t.cols, lse_i);
-  if (dv_j != nullptr) gemm_tn(ic, id, ir, T{1}, p, ic, doi, id, T{1}, dv_j, id);
-  gemm_nt(ir, ic, id, T{1}, doi, id, vj, id, T{0}, ds, ic);
-  softmax_grad(p, ds, t.rows, t.cols, t.cols, d_i);
-  if (dk_j != nullptr) gemm_tn(ic, id, ir, scale, ds, ic, qi, id, T{1}, dk_j, id);
-  if (dq_i != nullptr) gemm_nn(ir, id, ic, scale, ds, ic, kj, id, T{1}, dq_i, id);
+  probs_from_stats(p, t.rows, t.cols, t.cols, a.stats);
+  if (want_dkv) gemm_tn(ic, id, ir, T{1}, p, ic, a.dout, id, T{1}, a.dv, id);
+  gemm_nt(ir, ic, id, T{1}, a.dout, id, a.v, id, T{0}, ds, ic);
+  const std::size_t first_new = hooks.found != nullptr ? hooks.found->size() : 0;
+  if (hooks.state != nullptr) {
+    dominated_scan(p, ds, t.rows, t.cols, t.cols, t.i0, t.j0, a.stats, hooks.state, *hooks.found);
+  }
+  softmax_grad(p, ds, t.rows, t.cols, t.cols, a.dvec);
+  if (hooks.found != nullptr) {
+    for (std::size_t e = first_new; e < hooks.found->size(); ++e) {
+      const Candidate& c = (*hooks.found)[e];
+      ds[(c.row - t.i0) * t.cols + (c.key - t.j0)] = T{0};  // added to dQ once the row is complete
+    }
+  }
+  if (hooks.put != nullptr) dominated_put(*hooks.put, t.i0, t.rows, t.j0, t.cols, ds, t.cols);
+  if (want_dkv) gemm_tn(ic, id, ir, scale, ds, ic, a.q, id, T{1}, a.dk, id);
+  if (want_dq) gemm_nn(ir, id, ic, scale, ds, ic, a.k, id, T{1}, a.dq, id);
 }
 
 }  // namespace ped::detail

@@ -10,10 +10,11 @@ namespace ped::detail {
 
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                             const T* v, T* out, T* lse, std::int64_t tile_q, std::int64_t tile_k, int threads) {
+                             const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
+                             int threads) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
-  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const BlockLayout layout = mask.block_layout(nq, nk, tile_q, tile_k);
   const std::int64_t bq = std::min(tile_q, nq), bk = std::min(tile_k, nk);  // scratch extents
   BlasSingleThreaded blas1;
@@ -37,18 +38,18 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
         forward_tile(mask, t, nq, nk, d, scale, q + x * qStrideBH + i0 * d, k + x * kStrideBH + j0 * d,
                              v + x * kStrideBH + j0 * d, sbuf.data(), m.data(), l.data(), acc);
       }
-      forward_finish(rows, d, m.data(), l.data(), acc, lse + x * lseStrideBH + i0);
+      forward_finish(rows, d, m.data(), l.data(), acc, stats + x * nq + i0);
     }
   }
 }
 
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                              const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                              const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                               std::int64_t tile_q, std::int64_t tile_k, int threads) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
-  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d, lseStrideBH = nq;
+  const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const BlockLayout layout = mask.block_layout(nq, nk, tile_q, tile_k);
   const std::int64_t bq = std::min(tile_q, nq), bk = std::min(tile_k, nk);  // scratch extents
   BlasSingleThreaded blas1;
@@ -56,13 +57,55 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   std::vector<T> dvec(static_cast<std::size_t>(bh * nq));  // D (B, H, Nq) = rowsum(dO o O)
   rowsum_dout_out(dout, out, bh * nq, d, dvec.data(), threads);
 
-  auto block = [&](std::int64_t x, std::int64_t br, std::int64_t bc, T* p, T* ds, bool want_dq, bool want_dkv) {
+  // Slices holding a dominated row (variants/kernels.hpp) take the two-pass order whatever the
+  // threads: the row pass finds the candidates, leaves them out of dQ's tile products and adds their
+  // exact dS once the row is complete; the column pass puts the same dS in place for dK.
+  std::vector<std::uint8_t> slice_dominated(static_cast<std::size_t>(bh));
+  for (std::int64_t x = 0; x < bh; ++x) slice_dominated[x] = any_dominated(stats + x * nq, nq);
+  std::vector<std::vector<Candidate>> candidates(static_cast<std::size_t>(bh * layout.rows));  // per (b, h, tile row)
+
+  auto tile_of = [&](std::int64_t br, std::int64_t bc) {
     const std::int64_t i0 = br * tile_q, j0 = bc * tile_k;
-    const Tile t{i0, std::min(tile_q, nq - i0), j0, std::min(tile_k, nk - j0), layout.at(br, bc)};
-    const std::int64_t qo = x * qStrideBH + i0 * d, ko = x * kStrideBH + j0 * d;
-    backward_tile(mask, t, nq, nk, d, scale, q + qo, k + ko, v + ko, dout + qo, lse + x * lseStrideBH + i0,
-                          dvec.data() + x * nq + i0, p, ds, want_dq ? dq + qo : nullptr, want_dkv ? dk + ko : nullptr,
-                          want_dkv ? dv + ko : nullptr);
+    return Tile{i0, std::min(tile_q, nq - i0), j0, std::min(tile_k, nk - j0), layout.at(br, bc)};
+  };
+  auto args = [&](std::int64_t x, const Tile& t) {
+    const std::int64_t qo = x * qStrideBH + t.i0 * d, ko = x * kStrideBH + t.j0 * d;
+    return TileArgs<T>{q + qo, k + ko, v + ko, dout + qo, stats + x * nq + t.i0, dvec.data() + x * nq + t.i0,
+                       dq + qo, dk + ko, dv + ko};
+  };
+  // dQ of one (b, h, tile row), over its non-empty tiles left to right.
+  auto row_unit = [&](std::int64_t x, std::int64_t br, T* p, T* ds, std::vector<DominatedRow>& rowstate) {
+    const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
+    std::fill(dq + x * qStrideBH + i0 * d, dq + x * qStrideBH + (i0 + rows) * d, T{0});
+    std::vector<Candidate>& found = candidates[x * layout.rows + br];
+    found.clear();
+    DominatedHooks hooks;
+    if (slice_dominated[x]) {
+      rowstate.assign(static_cast<std::size_t>(rows), DominatedRow{});
+      hooks.state = rowstate.data();
+      hooks.found = &found;
+    }
+    for (std::int64_t e = layout.row_ptr[br]; e < layout.row_ptr[br + 1]; ++e) {
+      const Tile t = tile_of(br, layout.col_index[e]);
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, true, false, hooks);
+    }
+    if (slice_dominated[x]) {
+      dominated_finish(found, i0, rowstate.data(), dvec.data() + x * nq + i0);
+      dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
+    }
+  };
+  // dK, dV of one (b, h, tile column), over its non-empty tiles top to bottom.
+  auto column_unit = [&](std::int64_t x, std::int64_t bc, T* p, T* ds) {
+    const std::int64_t j0 = bc * tile_k, cols = std::min(tile_k, nk - j0);
+    std::fill(dk + x * kStrideBH + j0 * d, dk + x * kStrideBH + (j0 + cols) * d, T{0});
+    std::fill(dv + x * kStrideBH + j0 * d, dv + x * kStrideBH + (j0 + cols) * d, T{0});
+    for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
+      const std::int64_t br = layout.row_index[e];
+      const Tile t = tile_of(br, bc);
+      DominatedHooks hooks;
+      if (slice_dominated[x]) hooks.put = &candidates[x * layout.rows + br];
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks);
+    }
   };
 
   const bool one_pass = threads == 1 || bh >= 2 * static_cast<std::int64_t>(threads);
@@ -71,14 +114,22 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     {
       Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
+      std::vector<DominatedRow> rowstate;
 #pragma omp for schedule(dynamic)
       for (std::int64_t x = 0; x < bh; ++x) {
+        if (slice_dominated[x]) {
+          for (std::int64_t br = 0; br < layout.rows; ++br) row_unit(x, br, pbuf.data(), dsbuf.data(), rowstate);
+          for (std::int64_t bc = 0; bc < layout.cols; ++bc) column_unit(x, bc, pbuf.data(), dsbuf.data());
+          continue;
+        }
         std::fill(dq + x * qStrideBH, dq + (x + 1) * qStrideBH, T{0});
         std::fill(dk + x * kStrideBH, dk + (x + 1) * kStrideBH, T{0});
         std::fill(dv + x * kStrideBH, dv + (x + 1) * kStrideBH, T{0});
         for (std::int64_t bc = 0; bc < layout.cols; ++bc) {
           for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
-            block(x, layout.row_index[e], bc, pbuf.data(), dsbuf.data(), true, true);
+            const Tile t = tile_of(layout.row_index[e], bc);
+            backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true,
+                          DominatedHooks{});
           }
         }
       }
@@ -90,35 +141,26 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   {
     Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));
     Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));
-    // Pass A: dK, dV per (b, h, block column).
-#pragma omp for schedule(dynamic)
-    for (std::int64_t unit = 0; unit < bh * layout.cols; ++unit) {
-      const std::int64_t x = unit / layout.cols, bc = unit % layout.cols;
-      const std::int64_t j0 = bc * tile_k, cols = std::min(tile_k, nk - j0);
-      std::fill(dk + x * kStrideBH + j0 * d, dk + x * kStrideBH + (j0 + cols) * d, T{0});
-      std::fill(dv + x * kStrideBH + j0 * d, dv + x * kStrideBH + (j0 + cols) * d, T{0});
-      for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
-        block(x, layout.row_index[e], bc, pbuf.data(), dsbuf.data(), false, true);
-      }
-    }
-    // Pass B: dQ per (b, h, block row).
+    std::vector<DominatedRow> rowstate;
+    // Pass A: dQ per (b, h, tile row).
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.rows; ++unit) {
-      const std::int64_t x = unit / layout.rows, br = unit % layout.rows;
-      const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
-      std::fill(dq + x * qStrideBH + i0 * d, dq + x * qStrideBH + (i0 + rows) * d, T{0});
-      for (std::int64_t e = layout.row_ptr[br]; e < layout.row_ptr[br + 1]; ++e) {
-        block(x, br, layout.col_index[e], pbuf.data(), dsbuf.data(), true, false);
-      }
+      row_unit(unit / layout.rows, unit % layout.rows, pbuf.data(), dsbuf.data(), rowstate);
+    }
+    // Pass B: dK, dV per (b, h, tile column), after every row's candidates are known.
+#pragma omp for schedule(dynamic)
+    for (std::int64_t unit = 0; unit < bh * layout.cols; ++unit) {
+      column_unit(unit / layout.cols, unit % layout.cols, pbuf.data(), dsbuf.data());
     }
   }
 }
 
-#define PED_INSTANTIATE(T)                                                                                      \
-  template void tiled_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*, \
-                                           T*, std::int64_t, std::int64_t, int);                                  \
-  template void tiled_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,   \
-                                            const T*, const T*, const T*, T*, T*, T*, std::int64_t, std::int64_t, int);
+#define PED_INSTANTIATE(T)                                                                                            \
+  template void tiled_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,   \
+                                           RowStats<T>*, std::int64_t, std::int64_t, int);                            \
+  template void tiled_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,      \
+                                            const T*, const RowStats<T>*, const T*, T*, T*, T*, std::int64_t,         \
+                                            std::int64_t, int);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

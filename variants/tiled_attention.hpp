@@ -5,17 +5,20 @@
 // tile row and per tile column (CSR): empty tiles are never visited, full tiles take no element test,
 // partial tiles apply the element mask. The per-tile math is in variants/tile_ops.hpp.
 // Forward: parallel over (b, h, tile row), walking that row's non-empty tiles left to right with an
-// online softmax that accumulates straight into the out rows; only lse is kept.
-// Backward: D = rowsum(dO o O), then per tile P = exp(s Q K^T - lse) is recomputed and
+// online softmax that accumulates straight into the out rows; only the row stats are kept.
+// Backward: D = rowsum(dO o O), then per tile P = exp(s Q K^T - max) * inv_sum is recomputed and
 //   dV += P^T dO, dS = P o (dO V^T - D), dQ += s dS K, dK += s dS^T Q.
 // Race-free split without atomics, chosen by the amount of (b, h) parallelism:
 //   - one pass per (b, h) (when threads == 1 or B H >= 2 threads): tile columns outer, their
 //     non-empty tile rows inner;
-//   - otherwise two passes: dK, dV per (b, h, tile column) over its non-empty rows, then dQ per
-//     (b, h, tile row) over its non-empty columns (P and dS computed twice).
+//   - otherwise two passes: dQ per (b, h, tile row) over its non-empty columns, then dK, dV per
+//     (b, h, tile column) over its non-empty rows (P and dS computed twice).
 // Both orders add the same tile products to each gradient row in the same order, so results are
-// bitwise identical for any thread count. Extra memory: two (Bq, Bk) tiles and (Bq) vectors per
-// thread, plus D (B, H, Nq) in backward.
+// bitwise identical for any thread count. A slice with a row dominated by one key (inv_sum > 1/2,
+// "dominated rows" in variants/kernels.hpp) takes the two passes whatever the threads: the row pass
+// leaves each dominant entry out of dQ's tile products and adds its exact dS once the row is
+// complete, the column pass uses that same dS for dK. Extra memory: two (Bq, Bk) tiles and (Bq)
+// vectors per thread, plus D (B, H, Nq) in backward and the dominant entries found.
 #pragma once
 
 #include "variants/attention.hpp"
@@ -24,11 +27,12 @@ namespace ped::detail {
 
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                             const T* v, T* out, T* lse, std::int64_t tile_q, std::int64_t tile_k, int threads);
+                             const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
+                             int threads);
 
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                              const T* v, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv,
+                              const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                               std::int64_t tile_q, std::int64_t tile_k, int threads);
 
 }  // namespace ped::detail

@@ -108,13 +108,14 @@ TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
 TEST(LibTorchContenders, AgreeWithFlash) {
   const AttentionShape shape{.batch = 1, .heads = 2, .seq_q = 320, .seq_k = 320, .head_dim = 16};
   const auto count = static_cast<std::size_t>(shape.batch * shape.heads * shape.seq_q * shape.head_dim);
-  std::vector<float> q(count), k(count), v(count), out(count), lse(count / 16);
+  std::vector<float> q(count), k(count), v(count), out(count);
+  std::vector<RowStats<float>> stats(count / 16);
   fill_uniform(q.data(), count, 1);
   fill_uniform(k.data(), count, 2);
   fill_uniform(v.data(), count, 3);
   for (MaskKind mask : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird}) {
     attention_forward<float>(Variant::flash, shape, make_mask(mask), 0.25f, q.data(), k.data(), v.data(), out.data(),
-                             lse.data(), {.threads = 1});
+                             stats.data(), {.threads = 1});
     for (Contender contender : {Contender::libtorch_sdpa, Contender::libtorch_composed}) {
       const std::vector<float> theirs = libtorch_attention_out(contender, mask, shape, q, k, v);
       ASSERT_EQ(theirs.size(), count);

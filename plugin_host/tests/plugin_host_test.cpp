@@ -123,8 +123,10 @@ Result run(const AttentionImpl& impl, const AttentionShape& s, const Mask& mask)
   Result r{std::vector<double>(nq), std::vector<double>(static_cast<std::size_t>(s.batch * s.heads * s.seq_q)),
            std::vector<double>(nq), std::vector<double>(nk), std::vector<double>(nk)};
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.head_dim));
-  run_forward<double>(impl, s, mask, scale, q.data(), k.data(), v.data(), r.out.data(), r.lse.data());
-  run_backward<double>(impl, s, mask, scale, q.data(), k.data(), v.data(), r.out.data(), r.lse.data(), dout.data(),
+  std::vector<RowStatistic<double>> stats(r.lse.size());
+  run_forward<double>(impl, s, mask, scale, q.data(), k.data(), v.data(), r.out.data(), stats.data());
+  for (std::size_t i = 0; i < stats.size(); ++i) r.lse[i] = stats[i].lse();
+  run_backward<double>(impl, s, mask, scale, q.data(), k.data(), v.data(), r.out.data(), stats.data(), dout.data(),
                        r.dq.data(), r.dk.data(), r.dv.data());
   return r;
 }
@@ -194,7 +196,8 @@ TEST(Loader, BadLibrariesAreRefusedWithTheReason) {
 TEST(Loader, AnErrorTheKernelReturnsIsThrownWithItsMessage) {
   load_attention_plugin(example("ped_plugin_returns_error"));
   const AttentionShape shape{.batch = 1, .heads = 1, .seq_q = 2, .seq_k = 2, .head_dim = 2};
-  std::vector<float> q(4, 0.5f), out(4), lse(2);
+  std::vector<float> q(4, 0.5f), out(4);
+  std::vector<RowStatistic<float>> lse(2);
   expect_throw<std::runtime_error>(
       [&] {
         run_forward<float>(attention_impl("returns_error"), shape, Mask::none(), 1.0f, q.data(), q.data(), q.data(),

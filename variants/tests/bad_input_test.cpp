@@ -28,19 +28,21 @@ void expect_invalid(const std::function<void()>& f, const std::string& function,
 }
 
 struct Buffers {
-  std::vector<float> q, k, v, out, lse, dout, dq, dk, dv;
-  explicit Buffers(std::size_t n) : q(n, 0.5f), k(n, 0.5f), v(n, 0.5f), out(n), lse(n), dout(n, 1.0f), dq(n), dk(n), dv(n) {}
+  std::vector<float> q, k, v, out, dout, dq, dk, dv;
+  std::vector<RowStats<float>> stats;
+  explicit Buffers(std::size_t n)
+      : q(n, 0.5f), k(n, 0.5f), v(n, 0.5f), out(n), dout(n, 1.0f), dq(n), dk(n), dv(n), stats(n) {}
 };
 
 const AttentionShape kShape{.batch = 1, .heads = 2, .seq_q = 8, .seq_k = 8, .head_dim = 4};
 
 void fwd(Variant var, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
          const AttentionOptions& o = {}) {
-  attention_forward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(), o);
+  attention_forward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(), o);
 }
 void bwd(Variant var, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
          const AttentionOptions& o = {}) {
-  attention_backward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
+  attention_backward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
                             b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), o);
 }
 
@@ -50,25 +52,44 @@ TEST(BadInput, NullPointers) {
   Buffers b(64);
   for (Variant v : kVariants) {
     const float* q = b.q.data();
-    expect_invalid([&] { attention_forward<float>(v, kShape, Mask::none(), 0.5f, nullptr, q, q, b.out.data(), b.lse.data()); },
-                   "attention_forward", "q is a null pointer");
+    expect_invalid(
+        [&] { attention_forward<float>(v, kShape, Mask::none(), 0.5f, nullptr, q, q, b.out.data(), b.stats.data()); },
+        "attention_forward", "q is a null pointer");
+    const RowStats<float>* st = b.stats.data();
     expect_invalid([&] { attention_forward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, b.out.data(), nullptr); },
-                   "attention_forward", "lse is a null pointer");
+                   "attention_forward", "stats is a null pointer");
     expect_invalid([&] {
-      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, q, q, b.dq.data(), nullptr, b.dv.data());
+      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, st, q, b.dq.data(), nullptr, b.dv.data());
     }, "attention_backward", "dk is a null pointer");
     expect_invalid([&] {
-      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, q, nullptr, b.dq.data(), b.dk.data(),
+      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, st, nullptr, b.dq.data(), b.dk.data(),
                                 b.dv.data());
     }, "attention_backward", "dout is a null pointer");
+    expect_invalid([&] {
+      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, nullptr, q, b.dq.data(), b.dk.data(),
+                                b.dv.data());
+    }, "attention_backward", "stats is a null pointer");
   }
   expect_invalid([&] {
-    flash_attention_forward<float>(kShape, Mask::none(), 0.5f, b.q.data(), nullptr, b.v.data(), b.out.data(), b.lse.data());
+    flash_attention_forward<float>(kShape, Mask::none(), 0.5f, b.q.data(), nullptr, b.v.data(), b.out.data(),
+                                   b.stats.data());
   }, "flash_attention_forward", "k is a null pointer");
   expect_invalid([&] {
     sparse_attention_backward<float>(kShape, Mask::none(), 0.5f, b.q.data(), b.k.data(), b.v.data(), nullptr,
-                                     b.lse.data(), b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data());
+                                     b.stats.data(), b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data());
   }, "sparse_attention_backward", "out is a null pointer");
+}
+
+TEST(BadInput, LseFromStats) {
+  std::vector<RowStats<float>> stats(4);
+  std::vector<float> lse(4);
+  expect_invalid([&] { lse_from_stats<float>(-1, stats.data(), lse.data()); }, "lse_from_stats", "rows = -1");
+  expect_invalid([&] { lse_from_stats<float>(4, nullptr, lse.data()); }, "lse_from_stats", "stats is a null pointer");
+  expect_invalid([&] { lse_from_stats<float>(4, stats.data(), nullptr); }, "lse_from_stats", "lse is a null pointer");
+  stats[1] = {2.0f, 0.25f};
+  lse_from_stats<float>(4, stats.data(), lse.data());
+  EXPECT_TRUE(std::isinf(lse[0]) && lse[0] < 0);  // a row that sees no key
+  EXPECT_FLOAT_EQ(lse[1], 2.0f + std::log(4.0f));
 }
 
 TEST(BadInput, NonPositiveSizes) {
@@ -95,7 +116,8 @@ TEST(BadInput, NonPositiveSizes) {
   s.seq_k = 0;
   Buffers c(64);
   expect_invalid([&] {
-    blocked_attention_forward<float>(s, Mask::none(), 0.5f, c.q.data(), c.k.data(), c.v.data(), c.out.data(), c.lse.data());
+    blocked_attention_forward<float>(s, Mask::none(), 0.5f, c.q.data(), c.k.data(), c.v.data(), c.out.data(),
+                                     c.stats.data());
   }, "blocked_attention_forward", "shape.seq_k = 0");
 }
 

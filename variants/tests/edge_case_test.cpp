@@ -86,10 +86,13 @@ TYPED_TEST(EdgeCases, HugeScoresDoNotOverflow) {
         const double tol = std::is_same_v<T, double> ? 1e-11 : 5e-5;
         EXPECT_LE(norm_rel_err(r.out, ref.out), tol);
         EXPECT_LE(norm_rel_err(r.lse, ref.lse), tol);
-        // Backward: the tiled variants recompute P = exp(S - lse) from the stored lse, which in
-        // float carries an absolute rounding of ulp(1e4) / 2 = 4.9e-4, hence a relative error of
-        // up to ~5e-4 in P and the gradients (inherent to keeping lse in T; naive recomputes P).
-        const double gtol = std::is_same_v<T, double> ? 1e-11 : 2e-3;
+        // Backward: the row stats keep P's normalisation exact to a rounding whatever the scores'
+        // size (an lse rounded to float carries ulp(1e4) / 2 = 4.9e-4 into P: the kernels that
+        // kept lse were off by 2.5e-4 to 4.2e-4 here). What remains is dq's conditioning: every
+        // key shares the component +-100, along which dq_i = 100 s sum_j dS_ij = 0 in exact
+        // arithmetic, so dq carries ~100 eps |dS| of rounding against a norm of a few |dS|.
+        // Measured worst: float 1.1e-5 (dq), 1.8e-7 (dk, dv); double 6.0e-14 (dq), 1.2e-15 (dk, dv).
+        const double gtol = std::is_same_v<T, double> ? 2.5e-13 : 5e-5;
         EXPECT_LE(norm_rel_err(r.dq, ref.dq), gtol);
         EXPECT_LE(norm_rel_err(r.dk, ref.dk), gtol);
         EXPECT_LE(norm_rel_err(r.dv, ref.dv), gtol);
@@ -104,15 +107,20 @@ bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
 }
 
 // 1 and 2 threads give bitwise identical results. B H = 1, 2, 3 take the two-pass backward with
-// 2 threads and the one-pass backward with 1 thread; B H = 6 takes the one-pass with both.
+// 2 threads and the one-pass backward with 1 thread; B H = 6 takes the one-pass with both. Scores
+// 40 times larger make most rows dominated by one key (inv_sum > 1/2), whose slices the tiled
+// backward takes in two passes whatever the threads, with the dominant entries in exact form.
 TYPED_TEST(EdgeCases, BitwiseIdenticalForOneAndTwoThreads) {
   using T = TypeParam;
   for (std::int64_t heads : {1, 2, 3, 6}) {
     const AttentionShape shape{.batch = 1, .heads = heads, .seq_q = 150, .seq_k = 140, .head_dim = 24};
-    const Problem<T> p = make_problem<T>(shape, kSeed + static_cast<std::uint64_t>(heads));
+    for (T factor : {T{1}, T{40}}) {
+    Problem<T> p = make_problem<T>(shape, kSeed + static_cast<std::uint64_t>(heads));
+    p.scale *= factor;
     for (const Mask& mask : {Mask::causal(), Mask::strided(6, false), Mask::none()}) {
       for (Variant v : kVariants) {
-        SCOPED_TRACE(std::string(to_string(v)) + " " + mask.name() + " heads=" + std::to_string(heads));
+        SCOPED_TRACE(std::string(to_string(v)) + " " + mask.name() + " heads=" + std::to_string(heads) +
+                     " scale x" + std::to_string(factor));
         AttentionOptions one{.threads = 1, .tile_q = 32, .tile_k = 48, .block_size = 32};
         AttentionOptions two = one;
         two.threads = 2;
@@ -123,7 +131,15 @@ TYPED_TEST(EdgeCases, BitwiseIdenticalForOneAndTwoThreads) {
         EXPECT_TRUE(bitwise_equal(a.dq, b.dq));
         EXPECT_TRUE(bitwise_equal(a.dk, b.dk));
         EXPECT_TRUE(bitwise_equal(a.dv, b.dv));
+        std::int64_t dominated = 0;
+        for (const RowStats<T>& st : a.stats) dominated += st.inv_sum > T{0.5};
+        if (factor == T{1}) {  // only the causal rows that see one or two keys
+          EXPECT_LT(dominated, static_cast<std::int64_t>(a.stats.size()) / 10);
+        } else {
+          EXPECT_GT(dominated, static_cast<std::int64_t>(a.stats.size()) / 2);
+        }
       }
+    }
     }
   }
 }

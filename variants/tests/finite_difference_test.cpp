@@ -10,8 +10,9 @@ namespace ped::test {
 namespace {
 
 double loss(Variant v, const Problem<double>& p, const Mask& mask) {
-  std::vector<double> out(p.q.size()), lse(static_cast<std::size_t>(p.shape.batch * p.shape.heads * p.shape.seq_q));
-  attention_forward<double>(v, p.shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data());
+  std::vector<double> out(p.q.size());
+  std::vector<RowStats<double>> stats(static_cast<std::size_t>(p.shape.batch * p.shape.heads * p.shape.seq_q));
+  attention_forward<double>(v, p.shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data());
   double l = 0;
   for (std::size_t e = 0; e < out.size(); ++e) l += p.dout[e] * out[e];
   return l;

@@ -50,16 +50,19 @@ void expect_same_as_variant(Variant v, const AttentionShape& shape, const Mask& 
   const test::Problem<T> p = test::make_problem<T>(shape, test::kSeed);
   const test::Result<T> direct = test::run(v, p, mask);
   const AttentionImpl& impl = attention_impl(to_string(v));
-  std::vector<T> out(direct.out.size()), lse(direct.lse.size()), dq(direct.dq.size()), dk(direct.dk.size()),
-      dv(direct.dv.size());
-  run_forward<T>(impl, shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data());
-  run_backward<T>(impl, shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data(),
+  std::vector<T> out(direct.out.size()), dq(direct.dq.size()), dk(direct.dk.size()), dv(direct.dv.size());
+  std::vector<RowStatistic<T>> stats(direct.stats.size());
+  run_forward<T>(impl, shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data());
+  run_backward<T>(impl, shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data(),
                   p.dout.data(), dq.data(), dk.data(), dv.data());
   auto bitwise = [](const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
   };
   EXPECT_TRUE(bitwise(out, direct.out)) << impl.name << " " << mask.name();
-  EXPECT_TRUE(bitwise(lse, direct.lse)) << impl.name << " " << mask.name();
+  auto same_stats = [](const std::vector<RowStatistic<T>>& a, const std::vector<RowStatistic<T>>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+  };
+  EXPECT_TRUE(same_stats(stats, direct.stats)) << impl.name << " " << mask.name();
   EXPECT_TRUE(bitwise(dq, direct.dq)) << impl.name << " " << mask.name();
   EXPECT_TRUE(bitwise(dk, direct.dk)) << impl.name << " " << mask.name();
   EXPECT_TRUE(bitwise(dv, direct.dv)) << impl.name << " " << mask.name();
@@ -77,7 +80,8 @@ TEST(Registry, CallsAreTheKernelsOwnCalls) {
 
 TEST(Registry, CallsAreCheckedLikeAttentionForward) {
   const AttentionShape shape{.batch = 1, .heads = 1, .seq_q = 4, .seq_k = 4, .head_dim = 2};
-  std::vector<float> x(8, 0.5f), lse(4);
+  std::vector<float> x(8, 0.5f);
+  std::vector<RowStatistic<float>> lse(4);
   const AttentionImpl& flash = attention_impl("flash");
   expect_invalid([&] { run_forward<float>(flash, shape, Mask::none(), 1.0f, nullptr, x.data(), x.data(), x.data(), lse.data()); },
                  {"attention_forward", "q is a null pointer"});
@@ -131,8 +135,10 @@ TEST(Registry, ARegisteredImplementationIsCalledOnlyForWhatItHas) {
   EXPECT_EQ(names.back(), "registry_test_forward_only[strided]");
   const AttentionImpl& impl = attention_impl("registry_test_forward_only");
   const AttentionShape shape{.batch = 1, .heads = 1, .seq_q = 4, .seq_k = 4, .head_dim = 2};
-  std::vector<float> x(8, 0.5f), lse(4);
-  std::vector<double> y(8, 0.5), lse_d(4);
+  std::vector<float> x(8, 0.5f);
+  std::vector<RowStatistic<float>> lse(4);
+  std::vector<double> y(8, 0.5);
+  std::vector<RowStatistic<double>> lse_d(4);
   EXPECT_NO_THROW(run_forward<float>(impl, shape, Mask::causal(), 1.0f, x.data(), x.data(), x.data(), x.data(), lse.data()));
   expect_invalid([&] { run_forward<double>(impl, shape, Mask::causal(), 1.0, y.data(), y.data(), y.data(), y.data(), lse_d.data()); },
                  {"attention_forward", "'registry_test_forward_only' has no double kernel"});

@@ -29,12 +29,14 @@ Result<T> run(Variant variant, const Problem<T>& p, const Mask& mask, const Atte
   Result<T> r;
   r.out.assign(p.q.size(), T{-7});  // poison: every entry must be overwritten
   r.lse.assign(static_cast<std::size_t>(s.batch * s.heads * s.seq_q), T{-7});
+  r.stats.assign(r.lse.size(), RowStats<T>{T{-7}, T{-7}});
   r.dq.assign(p.q.size(), T{-7});
   r.dk.assign(p.k.size(), T{-7});
   r.dv.assign(p.v.size(), T{-7});
-  attention_forward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.lse.data(),
+  attention_forward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                        options);
-  attention_backward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.lse.data(),
+  lse_from_stats<T>(static_cast<std::int64_t>(r.stats.size()), r.stats.data(), r.lse.data());
+  attention_backward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                         p.dout.data(), r.dq.data(), r.dk.data(), r.dv.data(), options);
   return r;
 }

@@ -23,13 +23,14 @@ struct Problem {
 template <class T>
 Problem<T> make_problem(const AttentionShape& shape, std::uint64_t seed);
 
-// Outputs of forward + backward.
+// Outputs of forward + backward; lse from the forward's row stats.
 template <class T>
 struct Result {
   std::vector<T> out, lse, dq, dk, dv;
+  std::vector<RowStats<T>> stats;
 };
 
-// Runs forward, then backward from the variant's own out and lse.
+// Runs forward, then backward from the variant's own out and stats.
 template <class T>
 Result<T> run(Variant variant, const Problem<T>& p, const Mask& mask, const AttentionOptions& options = {});
 

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> q(elems), k(elems), v(elems), dout(elems), out(elems), dq(elems), dk(elems), dv(elems);
-  std::vector<float> lse(static_cast<std::size_t>(b * h * n));
+  std::vector<ped::RowStats<float>> stats(static_cast<std::size_t>(b * h * n));
   for (auto* t : {&q, &k, &v, &dout}) {
     for (float& x : *t) x = u(rng);
   }
@@ -123,11 +123,11 @@ int main(int argc, char** argv) {
     double tf = 1e30, tb = 1e30;  // best of `reps` runs: the machine may be shared
     for (int r = 0; r < reps; ++r) {
       auto t0 = std::chrono::steady_clock::now();
-      ped::attention_forward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data(),
+      ped::attention_forward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
                                     opt);
       tf = std::min(tf, seconds_since(t0));
       t0 = std::chrono::steady_clock::now();
-      ped::attention_backward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data(),
+      ped::attention_backward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
                                      dout.data(), dq.data(), dk.data(), dv.data(), opt);
       tb = std::min(tb, seconds_since(t0));
     }

@@ -74,7 +74,7 @@ TEST(Registry, AWrongImplementationFailsOnTheWrongQuantity) {
   AttentionImpl impl = flash_as("verify_test_dq_zero");
   const AttentionBackwardFn<double> backward = impl.backward_f64;
   impl.backward_f64 = [backward](const AttentionShape& s, const Mask& m, double scale, const double* q,
-                                 const double* k, const double* v, const double* out, const double* lse,
+                                 const double* k, const double* v, const double* out, const RowStatistic<double>* lse,
                                  const double* dout, double* dq, double* dk, double* dv, const AttentionOptions& o) {
     backward(s, m, scale, q, k, v, out, lse, dout, dq, dk, dv, o);
     std::fill(dq, dq + s.batch * s.heads * s.seq_q * s.head_dim, 0.0);
@@ -97,7 +97,7 @@ TEST(Registry, ACrashInAnIsolatedImplementationIsAFailedCheck) {
   AttentionImpl impl = flash_as("verify_test_aborts");
   const AttentionForwardFn<float> forward = impl.forward_f32;
   impl.forward_f32 = [forward](const AttentionShape& s, const Mask& m, float scale, const float* q, const float* k,
-                               const float* v, float* out, float* lse, const AttentionOptions& o) {
+                               const float* v, float* out, RowStatistic<float>* lse, const AttentionOptions& o) {
     if (s.seq_q == 9) std::abort();
     forward(s, m, scale, q, k, v, out, lse, o);
   };

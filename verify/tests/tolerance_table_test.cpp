@@ -66,8 +66,9 @@ TEST(ToleranceTable, EveryOverrideOfTheDefaultSweepIsPinnedWithAReason) {
   }
   const std::map<Key, std::set<double>> pinned = {
       {{"layer_norm", "float"}, {1e-2}},  // D = 1 only: LibTorch's rounding noise where dx = 0 exactly
+      // scores ~1e4: the rounding of a score, ulp(1e4) / 2, becomes the same relative error in P in
+      // near-tie rows; double keeps the default since the row statistics no longer lose it
       {{"sdpa_large_scores", "float"}, {2e-2}},
-      {{"sdpa_large_scores", "double"}, {1e-9}},
   };
   EXPECT_EQ(overrides, pinned);
 }
