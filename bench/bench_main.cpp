@@ -96,6 +96,12 @@ void default_to_passive_openmp(char** argv) {
 int main(int argc, char** argv) {
   using namespace ped::bench;
   default_to_passive_openmp(argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::printf("%s", usage().c_str());
+      return 0;
+    }
+  }
   try {
     settings().config = parse_options(argc, argv);
   } catch (const std::exception& error) {
