@@ -19,6 +19,7 @@
 #include <cstring>
 #include <string>
 
+#include "bench/benchmark_flags.hpp"
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
 #include "verify/ops/gpt_twin.hpp"
@@ -170,6 +171,12 @@ int main(int argc, char** argv) {
   // --threads is ours; the rest goes to Google Benchmark.
   std::vector<char*> rest(argv, argv + argc);
   if (!take_threads(rest)) return 2;
+  if (const std::string error = ped::bench::benchmark_flag_error(std::vector<std::string>(rest.begin() + 1, rest.end()),
+                                                                 "bench_gpt");
+      !error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 2;
+  }
   openblas_set_num_threads(g_threads);
   at::set_num_threads(g_threads);
   int n = static_cast<int>(rest.size());
