@@ -6,7 +6,9 @@
 # MODE plot: killed while gnuplot draws (a gnuplot first in PATH kills train);
 #      staged: killed with every output staged, before publishing (PED_TRAIN_KILL_AT=staged);
 #      publishing: killed after the first output was moved into place (PED_TRAIN_KILL_AT=publishing);
-#      plot_fails: gnuplot exits 1, so the run makes no plot and the earlier run's loss.png must go.
+#      plot_fails: gnuplot exits 1, so the run makes no plot and the earlier run's loss.png must go;
+#      stale_temps: temp files of interrupted runs (of this and earlier versions) are removed on
+#      start, files that are not train's are kept.
 set -u
 train=$1 work=$2 mode=$3
 outputs=(loss.csv checkpoint.bin loss.gp loss.png sample.txt)
@@ -75,6 +77,21 @@ case $mode in
     same_set "$work/out" "$work/new" || fail "the folder does not hold the new set"
     only_outputs "$work/out" || fail "temp files left behind"
     echo "ok: without a plot the set is the new run's files and no stale loss.png"
+    exit 0 ;;
+  stale_temps)
+    mkdir -p "$work/out/.train-staging.AbC123"
+    touch "$work/out/.train-staging.AbC123/loss.csv" "$work/out/.loss.png.tmp.Xy12zW" "$work/out/.loss.csv.tmp.q1W2e3" \
+      "$work/out/checkpoint.bin.tmp.4242" "$work/out/notes.txt" "$work/out/.keep"
+    "$train" "${args[@]}" --seed 2 --out "$work/out" >"$work/log" 2>&1 || fail "the run failed: $(tail -n 3 "$work/log")"
+    for stale in .train-staging.AbC123 .loss.png.tmp.Xy12zW .loss.csv.tmp.q1W2e3 checkpoint.bin.tmp.4242; do
+      [ ! -e "$work/out/$stale" ] || fail "$stale survived the run"
+      grep -qF "removed $stale" "$work/log" || fail "the removal of $stale was not reported"
+    done
+    [ -e "$work/out/notes.txt" ] && [ -e "$work/out/.keep" ] || fail "a file that is not train's was removed"
+    rm "$work/out/notes.txt" "$work/out/.keep"
+    same_set "$work/out" "$work/new" || fail "the folder does not hold the new set"
+    only_outputs "$work/out" || fail "temp files left behind"
+    echo "ok: stale temp files removed, other files kept"
     exit 0 ;;
   *) echo "output_set_test.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
