@@ -3,13 +3,14 @@
 #include "plugin_host/plugin_loader.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -24,31 +25,64 @@ template <class... Parts>
   throw std::invalid_argument(os.str());
 }
 
+// The items of a comma-separated list, empty ones included ("1,,2" has three, "" one).
 std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> parts;
-  std::string part;
-  std::istringstream in(text);
-  while (std::getline(in, part, ',')) {
-    if (!part.empty()) parts.push_back(part);
+  std::vector<std::string> parts(1);
+  for (char c : text) {
+    if (c == ',') {
+      parts.emplace_back();
+    } else {
+      parts.back().push_back(c);
+    }
   }
   return parts;
 }
 
-std::int64_t parse_positive(const std::string& option, const std::string& text) {
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || errno != 0 || value <= 0) {
-    fail("--", option, " expects a positive integer, got '", text, "'");
+// Each numeric option's range: far above any sweep, low enough that no product of sizes in the FLOP
+// model, the memory estimates or the benchmarks' buffers overflows 64 bits before the memory budget
+// skips the case.
+struct Range {
+  std::int64_t lo, hi;
+};
+Range integer_range(const std::string& option) {
+  if (option == "threads") return {1, 1024};
+  if (option == "seq-lens" || option == "layer-tokens") return {1, 131072};
+  if (option == "head-dims") return {1, 1024};
+  if (option == "batch" || option == "heads") return {1, 65536};
+  if (option == "repetitions") return {1, 100000};
+  if (option == "iterations") return {1, 1'000'000'000'000};
+  if (option == "gemm-size") return {1, 46340};  // cblas takes int sizes: n^2 must fit an int
+  fail("no integer range for --", option);
+}
+double real_limit(const std::string& option) {
+  if (option == "memory-budget-gib") return 1 << 20;  // 1 PiB
+  if (option == "min-time") return 86400;            // a day per repetition
+  fail("no range for --", option);
+}
+
+std::string expected_integer(const std::string& option) {
+  const Range r = integer_range(option);
+  return "an integer in [" + std::to_string(r.lo) + ", " + std::to_string(r.hi) + "]";
+}
+
+// The whole text as an integer of the option's range: no sign but '-', no space, no fraction.
+std::int64_t parse_integer(const std::string& option, const std::string& text) {
+  const Range r = integer_range(option);
+  std::int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < r.lo || value > r.hi) {
+    fail("--", option, " expects ", expected_integer(option), ", got '", text, "'");
   }
   return value;
 }
 
+// The whole text as a finite number in (0, limit].
 double parse_positive_real(const std::string& option, const std::string& text) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(value) || value <= 0.0) {
-    fail("--", option, " expects a positive number, got '", text, "'");
+  const double limit = real_limit(option);
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value <= 0.0 || value > limit) {
+    fail("--", option, " expects a finite number in (0, ", static_cast<long long>(limit), "], got '", text, "'");
   }
   return value;
 }
@@ -63,18 +97,23 @@ template <class T, class Parse>
 std::vector<T> parse_names(const std::string& option, const std::string& text, Parse parse) {
   std::vector<T> values;
   for (const std::string& name : split_list(text)) {
+    if (name.empty()) fail("--", option, " expects a comma-separated list of names, got an empty item in '", text, "'");
     const std::optional<T> value = parse(name);
     if (!value) fail("--", option, ": unknown name '", name, "'");
     values.push_back(*value);
   }
-  if (values.empty()) fail("--", option, " expects a comma-separated list, got '", text, "'");
   return values;
 }
 
 std::vector<std::int64_t> parse_sizes(const std::string& option, const std::string& text) {
   std::vector<std::int64_t> values;
-  for (const std::string& item : split_list(text)) values.push_back(parse_positive(option, item));
-  if (values.empty()) fail("--", option, " expects a comma-separated list of sizes, got '", text, "'");
+  for (const std::string& item : split_list(text)) {
+    if (item.empty()) {
+      fail("--", option, " expects a comma-separated list of ", expected_integer(option), ", got an empty item in '",
+           text, "'");
+    }
+    values.push_back(parse_integer(option, item));
+  }
   return values;
 }
 
@@ -91,7 +130,7 @@ std::string env_name(const std::string& option) {
 
 void apply(BenchConfig& config, const std::string& option, const std::string& value) {
   if (option == "threads") {
-    config.threads = static_cast<int>(std::min<std::int64_t>(parse_positive(option, value), 1024));
+    config.threads = static_cast<int>(parse_integer(option, value));
   } else if (option == "memory-budget-gib") {
     config.memory_budget_gib = parse_positive_real(option, value);
   } else if (option == "variants") {
@@ -105,23 +144,21 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
   } else if (option == "head-dims") {
     config.head_dims = parse_sizes(option, value);
   } else if (option == "batch") {
-    config.batch = parse_positive(option, value);
+    config.batch = parse_integer(option, value);
   } else if (option == "heads") {
-    config.heads = parse_positive(option, value);
+    config.heads = parse_integer(option, value);
   } else if (option == "repetitions") {
-    config.repetitions = static_cast<int>(parse_positive(option, value));
+    config.repetitions = static_cast<int>(parse_integer(option, value));
   } else if (option == "min-time") {
     config.min_time = parse_positive_real(option, value);
   } else if (option == "iterations") {
-    config.iterations = parse_positive(option, value);
+    config.iterations = parse_integer(option, value);
   } else if (option == "layers") {
     config.layers = parse_switch(option, value);
   } else if (option == "layer-tokens") {
     config.layer_tokens = parse_sizes(option, value);
   } else if (option == "gemm-size") {
-    config.gemm_size = parse_positive(option, value);
-    // cblas takes int sizes; three float n x n matrices must fit in memory (the budget is checked too)
-    if (config.gemm_size > 46340) fail("--", option, " = ", config.gemm_size, " is above 46340 (n^2 must fit an int)");
+    config.gemm_size = parse_integer(option, value);
   } else if (option == "gemm") {
     config.gemm = parse_switch(option, value);
   } else if (option == "dry-run") {
@@ -298,7 +335,8 @@ std::int64_t estimated_bytes(const AttentionCase& c) {
     // The implementation's own estimate (variants/builtin_impls.cpp for ours); a plugin's is not known.
     bytes += impl.working_bytes(c.shape(), sizeof(float), c.threads, backward);
   }
-  return static_cast<std::int64_t>(bytes);
+  // Past 2^62 bytes every budget skips the case; converting a larger double would overflow.
+  return bytes < 0x1p62 ? static_cast<std::int64_t>(bytes) : std::int64_t{1} << 62;
 }
 
 std::optional<std::string> over_budget(std::int64_t estimated, double budget_gib) {
@@ -346,6 +384,7 @@ BenchConfig parse_options(int& argc, char** argv) {
     }
   }
   std::vector<std::string> plugins;  // --plugin, repeatable: in command-line order
+  std::set<std::string> given;  // on the command line, where an option may appear once
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -365,8 +404,9 @@ BenchConfig parse_options(int& argc, char** argv) {
           value = argv[++i];
         }
         if (option == "plugin") {
-          plugins.push_back(value);
+          plugins.push_back(value);  // repeatable
         } else {
+          if (!given.insert(option).second) fail("--", option, " is given more than once");
           values[option] = value;
         }
       } else if (option == "help") {

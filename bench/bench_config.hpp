@@ -136,11 +136,15 @@ BenchConfig profile_config(const std::string& profile);
 // Reads our own options out of argv (removing them, leaving Google Benchmark's --benchmark_* flags
 // and anything else for benchmark::Initialize), over the defaults of --profile. Every option may
 // also come from the environment as PED_BENCH_<NAME> (upper case, '-' as '_'), e.g.
-// PED_BENCH_PROFILE=full; the command line wins. Throws std::invalid_argument on a bad value.
-//   --profile quick|full  --threads N  --memory-budget-gib G  --variants a,b  --passes a,b
-//   --masks a,b  --seq-lens 256,512  --head-dims 64,128  --batch B  --heads H  --repetitions R
-//   --min-time S  --iterations I  --layers on|off  --layer-tokens 256,1024  --gemm-size M  --gemm on|off
-//   --dry-run on|off  --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')
+// PED_BENCH_PROFILE=full; the command line wins. Throws std::invalid_argument naming the option and
+// what it expects on a bad value: a number out of its range, not a whole number, NaN or infinite, an
+// empty list or list item ("1,,2"), an unknown name, or an option given twice on the command line.
+//   --profile quick|full  --threads N [1, 1024]  --memory-budget-gib G (0, 2^20]  --variants a,b
+//   --passes a,b  --masks a,b  --seq-lens 256,512 [1, 131072]  --head-dims 64,128 [1, 1024]
+//   --batch B [1, 65536]  --heads H [1, 65536]  --repetitions R [1, 100000]  --min-time S (0, 86400]
+//   --iterations I [1, 10^12]  --layers on|off  --layer-tokens 256,1024 [1, 131072]
+//   --gemm-size M [1, 46340]  --gemm on|off  --dry-run on|off
+//   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
 // --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);

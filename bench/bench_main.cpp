@@ -2,6 +2,7 @@
 // in-run SGEMM ceiling, as Google Benchmark suites. See bench_config.hpp for names and options.
 #include "bench/attention_benchmarks.hpp"
 #include "bench/bench_config.hpp"
+#include "bench/benchmark_flags.hpp"
 #include "bench/gemm_ceiling.hpp"
 #include "bench/harness.hpp"
 #include "bench/layer_benchmarks.hpp"
@@ -98,10 +99,21 @@ void default_to_passive_openmp(char** argv) {
 int main(int argc, char** argv) {
   using namespace ped::bench;
   default_to_passive_openmp(argv);
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::printf("%s", usage().c_str());
+      return 0;
+    }
+  }
   try {
     settings().config = parse_options(argc, argv);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "%s\n", error.what());
+    return 2;
+  }
+  if (const std::string error = benchmark_flag_error(std::vector<std::string>(argv + 1, argv + argc), "bench");
+      !error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
     return 2;
   }
   const BenchConfig& config = settings().config;

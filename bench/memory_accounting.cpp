@@ -1,10 +1,18 @@
-// Counting replacements of the C and C++ allocation functions. See memory_accounting.hpp.
+// Counting of every heap allocation of the process. See memory_accounting.hpp.
 //
-// Glibc documents replacing malloc ("Replacing malloc" in its manual): malloc, free, calloc and
-// realloc must be replaced together; the aligned and legacy functions are replaced too so that no
-// allocation escapes the count. Each replacement forwards to glibc's own implementation through the
-// exported __libc_* entry points (posix_memalign and aligned_alloc through __libc_memalign) and adds
-// or subtracts malloc_usable_size of the block. Nothing here may allocate: only relaxed atomics.
+// Ordinary builds replace the C and C++ allocation functions. Glibc documents replacing malloc
+// ("Replacing malloc" in its manual): malloc, free, calloc and realloc must be replaced together; the
+// aligned and legacy functions are replaced too so that no allocation escapes the count. Each
+// replacement forwards to glibc's own implementation through the exported __libc_* entry points
+// (posix_memalign and aligned_alloc through __libc_memalign) and adds or subtracts malloc_usable_size
+// of the block. Nothing here may allocate: only relaxed atomics.
+//
+// Under AddressSanitizer (or ThreadSanitizer) the sanitizer owns malloc and operator new, and a second
+// replacement would run before the sanitizer is initialised. There the count comes from the
+// sanitizer's allocation hooks instead (__sanitizer_install_malloc_and_free_hooks): called by the
+// sanitizer's allocator on every allocation with the requested size, and on every release, where
+// __sanitizer_get_allocated_size gives the same size back. They are installed from the executable's
+// preinit array, before any shared library's constructor allocates.
 #include "bench/memory_accounting.hpp"
 
 #include <malloc.h>
@@ -15,15 +23,23 @@
 #include <cstdint>
 #include <new>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PED_COUNT_THROUGH_SANITIZER_HOOKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PED_COUNT_THROUGH_SANITIZER_HOOKS 1
+#endif
+#endif
+
+#ifdef PED_COUNT_THROUGH_SANITIZER_HOOKS
+// The sanitizer allocator interface (compiler-rt's sanitizer/allocator_interface.h, which GCC's
+// libsanitizer exports but does not install as a header).
 extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t count, std::size_t size);
-void* __libc_realloc(void* pointer, std::size_t size);
-void __libc_free(void* pointer);
-void* __libc_memalign(std::size_t alignment, std::size_t size);
-void* __libc_valloc(std::size_t size);
-void* __libc_pvalloc(std::size_t size);
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void*, std::size_t),
+                                              void (*free_hook)(const volatile void*));
+std::size_t __sanitizer_get_allocated_size(const volatile void* block);
 }
+#endif
 
 namespace {
 
@@ -37,19 +53,55 @@ void raise_peak(std::int64_t level) {
   }
 }
 
+void add_block(std::int64_t bytes) {
+  g_count.fetch_add(1, std::memory_order_relaxed);
+  raise_peak(g_current.fetch_add(bytes, std::memory_order_relaxed) + bytes);
+}
+
+void remove_block(std::int64_t bytes) { g_current.fetch_sub(bytes, std::memory_order_relaxed); }
+
+}  // namespace
+
+#ifdef PED_COUNT_THROUGH_SANITIZER_HOOKS
+
+namespace {
+
+void on_allocation(const volatile void* block, std::size_t size) {
+  if (block != nullptr) add_block(static_cast<std::int64_t>(size));
+}
+
+void on_release(const volatile void* block) {
+  if (block != nullptr) remove_block(static_cast<std::int64_t>(__sanitizer_get_allocated_size(block)));
+}
+
+void install_hooks() { __sanitizer_install_malloc_and_free_hooks(on_allocation, on_release); }
+
+// Runs before every constructor of the executable and of its shared libraries.
+[[gnu::section(".preinit_array"), gnu::used]] void (*const g_install_hooks)() = install_hooks;
+
+}  // namespace
+
+#else  // the replacement allocation functions
+
+extern "C" {
+void* __libc_malloc(std::size_t size);
+void* __libc_calloc(std::size_t count, std::size_t size);
+void* __libc_realloc(void* pointer, std::size_t size);
+void __libc_free(void* pointer);
+void* __libc_memalign(std::size_t alignment, std::size_t size);
+void* __libc_valloc(std::size_t size);
+void* __libc_pvalloc(std::size_t size);
+}
+
+namespace {
+
 void* counted(void* block) {
-  if (block != nullptr) {
-    const auto bytes = static_cast<std::int64_t>(malloc_usable_size(block));
-    g_count.fetch_add(1, std::memory_order_relaxed);
-    raise_peak(g_current.fetch_add(bytes, std::memory_order_relaxed) + bytes);
-  }
+  if (block != nullptr) add_block(static_cast<std::int64_t>(malloc_usable_size(block)));
   return block;
 }
 
 void uncount(void* block) {
-  if (block != nullptr) {
-    g_current.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(block)), std::memory_order_relaxed);
-  }
+  if (block != nullptr) remove_block(static_cast<std::int64_t>(malloc_usable_size(block)));
 }
 
 bool power_of_two(std::size_t x) { return x != 0 && (x & (x - 1)) == 0; }
@@ -156,6 +208,8 @@ void operator delete(void* pointer, std::size_t, std::align_val_t) noexcept { fr
 void operator delete[](void* pointer, std::size_t, std::align_val_t) noexcept { free(pointer); }
 void operator delete(void* pointer, std::align_val_t, const std::nothrow_t&) noexcept { free(pointer); }
 void operator delete[](void* pointer, std::align_val_t, const std::nothrow_t&) noexcept { free(pointer); }
+
+#endif  // PED_COUNT_THROUGH_SANITIZER_HOOKS
 
 namespace ped::bench::memory {
 

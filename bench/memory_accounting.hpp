@@ -8,6 +8,9 @@
 // shared libraries' calls, so LibTorch, OpenBLAS and libstdc++ allocate through them too. Sizes are
 // the usable sizes glibc reports (malloc_usable_size), taken on allocation and on release, so no
 // table of live blocks is needed and the count never drifts.
+// In a sanitizer build (AddressSanitizer, ThreadSanitizer), whose runtime owns the allocation
+// functions, it counts through the sanitizer's malloc and free hooks instead, with the requested
+// sizes; everything below holds the same way, and the same tests run in both builds.
 //
 // Link memory_accounting.cpp into an executable directly (an object, not a static-library member
 // that the linker might leave out): target ped_bench_memory_accounting.

@@ -6,8 +6,8 @@
 //   i64 optimizer steps, u64 n (elements of one buffer),
 //   n scalars of parameters, n of AdamW first moments, n of second moments,
 //   u64 FNV-1a 64 of every byte before it.
-// save writes a temporary file beside the target and renames it over the target, so a crash never
-// leaves a half-written checkpoint under the real name.
+// save writes a temporary file beside the target, fsyncs it, renames it over the target and fsyncs the
+// directory, so a crash never leaves a half-written checkpoint under the real name.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,7 @@ template <class T>
 void save_checkpoint(const std::string& path, const Gpt<T>& model, const AdamW<T>& optimizer);
 
 // Restores parameters, moments and the step count. Throws std::runtime_error naming the file and the
-// problem when it cannot be read, is truncated, has trailing bytes, a wrong magic, version or scalar
+// problem when it is a directory or cannot be read, is truncated, has trailing bytes, a wrong magic, version or scalar
 // size, or a checksum mismatch (corruption); std::invalid_argument when it holds another configuration.
 // Nothing is modified unless the whole file checks out.
 template <class T>

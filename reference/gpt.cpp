@@ -80,7 +80,32 @@ std::string parse_gpt_attention(const std::string& name) {
   throw_invalid("parse_gpt_attention", "unknown attention '", name, "', expected one of ", known);
 }
 
+namespace {
+
+// Elements of gpt_layout(c), in double: every size is at most 2^24 here, so a block's count is below
+// 2^53 and exact, and only the product with the layer count may round (harmless against the limit).
+double parameter_count(const GptConfig& c) {
+  const double d = static_cast<double>(c.width), f = static_cast<double>(c.ffn), r = static_cast<double>(c.lora_rank);
+  double lora = 0;
+  for (std::size_t j = 0; j < 6; ++j) {
+    if (!adapted(c, j)) continue;
+    lora += j < 4 ? 2 * r * d : r * (d + f);  // A (r, in) and B (out, r): q, k, v, o are (D, D), w1 (F, D), w2 (D, F)
+  }
+  // ln1, ln2: 4D; wq, wk, wv, wo and their biases: 4 (D^2 + D); w1, b1, w2, b2: 2 F D + F + D
+  const double block = 4 * d + 4 * (d * d + d) + 2 * f * d + f + d + lora;
+  return d * static_cast<double>(c.vocab) + d * static_cast<double>(c.context) + static_cast<double>(c.layers) * block +
+         2 * d;
+}
+
+}  // namespace
+
 void validate(const GptConfig& c, const char* fn) {
+  const std::pair<const char*, arma::uword> sizes[] = {{"vocab", c.vocab},   {"context", c.context}, {"width", c.width},
+                                                       {"heads", c.heads},   {"layers", c.layers},   {"ffn", c.ffn},
+                                                       {"lora_rank", c.lora_rank}};
+  for (const auto& [name, value] : sizes) {
+    if (value > kGptMaxSize) throw_invalid(fn, name, " = ", value, ", expected <= ", kGptMaxSize);
+  }
   if (c.vocab == 0) throw_invalid(fn, "vocab = 0, expected >= 1");
   if (c.context == 0) throw_invalid(fn, "context = 0, expected >= 1");
   if (c.width == 0) throw_invalid(fn, "width = 0, expected >= 1");
@@ -108,6 +133,11 @@ void validate(const GptConfig& c, const char* fn) {
     parse_gpt_attention(c.attention);
   } catch (const std::invalid_argument& e) {
     throw_invalid(fn, "attention: ", e.what());
+  }
+  if (const double count = parameter_count(c); count > static_cast<double>(kGptMaxParameters)) {
+    throw_invalid(fn, "vocab = ", c.vocab, ", context = ", c.context, ", width = ", c.width, ", layers = ", c.layers,
+                  ", ffn = ", c.ffn, ", lora_rank = ", c.lora_rank, " make ", count,
+                  " parameters, expected <= ", kGptMaxParameters);
   }
 }
 

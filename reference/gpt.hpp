@@ -65,7 +65,14 @@ struct GptConfig {
   int threads = 0;         // attention kernels' OpenMP threads (0 = OpenMP's default)
 };
 
-// Throws std::invalid_argument("function: ...") naming the offending values.
+// Size limits of a configuration. Each size (vocab, context, width, heads, layers, ffn, lora_rank) is at
+// most kGptMaxSize, so that no product of two sizes overflows; the parameter count of the layout (one
+// flat buffer, and three more of its size for gradients and AdamW moments) is at most
+// kGptMaxParameters: 2^32 floats are 16 GiB per buffer, far past what this model is for.
+inline constexpr arma::uword kGptMaxSize = arma::uword{1} << 24;
+inline constexpr std::uint64_t kGptMaxParameters = std::uint64_t{1} << 32;
+
+// Throws std::invalid_argument("function: ...") naming the offending fields and values.
 void validate(const GptConfig& cfg, const char* function);
 
 // One named tensor of the flat buffer: (rows, cols) column-major at offset.

@@ -1,12 +1,15 @@
 // train: a character-level tiny GPT trained with the hand-derived backward of reference/ and AdamW,
 // no LibTorch. Reads a text (by default the GPL-3 licence every Debian machine has), holds out its
-// last 10% for validation, prints progress, writes the loss curve (CSV, atomically, and a gnuplot PNG),
-// a checkpoint, and a seeded sample of generated text.
+// last 10% for validation, prints progress, and writes the loss curve (CSV and a gnuplot PNG), a
+// checkpoint and a seeded sample of generated text as one set (train/output_set.hpp).
 //
-// Exit codes: 0 done, 1 a runtime failure (I/O), 2 a usage error (bad option or value, empty text).
-#include <CLI/CLI.hpp>
+// Exit codes: 0 done, 1 a runtime failure (I/O, a diverged run), 2 a usage error (bad option or value,
+// empty text), checked before anything is written.
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,15 +18,20 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <limits>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/cli_checks.hpp"
 #include "reference/adamw.hpp"
 #include "reference/checkpoint.hpp"
 #include "reference/gpt.hpp"
 #include "reports/atomic_file.hpp"
+#include "reports/process.hpp"
+#include "train/output_set.hpp"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -57,10 +65,26 @@ struct Corpus {
   TokenIds train, val;
 };
 
+// A usage error unless `path` names a regular file (or something that reads like one, such as a pipe).
+void require_file(const char* option, const std::string& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status)) throw std::invalid_argument(std::string("train: ") + option + " '" + path + "' does not exist");
+  if (fs::is_directory(status)) {
+    throw std::invalid_argument(std::string("train: ") + option + " '" + path + "' is a directory, expected a file");
+  }
+}
+
 Corpus load_corpus(const std::string& path) {
+  require_file("--text", path);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::invalid_argument("load_corpus: cannot open --text '" + path + "'");
-  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string text;
+  try {
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {  // libstdc++'s filebuf throws on a read error
+    throw std::runtime_error("load_corpus: cannot read --text '" + path + "': " + e.what());
+  }
   if (text.empty()) throw std::invalid_argument("load_corpus: --text '" + path + "' is empty");
   Corpus c;
   c.alphabet.assign(text.begin(), text.end());
@@ -144,14 +168,47 @@ void load_base(const std::string& path, Model& model, ped::ref::GptConfig cfg) {
   for (std::size_t i = 0; i < base.layout().entries.size(); ++i) model.params()[base.layout().entries[i].name] = base.params().mat(i);
 }
 
+// Bytes one training step holds, an estimate on the high side (4-byte floats): the parameters, their
+// gradients and two AdamW moments (4 P); per block the cached activations of B N tokens, about
+// 12 D + 3 F each (x, ln1, q, k, v, o, x1, ln2 and the mlp's h, gelu(h), dh), and the attention
+// probabilities with their gradient (2 B H N^2); the head's logits, softmax and gradient (3 V B N).
+double step_bytes(const ped::ref::GptConfig& c, arma::uword batch, std::size_t parameters) {
+  const double bn = static_cast<double>(batch) * static_cast<double>(c.context), d = static_cast<double>(c.width),
+               f = static_cast<double>(c.ffn), n = static_cast<double>(c.context);
+  const double block = bn * (12 * d + 3 * f) + 2 * static_cast<double>(batch) * static_cast<double>(c.heads) * n * n;
+  return 4.0 * (4 * static_cast<double>(parameters) + static_cast<double>(c.layers) * block +
+                3 * static_cast<double>(c.vocab) * bn + 4 * bn * d);
+}
+
+double physical_memory_bytes() {
+  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+// gnuplot single-quoted string: '' is a quote, nothing else is special.
+std::string gnuplot_string(const std::string& text) {
+  std::string out = "'";
+  for (char ch : text) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+  return out + "'";
+}
+
+[[noreturn]] void throw_diverged(const char* what, double value, int step) {
+  throw std::runtime_error("train: " + std::string(what) + " is " + std::to_string(value) + " at step " +
+                           std::to_string(step) + ": training diverged (a lower --lr?); nothing written");
+}
+
 int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   openblas_set_num_threads(o.threads);
 
-  // Usage errors (std::invalid_argument) first, before any work.
-  if (o.steps < 1) throw std::invalid_argument("train: --steps " + std::to_string(o.steps) + ", expected >= 1");
-  if (o.threads < 1) throw std::invalid_argument("train: --threads " + std::to_string(o.threads) + ", expected >= 1");
+  // Usage errors (std::invalid_argument) first, before any work and before anything is written.
+  {
+    std::error_code ec;
+    if (fs::exists(o.out, ec) && !fs::is_directory(o.out, ec)) {
+      throw std::invalid_argument("train: --out '" + o.out + "' exists and is not a directory");
+    }
+  }
+  if (!o.base.empty()) require_file("--base", o.base);
   const Corpus c = load_corpus(o.text);
   if (c.val.size() < o.context + 1) {
     throw std::invalid_argument("train: the held-out 10% of --text has " + std::to_string(c.val.size()) +
@@ -162,11 +219,26 @@ int run(const Options& o) {
                           .lora_targets = ped::ref::parse_lora_targets(o.lora_targets),
                           .attention = ped::ref::parse_gpt_attention(o.variant), .mask = parse_mask(o.mask),
                           .threads = o.threads};
+  const std::size_t parameters = ped::ref::gpt_layout(cfg).total;  // validates cfg
+  if (const double need = step_bytes(cfg, o.batch, parameters), have = physical_memory_bytes(); need > have) {
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "train: --batch %llu, --context %llu, --width %llu, --heads %llu, --layers %llu, --ffn %llu need about "
+                  "%.3g GiB per step, more than this machine's %.3g GiB of memory",
+                  static_cast<unsigned long long>(o.batch), static_cast<unsigned long long>(o.context),
+                  static_cast<unsigned long long>(o.width), static_cast<unsigned long long>(o.heads),
+                  static_cast<unsigned long long>(o.layers), static_cast<unsigned long long>(o.ffn), need / (1 << 30),
+                  have / (1 << 30));
+    throw std::invalid_argument(text);
+  }
   Model model(cfg, o.seed);
   if (!o.base.empty()) load_base(o.base, model, cfg);
   ped::ref::AdamW<float> opt(model.layout(), {.lr = o.lr, .weight_decay = o.weight_decay, .clip_norm = o.clip});
   ped::ref::GptTensors<float> grads(model.layout());
-  fs::create_directories(o.out);
+
+  ped::train::OutputSet outputs(o.out);
+  for (const std::string& line : outputs.recovered()) std::printf("train: %s: %s\n", o.out.c_str(), line.c_str());
+  ped::train::kill_point("started");
 
   std::size_t trainable = 0;
   for (const auto& e : model.layout().entries) trainable += e.trainable ? e.size() : 0;
@@ -194,12 +266,16 @@ int run(const Options& o) {
     sample_batch(c.train, o.batch, o.context, rng, inputs, targets);
     ped::ref::GptCache<float> cache;
     const double loss = model.forward(inputs, targets, o.batch, cache);
+    if (!std::isfinite(loss)) throw_diverged("the batch loss", loss, step);
     model.backward(cache, grads);
     const double norm = opt.step(model.params(), grads);
     csv << step << "," << loss << ",";
     if (step % o.eval_every == 0 || step == o.steps) {
       train_eval = evaluate(model, c.train, o, 1);
       val_eval = evaluate(model, c.val, o, 2);
+      if (!std::isfinite(train_eval) || !std::isfinite(val_eval)) {
+        throw_diverged("the evaluation loss", std::isfinite(train_eval) ? val_eval : train_eval, step);
+      }
       csv << val_eval;
       std::printf("step %5d/%d  batch loss %.4f  train %.4f  val %.4f  (log V %.4f)  lr %.2e  %.1f s\n", step, o.steps,
                   loss, train_eval, val_eval, uniform, lr, seconds());
@@ -207,90 +283,147 @@ int run(const Options& o) {
     }
     csv << "," << lr << "," << norm << "," << seconds() << "\n";
   }
-  const fs::path dir(o.out);
-  write_file_atomically(dir / "loss.csv", csv.str());
-  ped::ref::save_checkpoint((dir / "checkpoint.bin").string(), model, opt);
-
-  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
-    // gnuplot draws into a temp file beside loss.png, renamed into place only when it succeeded
-    ped::reports::StagedFiles staged;
-    const fs::path png = staged.reserve(dir / "loss.png");
-    std::ostringstream gp;
-    gp << "set terminal pngcairo size 900,500 noenhanced\nset output '" << png.string() << "'\n"
-       << "set datafile separator ','\nset key top right\nset xlabel 'step'\nset ylabel 'cross-entropy (nats)'\n"
-       << "set title 'tiny GPT on " << fs::path(o.text).filename().string() << "'\n"
-       << "plot '" << (dir / "loss.csv").string() << "' using 1:2 every ::1 with lines lc rgb '#9ecae1' title 'batch (train)', "
-       << "'' using 1:($3 == $3 ? $3 : 1/0) every ::1 with linespoints lw 2 title 'validation', "
-       << uniform << " with lines dt 2 title 'uniform log(V)'\n";
-    write_file_atomically(dir / "loss.gp", gp.str());
-    const std::string cmd = "gnuplot '" + (dir / "loss.gp").string() + "'";
-    if (std::system(cmd.c_str()) != 0) {
-      std::printf("plot: gnuplot failed; the curve is in %s\n", (dir / "loss.csv").c_str());
-    } else {
-      staged.commit();
-      std::printf("plot: %s\n", (dir / "loss.png").c_str());
-    }
-  } else {
-    std::printf("plot: skipped, gnuplot is not installed (the curve is in %s)\n", (dir / "loss.csv").c_str());
-  }
-
   const std::string sample = generate(model, c, o);
-  write_file_atomically(dir / "sample.txt", sample + "\n");
-  std::printf("sample (seed %llu, temperature %.2f):\n----\n%s\n----\n", static_cast<unsigned long long>(o.seed),
+
+  // Every output is staged under its final name and published as one set (train/output_set.hpp).
+  const fs::path& staging = outputs.staging();
+  write_file_atomically(staging / "loss.csv", csv.str());
+  ped::ref::save_checkpoint((staging / "checkpoint.bin").string(), model, opt);
+  write_file_atomically(staging / "sample.txt", sample + "\n");
+  // Relative names: `gnuplot loss.gp` in the output folder redraws the plot.
+  std::ostringstream gp;
+  gp << "set terminal pngcairo size 900,500 noenhanced\nset output 'loss.png'\n"
+     << "set datafile separator ','\nset key top right\nset xlabel 'step'\nset ylabel 'cross-entropy (nats)'\n"
+     << "set title " << gnuplot_string("tiny GPT on " + fs::path(o.text).filename().string()) << "\n"
+     << "plot 'loss.csv' using 1:2 every ::1 with lines lc rgb '#9ecae1' title 'batch (train)', "
+     << "'' using 1:($3 == $3 ? $3 : 1/0) every ::1 with linespoints lw 2 title 'validation', "
+     << uniform << " with lines dt 2 title 'uniform log(V)'\n";
+  write_file_atomically(staging / "loss.gp", gp.str());
+  const ped::reports::ProcessResult plot = ped::reports::run_process({"gnuplot", "loss.gp"}, {.working_directory = staging});
+  const fs::path dir(o.out);
+  std::string plot_line;
+  if (!plot.started) {
+    plot_line = "plot: skipped, gnuplot is not installed (the curve is in " + (dir / "loss.csv").string() + ")";
+  } else if (plot.exit_code != 0 || !fs::exists(staging / "loss.png")) {
+    fs::remove(staging / "loss.png");
+    plot_line = "plot: gnuplot failed (exit " + std::to_string(plot.exit_code) + "); the curve is in " + (dir / "loss.csv").string();
+  } else {
+    plot_line = "plot: " + (dir / "loss.png").string();
+  }
+  outputs.publish();
+
+  std::printf("%s\n", plot_line.c_str());
+  std::printf("outputs: %s (loss.csv, checkpoint.bin, sample.txt, loss.gp%s)\n", o.out.c_str(),
+              fs::exists(dir / "loss.png") ? ", loss.png" : "");
+  std::printf("sample (seed %llu, temperature %.3g):\n----\n%s\n----\n", static_cast<unsigned long long>(o.seed),
               o.temperature, sample.c_str());
   std::printf("final: train loss %.4f, validation loss %.4f, uniform baseline log(V) = %.4f, %.1f s\n", train_eval,
               val_eval, uniform, seconds());
   return 0;
 }
 
+using ped::cli::finite_real;
+using ped::cli::integer_in;
+using ped::cli::real_in;
+
+// A library message "fn: what" without its function name, for a usage error that names the option.
+std::string without_function(const std::string& message) {
+  const std::size_t colon = message.find(": ");
+  return colon == std::string::npos ? message : message.substr(colon + 2);
+}
+
+// Messages thrown by run() itself start with "train: ", which main's own prefix already says.
+std::string without_prefix(const std::string& message) {
+  return message.starts_with("train: ") ? message.substr(7) : message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  using ULong = unsigned long long;
   Options o;
   CLI::App app{"train: a character-level tiny GPT, hand-derived backward and AdamW (no LibTorch)"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::Throw);  // an option given twice is an error
+  std::map<std::string, std::string> expects;  // option -> what its value must be, for the usage messages
+  auto checked = [&](const std::string& name, auto& value, const std::string& help, const CLI::Validator& valid) {
+    expects[name] = valid.get_description();
+    return app.add_option(name, value, help)->capture_default_str()->check(valid);  // --help shows the range
+  };
+  // Sizes: far above what this model is for, low enough that no product of sizes overflows; the
+  // library refuses more than kGptMaxParameters parameters, and run() more memory than the machine has.
+  constexpr ULong kMaxSize = 65536;
+  constexpr int kMaxCount = 100'000'000;
   app.add_option("--text", o.text, "Training text; the last 10% is held out for validation")->capture_default_str();
-  app.add_option("--steps", o.steps, "Optimizer steps")->capture_default_str();
-  app.add_option("--out", o.out, "Output directory: loss.csv, loss.png, checkpoint.bin, sample.txt")->capture_default_str();
-  app.add_option("--batch", o.batch, "Sequences per batch (B)")->capture_default_str();
-  app.add_option("--context", o.context, "Tokens per sequence and positional table length (T)")->capture_default_str();
-  app.add_option("--width", o.width, "Model width (D)")->capture_default_str();
-  app.add_option("--heads", o.heads, "Attention heads (H), dividing the width")->capture_default_str();
-  app.add_option("--layers", o.layers, "Transformer blocks (L)")->capture_default_str();
-  app.add_option("--ffn", o.ffn, "Feed-forward width (F)")->capture_default_str();
-  app.add_option("--lr", o.lr, "Peak learning rate (linear warmup, cosine decay to 10%)")->capture_default_str();
-  app.add_option("--warmup", o.warmup, "Warmup steps")->capture_default_str();
-  app.add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
-  app.add_option("--clip", o.clip, "Gradient-norm clipping threshold (<= 0: none)")->capture_default_str();
+  checked("--steps", o.steps, "Optimizer steps", integer_in(1, kMaxCount));
+  app.add_option("--out", o.out, "Output directory: loss.csv, loss.png, loss.gp, checkpoint.bin, sample.txt")
+      ->capture_default_str()
+      ->check(ped::cli::non_empty());
+  checked("--batch", o.batch, "Sequences per batch (B)", integer_in<ULong>(1, kMaxSize));
+  checked("--context", o.context, "Tokens per sequence and positional table length (T)", integer_in<ULong>(1, kMaxSize));
+  checked("--width", o.width, "Model width (D)", integer_in<ULong>(1, kMaxSize));
+  checked("--heads", o.heads, "Attention heads (H), dividing the width", integer_in<ULong>(1, kMaxSize));
+  checked("--layers", o.layers, "Transformer blocks (L)", integer_in<ULong>(1, 1024));
+  checked("--ffn", o.ffn, "Feed-forward width (F)", integer_in<ULong>(1, 16 * kMaxSize));
+  checked("--lr", o.lr, "Peak learning rate (linear warmup, cosine decay to 10%)", real_in(0, false));
+  checked("--warmup", o.warmup, "Warmup steps", integer_in(0, kMaxCount));
+  checked("--weight-decay", o.weight_decay, "AdamW decoupled weight decay", real_in(0, false));
+  checked("--clip", o.clip, "Gradient-norm clipping threshold (<= 0: none)", finite_real());
   std::string attention_names;
   for (const std::string& name : ped::ref::gpt_attention_names()) attention_names += (attention_names.empty() ? "" : ", ") + name;
-  app.add_option("--variant", o.variant, "Attention: " + attention_names)->capture_default_str();
+  // A name the library refuses is a usage error naming the option.
+  auto accepted_by = [](auto parse, const std::string& expected) {
+    return CLI::Validator(
+        [parse](std::string& text) -> std::string {
+          try {
+            parse(text);
+          } catch (const std::invalid_argument& e) {
+            return without_function(e.what());
+          }
+          return "";
+        },
+        expected);
+  };
+  app.add_option("--variant", o.variant, "Attention: " + attention_names)
+      ->capture_default_str()
+      ->check(accepted_by([](const std::string& t) { ped::ref::parse_gpt_attention(t); }, attention_names));
   app.add_option("--mask", o.mask, "Attention mask: causal or window:W (causal sliding window of W keys back)")
-      ->capture_default_str();
-  app.add_option("--lora-rank", o.lora_rank, "LoRA rank r (0: train every parameter)")->capture_default_str();
-  app.add_option("--lora-alpha", o.lora_alpha, "LoRA alpha (scale alpha / r)")->capture_default_str();
-  app.add_option("--lora-targets", o.lora_targets, "LoRA targets, a subset of q,k,v,o,mlp")->capture_default_str();
+      ->capture_default_str()
+      ->check(accepted_by([](const std::string& t) { parse_mask(t); }, "causal or window:W"));
+  checked("--lora-rank", o.lora_rank, "LoRA rank r (0: train every parameter)", integer_in<ULong>(0, kMaxSize));
+  checked("--lora-alpha", o.lora_alpha, "LoRA alpha (scale alpha / r)", finite_real());
+  app.add_option("--lora-targets", o.lora_targets, "LoRA targets, a subset of q,k,v,o,mlp")
+      ->capture_default_str()
+      ->check(accepted_by([](const std::string& t) { ped::ref::parse_lora_targets(t); }, "a subset of q,k,v,o,mlp"));
   app.add_option("--base", o.base, "Checkpoint of a model without adapters: the frozen base of a LoRA fine-tune");
-  app.add_option("--seed", o.seed, "Seed of initialisation, batches and sampling")->capture_default_str();
-  app.add_option("--threads", o.threads, "Threads for OpenBLAS and the attention kernels")->capture_default_str();
-  app.add_option("--eval-every", o.eval_every, "Steps between evaluations")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--eval-batches", o.eval_batches, "Batches per evaluation")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--sample-chars", o.sample_chars, "Characters of generated text")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--temperature", o.temperature, "Sampling temperature")->capture_default_str()->check(CLI::PositiveNumber);
+  checked("--seed", o.seed, "Seed of initialisation, batches and sampling",
+          integer_in<std::uint64_t>(0, std::numeric_limits<std::uint64_t>::max()));
+  checked("--threads", o.threads, "Threads for OpenBLAS and the attention kernels", integer_in(1, 1024));
+  checked("--eval-every", o.eval_every, "Steps between evaluations", integer_in(1, kMaxCount));
+  checked("--eval-batches", o.eval_batches, "Batches per evaluation", integer_in(1, 1'000'000));
+  checked("--sample-chars", o.sample_chars, "Characters of generated text", integer_in(0, 10'000'000));
+  checked("--temperature", o.temperature, "Sampling temperature", real_in(0, true));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // "--steps: <what is wrong>"; a message that does not say the range (a repeated option) gets it added
+    const std::string message = e.what();
+    const auto known = expects.find(message.substr(0, message.find(':')));
+    std::fprintf(stderr, "train: usage error: %s", message.c_str());
+    if (known != expects.end() && message.find("expected") == std::string::npos) {
+      std::fprintf(stderr, "; %s takes %s, once", known->first.c_str(), known->second.c_str());
+    }
+    std::fprintf(stderr, "\nRun with --help for more information.\n");
     return 2;
   }
   try {
     return run(o);
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "train: usage error: %s\n", e.what());
+    std::fprintf(stderr, "train: usage error: %s\n", without_prefix(e.what()).c_str());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: error: %s\n", e.what());
+    std::fprintf(stderr, "train: error: %s\n", without_prefix(e.what()).c_str());
     return 1;
   }
 }

@@ -7,15 +7,19 @@
 //
 // Counters are per step, in milliseconds: fwd_<layer> and bwd_<layer> for ours (the layer kinds of
 // ped::ref::GptProfile), forward_ms / backward_ms / optimizer_ms for both. Threads: --threads=N
-// (default 1) for OpenBLAS, OpenMP and LibTorch alike, set before any run.
+// (default 1, at most 1024, given once) for OpenBLAS, OpenMP and LibTorch alike, set before any run.
+// Exit status 2 on a bad --threads or an argument Google Benchmark does not know.
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
+#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "bench/benchmark_flags.hpp"
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
 #include "verify/ops/gpt_twin.hpp"
@@ -123,25 +127,60 @@ void BM_gpt_step_libtorch(benchmark::State& state) {
 BENCHMARK(BM_gpt_step_reference)->ArgName("size")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gpt_step_libtorch)->ArgName("size")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// --threads N or --threads=N, once: the whole text an integer in [1, 1024]. Returns false (after
+// printing why) on a bad or repeated value; removes the option from the arguments.
+bool take_threads(std::vector<char*>& args) {
+  bool given = false;
+  for (std::size_t i = 1; i < args.size();) {
+    const std::string arg = args[i];
+    std::string value;
+    std::size_t used = 1;
+    if (arg == "--threads") {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "bench_gpt: --threads needs a value, an integer in [1, 1024]\n");
+        return false;
+      }
+      value = args[i + 1];
+      used = 2;
+    } else if (arg.starts_with("--threads=")) {
+      value = arg.substr(10);
+    } else {
+      ++i;
+      continue;
+    }
+    if (given) {
+      std::fprintf(stderr, "bench_gpt: --threads is given more than once\n");
+      return false;
+    }
+    given = true;
+    int threads = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), threads);
+    if (error != std::errc() || end != value.data() + value.size() || threads < 1 || threads > 1024) {
+      std::fprintf(stderr, "bench_gpt: --threads expects an integer in [1, 1024], got '%s'\n", value.c_str());
+      return false;
+    }
+    g_threads = threads;
+    args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i + used));
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --threads=N is ours; the rest goes to Google Benchmark.
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      g_threads = std::atoi(argv[i] + 10);
-      if (g_threads < 1) {
-        std::fprintf(stderr, "bench_gpt: --threads must be >= 1, got '%s'\n", argv[i] + 10);
-        return 2;
-      }
-    } else {
-      rest.push_back(argv[i]);
-    }
+  // --threads is ours; the rest goes to Google Benchmark.
+  std::vector<char*> rest(argv, argv + argc);
+  if (!take_threads(rest)) return 2;
+  if (const std::string error = ped::bench::benchmark_flag_error(std::vector<std::string>(rest.begin() + 1, rest.end()),
+                                                                 "bench_gpt");
+      !error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 2;
   }
   openblas_set_num_threads(g_threads);
   at::set_num_threads(g_threads);
   int n = static_cast<int>(rest.size());
+  rest.push_back(nullptr);
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
   benchmark::AddCustomContext("threads", std::to_string(g_threads));

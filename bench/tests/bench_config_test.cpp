@@ -99,6 +99,98 @@ TEST(Options, EnvironmentIsTheDefaultAndBadValuesThrow) {
   }
 }
 
+// parse_options on {"bench", args...}: the message of the std::invalid_argument it throws, or "".
+std::string option_error(std::vector<std::string> args) {
+  args.insert(args.begin(), "bench");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(args.size());
+  try {
+    parse_options(argc, argv.data());
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Options, EveryBadNumberOrListIsRefusedNamingTheOptionAndItsRange) {
+  const std::vector<std::string> not_integers = {"-1", "0", "nan", "inf", "abc", "12abc", "", " 3", "+3", "1.5", "1e3",
+                                                 "99999999999999999999999"};
+  const std::vector<std::string> not_positive_reals = {"-1", "0", "nan", "-nan", "inf", "-inf", "1e999", "abc", "", " 1",
+                                                       "1.5x"};
+  const std::vector<std::pair<std::string, std::string>> past_range = {
+      {"threads", "1025"},       {"seq-lens", "131073"},       {"head-dims", "1025"},      {"layer-tokens", "131073"},
+      {"batch", "65537"},        {"heads", "65537"},           {"repetitions", "100001"},  {"iterations", "1000000000001"},
+      {"gemm-size", "46341"},    {"memory-budget-gib", "1048577"}, {"min-time", "86401"}};
+  std::vector<std::pair<std::string, std::string>> cases = past_range;
+  for (const char* option : {"threads", "seq-lens", "head-dims", "layer-tokens", "batch", "heads", "repetitions",
+                             "iterations", "gemm-size"}) {
+    for (const std::string& value : not_integers) cases.emplace_back(option, value);
+  }
+  for (const char* option : {"memory-budget-gib", "min-time"}) {
+    for (const std::string& value : not_positive_reals) cases.emplace_back(option, value);
+  }
+  for (const char* option : {"seq-lens", "head-dims", "layer-tokens"}) {
+    for (const char* list : {"256,,512", ",256", "256,", ",", "256,abc", "256,-1"}) cases.emplace_back(option, list);
+  }
+  for (const auto& [option, list] : std::vector<std::pair<std::string, std::string>>{
+           {"variants", "flash,,naive"}, {"variants", "flash,"}, {"passes", ",forward"}, {"masks", "causal,,none"},
+           {"masks", ""}, {"variants", "flash,warp"}}) {
+    cases.emplace_back(option, list);
+  }
+  for (const auto& [option, value] : cases) {
+    const std::string error = option_error({"--" + option + "=" + value});
+    EXPECT_NE(error.find("bench: --" + option), std::string::npos) << "--" << option << "=" << value << ": " << error;
+    EXPECT_TRUE(error.find("expects") != std::string::npos || error.find("unknown name") != std::string::npos)
+        << "--" << option << "=" << value << ": " << error;
+  }
+  // The range is in the message.
+  EXPECT_EQ(option_error({"--seq-lens", "1,,2"}),
+            "bench: --seq-lens expects a comma-separated list of an integer in [1, 131072], got an empty item in '1,,2'");
+  EXPECT_EQ(option_error({"--threads=0"}), "bench: --threads expects an integer in [1, 1024], got '0'");
+  EXPECT_EQ(option_error({"--min-time=nan"}), "bench: --min-time expects a finite number in (0, 86400], got 'nan'");
+}
+
+TEST(Options, AnOptionGivenTwiceIsRefused) {
+  EXPECT_EQ(option_error({"--threads=1", "--threads=2"}), "bench: --threads is given more than once");
+  EXPECT_EQ(option_error({"--seq-lens", "256", "--seq-lens=512"}), "bench: --seq-lens is given more than once");
+  // The environment is a default, not a second value.
+  ::setenv("PED_BENCH_THREADS", "3", 1);
+  EXPECT_EQ(option_error({"--threads=1"}), "");
+  ::unsetenv("PED_BENCH_THREADS");
+}
+
+TEST(Options, TheEnvironmentIsCheckedLikeTheCommandLine) {
+  ::setenv("PED_BENCH_SEQ_LENS", "1,,2", 1);
+  EXPECT_NE(option_error({}).find("bench: --seq-lens expects"), std::string::npos);
+  ::unsetenv("PED_BENCH_SEQ_LENS");
+}
+
+TEST(Options, TheRangeLimitsThemselvesAreAccepted) {
+  std::vector<std::string> words = {"bench", "--threads=1024", "--seq-lens=1,131072", "--head-dims=1024", "--batch=65536",
+                                    "--heads=65536", "--gemm-size=46340", "--min-time=86400", "--memory-budget-gib=1048576",
+                                    "--repetitions=100000", "--iterations=1000000000000", "--layer-tokens=131072"};
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(words.size());
+  const BenchConfig config = parse_options(argc, argv.data());
+  EXPECT_EQ(config.threads, 1024);
+  EXPECT_EQ(config.seq_lens, (std::vector<std::int64_t>{1, 131072}));
+  EXPECT_EQ(config.iterations, 1'000'000'000'000);
+}
+
+TEST(MemoryBudget, TheLargestAcceptedCaseIsEstimatedAndSkipped) {
+  // B H N^2 at the option limits is 2^66 scores: the estimate must saturate, not wrap negative.
+  for (const Contender& contender : {Contender{"naive"}, Contender{"flash"}, Contender::libtorch_composed}) {
+    const AttentionCase c{.contender = contender, .pass = Pass::forward_backward, .mask = MaskKind::none,
+                          .batch = 65536, .heads = 65536, .seq_len = 131072, .head_dim = 1024, .threads = 1024};
+    EXPECT_GT(estimated_bytes(c), std::int64_t{1} << 50) << to_string(contender);
+    EXPECT_TRUE(over_budget(estimated_bytes(c), 1 << 20).has_value()) << to_string(contender);
+  }
+}
+
 TEST(Names, FollowTheReportScheme) {
   const AttentionCase c{.contender = Contender::libtorch_sdpa, .pass = Pass::forward_backward,
                         .mask = MaskKind::sliding_window_256, .batch = 1, .heads = 8, .seq_len = 1024,
