@@ -142,6 +142,7 @@ void run(Fixture<T>& fixture, MemoryFile& file, const std::vector<char>& bytes) 
     ped::fuzz::fail(target, "accepted another lora_alpha");
   }
   if (read_at<std::uint64_t>(bytes, n_at) != n) ped::fuzz::fail(target, "accepted another element count");
+  if (read_at<std::int64_t>(bytes, steps_at) < 0) ped::fuzz::fail(target, "accepted a negative step count");
   if (read_at<std::uint64_t>(bytes, bytes.size() - 8) != ref::fnv1a64(bytes.data(), bytes.size() - 8)) {
     ped::fuzz::fail(target, "accepted a wrong checksum");
   }

@@ -198,6 +198,8 @@ void load_checkpoint(const std::string& path, Gpt<T>& model, AdamW<T>& opt) {
   const auto stored = get<std::uint64_t>(in, sum_at);
   const std::uint64_t actual = fnv1a64(in.data(), expected - 8);
   if (stored != actual) fail(path, "is corrupted: checksum mismatch");
+  // AdamW's bias correction divides by 1 - beta^t: t < 0 flips the update, and t = 0 only before any step.
+  if (steps < 0) fail(path, "holds a negative optimizer step count (" + std::to_string(steps) + ")");
   const GptConfig& c = model.config();
   for (std::size_t i = 0; i < kConfigFields; ++i) {
     if (fields[i] != config_field(c, i)) {

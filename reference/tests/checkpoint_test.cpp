@@ -6,9 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -75,7 +78,8 @@ class CheckpointFile : public ::testing::Test {
         << what << ": " << (error.empty() ? "loaded without complaint" : error);
     const bool says_why = error.find("bad magic") != std::string::npos || error.find("format version") != std::string::npos ||
                           error.find("-byte scalars") != std::string::npos || error.find("truncated") != std::string::npos ||
-                          error.find("trailing bytes") != std::string::npos || error.find("checksum") != std::string::npos;
+                          error.find("trailing bytes") != std::string::npos || error.find("checksum") != std::string::npos ||
+                          error.find("step count") != std::string::npos;
     EXPECT_TRUE(says_why) << what << ": " << error;
     EXPECT_TRUE(untouched) << what << ": a refused file modified the model";
   }
@@ -117,6 +121,20 @@ TEST_F(CheckpointFile, TruncationByOneByteAndAnAppendedByteAreRefused) {
   std::vector<char> longer = good;
   longer.push_back('\0');
   expect_refused(longer, "one zero byte appended");
+}
+
+// A file whose checksum holds but whose step count is negative: the next AdamW step would divide by
+// its bias correction 1 - beta^0 = 0, or flip the update's sign.
+TEST_F(CheckpointFile, ANegativeStepCountIsRefusedEvenWithAValidChecksum) {
+  std::vector<char> bad = saved_bytes();
+  // magic 8, version 4, bytes per scalar 4, 11 configuration fields of 8, lora_alpha 8, then the steps
+  constexpr std::size_t steps_at = 8 + 4 + 4 + 11 * 8 + 8;
+  for (const std::int64_t steps : {std::int64_t{-1}, std::numeric_limits<std::int64_t>::min()}) {
+    std::memcpy(bad.data() + steps_at, &steps, sizeof steps);
+    const std::uint64_t sum = fnv1a64(bad.data(), bad.size() - 8);
+    std::memcpy(bad.data() + bad.size() - 8, &sum, sizeof sum);
+    expect_refused(bad, "steps = " + std::to_string(steps));
+  }
 }
 
 TEST_F(CheckpointFile, EveryTruncationIsRefused) {
