@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -275,7 +276,14 @@ void check_criterion(at::ScalarType st, const char* dtype) {
         const Errors e = errors(ours<T>(rs[r].variant, c, in, rs[r].options), t);
         const double got[5] = {e.out, e.lse, e.dq, e.dk, e.dv};
         const double ref[5] = {torch.out, torch.lse, torch.dq, torch.dk, torch.dv};
-        const double atol[5] = {2 * rounding.out, 2 * rounding.lse, 2 * rounding.dq, 2 * rounding.dk, 2 * rounding.dv};
+        // FlashAttention's floor, 2 x the rounding of (truth + 0.3) - 0.3, is 0 where that sum is exact
+        // (lse here): then a one-ulp difference fails. A normwise error below 2 eps(T) is the rounding
+        // of the stored result itself (seen: lse 1.7e-16 against LibTorch's 8.2e-17 without FMA, in the
+        // asan preset's -march=native-off build).
+        const double eps2 = 2 * static_cast<double>(std::numeric_limits<T>::epsilon());
+        const double atol[5] = {std::max(2 * rounding.out, eps2), std::max(2 * rounding.lse, eps2),
+                                std::max(2 * rounding.dq, eps2), std::max(2 * rounding.dk, eps2),
+                                std::max(2 * rounding.dv, eps2)};
         static const char* names[5] = {"out", "lse", "dq", "dk", "dv"};
         for (int qn = 0; qn < 5; ++qn) {
           const double bound = 2 * ref[qn] + atol[qn];
