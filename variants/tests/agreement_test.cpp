@@ -33,23 +33,6 @@ const std::vector<AttentionShape>& shapes() {
   return s;
 }
 
-// Default options on 2 threads plus small and odd tiles on 1 thread, so that every test shape spans
-// many tiles. (Thread counts give bitwise identical results, see edge_case_test.cpp; one thread
-// keeps the many tiny tiles cheap on a shared machine.)
-std::vector<AttentionOptions> options_for(Variant v) {
-  switch (v) {
-    case Variant::naive: return {AttentionOptions{.threads = 2}};
-    case Variant::blocked: return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .tile_q = 7}};
-    case Variant::flash:
-      return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .tile_q = 16, .tile_k = 24},
-              AttentionOptions{.threads = 1, .tile_q = 13, .tile_k = 7}};
-    case Variant::sparse:
-      return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .block_size = 16},
-              AttentionOptions{.threads = 1, .block_size = 5}};
-  }
-  return {};
-}
-
 // Worst error seen per (variant, dtype, quantity), printed at the end of the run.
 std::map<std::string, double>& worst() {
   static std::map<std::string, double> w;
@@ -72,13 +55,14 @@ std::vector<double> to_double(const std::vector<T>& x) {
   return std::vector<double>(x.begin(), x.end());
 }
 
-using Param = std::tuple<Variant, int, bool>;  // variant, mask index, is_double
+using Param = std::tuple<std::string, int, bool>;  // implementation name, mask index, is_double
 
 class Agreement : public ::testing::TestWithParam<Param> {
  protected:
   template <class T>
   void check() {
-    const auto [variant, mask_index, is_double] = GetParam();
+    const auto [impl_name, mask_index, is_double] = GetParam();
+    const AttentionImpl& impl = attention_impl(impl_name);
     const double tol = is_double ? kTolDouble : kTolFloat;
     for (const AttentionShape& shape : shapes()) {
       const NamedMask nm = mask_catalogue(shape.seq_q, shape.seq_k)[static_cast<std::size_t>(mask_index)];
@@ -86,12 +70,12 @@ class Agreement : public ::testing::TestWithParam<Param> {
       // Reference: naive in double on exactly the same (rounded) inputs and scale.
       Problem<double> pd{shape, static_cast<double>(p.scale), to_double(p.q), to_double(p.k), to_double(p.v),
                          to_double(p.dout)};
-      const Result<double> ref = run<double>(Variant::naive, pd, nm.mask);
-      for (const AttentionOptions& opt : options_for(variant)) {
-        SCOPED_TRACE(std::string(to_string(variant)) + " " + nm.name + " " + shape_string(shape) + " tile_q=" +
+      const Result<double> ref = run<double>(attention_impl("naive"), pd, nm.mask);
+      for (const AttentionOptions& opt : tilings(impl)) {
+        SCOPED_TRACE(impl_name + " " + nm.name + " " + shape_string(shape) + " tile_q=" +
                      std::to_string(opt.tile_q) + " tile_k=" + std::to_string(opt.tile_k) +
                      " block_size=" + std::to_string(opt.block_size) + " seed=" + std::to_string(kSeed));
-        const Result<T> r = run<T>(variant, p, nm.mask, opt);
+        const Result<T> r = run<T>(impl, p, nm.mask, opt);
         for (const auto* x : {&r.out, &r.lse, &r.dq, &r.dk, &r.dv}) ASSERT_FALSE(has_nan_or_inf(*x));
         const std::pair<const char*, double> errs[] = {
             {"out", norm_rel_err(to_double(r.out), ref.out)}, {"lse", norm_rel_err(to_double(r.lse), ref.lse)},
@@ -99,13 +83,19 @@ class Agreement : public ::testing::TestWithParam<Param> {
             {"dv", norm_rel_err(to_double(r.dv), ref.dv)}};
         for (const auto& [name, err] : errs) {
           EXPECT_LE(err, tol) << name;
-          double& w = worst()[std::string(to_string(variant)) + (is_double ? " double " : " float ") + name];
+          double& w = worst()[impl_name + (is_double ? " double " : " float ") + name];
           w = std::max(w, err);
         }
       }
     }
   }
 };
+
+std::vector<std::string> builtin_impl_names() {
+  std::vector<std::string> names;
+  for (const AttentionImpl* impl : builtin_impls()) names.push_back(impl->name);
+  return names;
+}
 
 TEST_P(Agreement, MatchesNaiveDouble) {
   if (std::get<2>(GetParam())) {
@@ -117,10 +107,10 @@ TEST_P(Agreement, MatchesNaiveDouble) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllVariantsMasksDtypes, Agreement,
-    ::testing::Combine(::testing::Values(Variant::naive, Variant::blocked, Variant::flash, Variant::sparse),
+    ::testing::Combine(::testing::ValuesIn(builtin_impl_names()),
                        ::testing::Range(0, static_cast<int>(mask_catalogue(8, 8).size())), ::testing::Bool()),
     [](const ::testing::TestParamInfo<Param>& info) {
-      return std::string(to_string(std::get<0>(info.param))) + "_" +
+      return std::get<0>(info.param) + "_" +
              mask_catalogue(8, 8)[static_cast<std::size_t>(std::get<1>(info.param))].name + "_" +
              (std::get<2>(info.param) ? "double" : "float");
     });

@@ -12,9 +12,11 @@
 #include "variants/flash_attention.hpp"
 #include "variants/naive_attention.hpp"
 #include "variants/sparse_attention.hpp"
+#include "variants/tests/test_util.hpp"
 
 namespace ped {
 namespace {
+using test::builtin_impls;
 
 void expect_invalid(const std::function<void()>& f, const std::string& function, const std::string& detail) {
   try {
@@ -36,37 +38,36 @@ struct Buffers {
 
 const AttentionShape kShape{.batch = 1, .heads = 2, .seq_q = 8, .seq_k = 8, .head_dim = 4};
 
-void fwd(Variant var, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
+void fwd(const AttentionImpl& impl, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
          const AttentionOptions& o = {}) {
-  attention_forward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(), o);
+  run_forward<float>(impl, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(), o);
 }
-void bwd(Variant var, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
+void bwd(const AttentionImpl& impl, Buffers& b, const AttentionShape& s = kShape, const Mask& m = Mask::causal(), float scale = 0.5f,
          const AttentionOptions& o = {}) {
-  attention_backward<float>(var, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
+  run_backward<float>(impl, s, m, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
                             b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), o);
 }
 
-const Variant kVariants[] = {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse};
 
 TEST(BadInput, NullPointers) {
   Buffers b(64);
-  for (Variant v : kVariants) {
+  for (const AttentionImpl* v : builtin_impls()) {
     const float* q = b.q.data();
     expect_invalid(
-        [&] { attention_forward<float>(v, kShape, Mask::none(), 0.5f, nullptr, q, q, b.out.data(), b.stats.data()); },
+        [&] { run_forward<float>(*v, kShape, Mask::none(), 0.5f, nullptr, q, q, b.out.data(), b.stats.data()); },
         "attention_forward", "q is a null pointer");
     const RowStats<float>* st = b.stats.data();
-    expect_invalid([&] { attention_forward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, b.out.data(), nullptr); },
+    expect_invalid([&] { run_forward<float>(*v, kShape, Mask::none(), 0.5f, q, q, q, b.out.data(), nullptr); },
                    "attention_forward", "stats is a null pointer");
     expect_invalid([&] {
-      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, st, q, b.dq.data(), nullptr, b.dv.data());
+      run_backward<float>(*v, kShape, Mask::none(), 0.5f, q, q, q, q, st, q, b.dq.data(), nullptr, b.dv.data());
     }, "attention_backward", "dk is a null pointer");
     expect_invalid([&] {
-      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, st, nullptr, b.dq.data(), b.dk.data(),
+      run_backward<float>(*v, kShape, Mask::none(), 0.5f, q, q, q, q, st, nullptr, b.dq.data(), b.dk.data(),
                                 b.dv.data());
     }, "attention_backward", "dout is a null pointer");
     expect_invalid([&] {
-      attention_backward<float>(v, kShape, Mask::none(), 0.5f, q, q, q, q, nullptr, q, b.dq.data(), b.dk.data(),
+      run_backward<float>(*v, kShape, Mask::none(), 0.5f, q, q, q, q, nullptr, q, b.dq.data(), b.dk.data(),
                                 b.dv.data());
     }, "attention_backward", "stats is a null pointer");
   }
@@ -94,7 +95,7 @@ TEST(BadInput, LseFromStats) {
 
 TEST(BadInput, NonPositiveSizes) {
   Buffers b(64);
-  for (Variant v : kVariants) {
+  for (const AttentionImpl* v : builtin_impls()) {
     for (int field = 0; field < 5; ++field) {
       for (std::int64_t bad : {std::int64_t{0}, std::int64_t{-3}}) {
         AttentionShape s = kShape;
@@ -107,8 +108,8 @@ TEST(BadInput, NonPositiveSizes) {
           default: s.head_dim = bad; name = "head_dim"; break;
         }
         const std::string detail = std::string("shape.") + name + " = " + std::to_string(bad);
-        expect_invalid([&] { fwd(v, b, s); }, "attention_forward", detail);
-        expect_invalid([&] { bwd(v, b, s); }, "attention_backward", detail);
+        expect_invalid([&] { fwd(*v, b, s); }, "attention_forward", detail);
+        expect_invalid([&] { bwd(*v, b, s); }, "attention_backward", detail);
       }
     }
   }
@@ -124,32 +125,35 @@ TEST(BadInput, NonPositiveSizes) {
 TEST(BadInput, SizesWhoseProductOverflows) {
   Buffers b(64);
   const AttentionShape s{.batch = std::int64_t{1} << 31, .heads = std::int64_t{1} << 31, .seq_q = 4, .seq_k = 4, .head_dim = 4};
-  for (Variant v : kVariants) {
-    expect_invalid([&] { fwd(v, b, s); }, "attention_forward", "overflows");
-    expect_invalid([&] { bwd(v, b, s); }, "attention_backward", "batch = 2147483648");
+  for (const AttentionImpl* v : builtin_impls()) {
+    expect_invalid([&] { fwd(*v, b, s); }, "attention_forward", "overflows");
+    expect_invalid([&] { bwd(*v, b, s); }, "attention_backward", "batch = 2147483648");
   }
   AttentionShape too_long = kShape;
   too_long.seq_q = std::int64_t{1} << 33;  // beyond BLAS's int dimensions
-  expect_invalid([&] { fwd(Variant::flash, b, too_long); }, "attention_forward", "shape.seq_q = 8589934592");
+  expect_invalid([&] { fwd(attention_impl("flash"), b, too_long); }, "attention_forward", "shape.seq_q = 8589934592");
 }
 
 TEST(BadInput, ScaleAndOptions) {
   Buffers b(64);
-  for (Variant v : kVariants) {
-    expect_invalid([&] { fwd(v, b, kShape, Mask::none(), std::numeric_limits<float>::quiet_NaN()); }, "attention_forward",
+  for (const AttentionImpl* v : builtin_impls()) {
+    expect_invalid([&] { fwd(*v, b, kShape, Mask::none(), std::numeric_limits<float>::quiet_NaN()); }, "attention_forward",
                    "scale = nan");
-    expect_invalid([&] { bwd(v, b, kShape, Mask::none(), std::numeric_limits<float>::infinity()); }, "attention_backward",
+    expect_invalid([&] { bwd(*v, b, kShape, Mask::none(), std::numeric_limits<float>::infinity()); }, "attention_backward",
                    "scale = inf");
-    expect_invalid([&] { fwd(v, b, kShape, Mask::none(), 0.5f, {.threads = -1}); }, "attention_forward",
+    expect_invalid([&] { fwd(*v, b, kShape, Mask::none(), 0.5f, {.threads = -1}); }, "attention_forward",
                    "options.threads = -1");
-    expect_invalid([&] { fwd(v, b, kShape, Mask::none(), 0.5f, {.tile_q = 5000}); }, "attention_forward",
+    expect_invalid([&] { fwd(*v, b, kShape, Mask::none(), 0.5f, {.tile_q = 5000}); }, "attention_forward",
                    "options.tile_q = 5000");
-    expect_invalid([&] { bwd(v, b, kShape, Mask::none(), 0.5f, {.tile_k = -2}); }, "attention_backward",
+    expect_invalid([&] { bwd(*v, b, kShape, Mask::none(), 0.5f, {.tile_k = -2}); }, "attention_backward",
                    "options.tile_k = -2");
-    expect_invalid([&] { fwd(v, b, kShape, Mask::none(), 0.5f, {.block_size = 0}); }, "attention_forward",
+    expect_invalid([&] { fwd(*v, b, kShape, Mask::none(), 0.5f, {.block_size = 0}); }, "attention_forward",
                    "options.block_size = 0");
   }
-  expect_invalid([&] { fwd(static_cast<Variant>(9), b); }, "attention_forward", "variant = 9");
+  expect_invalid([&] {
+    attention_forward<float>(static_cast<Variant>(9), kShape, Mask::causal(), 0.5f, b.q.data(), b.k.data(), b.v.data(),
+                             b.out.data(), b.stats.data());
+  }, "attention_forward", "variant = 9");
 }
 
 TEST(BadInput, MaskParametersOutOfRange) {
@@ -178,9 +182,9 @@ TEST(BadInput, ExplicitLayoutOfTheWrongSize) {
   Buffers b(64);
   // 8 x 8 scores in blocks of 4 need a 2 x 2 layout; 3 x 2 is wrong, also inside a combination.
   const Mask wrong = Mask::explicit_blocks(4, 4, 3, 2, std::vector<std::uint8_t>(6, 1));
-  for (Variant v : kVariants) {
-    expect_invalid([&] { fwd(v, b, kShape, wrong); }, "attention_forward", "(3 x 2) blocks");
-    expect_invalid([&] { bwd(v, b, kShape, Mask::causal() & wrong); }, "attention_backward", "need (2 x 2) blocks");
+  for (const AttentionImpl* v : builtin_impls()) {
+    expect_invalid([&] { fwd(*v, b, kShape, wrong); }, "attention_forward", "(3 x 2) blocks");
+    expect_invalid([&] { bwd(*v, b, kShape, Mask::causal() & wrong); }, "attention_backward", "need (2 x 2) blocks");
   }
   expect_invalid([&] { wrong.block_layout(8, 8, 4, 4); }, "Mask::block_layout", "seq_q = 8");
 }

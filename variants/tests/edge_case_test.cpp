@@ -11,7 +11,6 @@
 namespace ped::test {
 namespace {
 
-const Variant kVariants[] = {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse};
 
 template <class T>
 class EdgeCases : public ::testing::Test {};
@@ -23,10 +22,10 @@ TYPED_TEST(EdgeCases, FullyMaskedRowsGiveZeroOutputMinusInfLseZeroGradients) {
   using T = TypeParam;
   const AttentionShape shape{.batch = 2, .heads = 1, .seq_q = 7, .seq_k = 4, .head_dim = 5};
   const Problem<T> p = make_problem<T>(shape, kSeed);
-  for (Variant v : kVariants) {
+  for (const AttentionImpl* v : builtin_impls()) {
     for (const AttentionOptions& opt : {AttentionOptions{}, AttentionOptions{.tile_q = 2, .tile_k = 3, .block_size = 2}}) {
-      SCOPED_TRACE(to_string(v));
-      const Result<T> r = run<T>(v, p, Mask::causal(), opt);
+      SCOPED_TRACE(v->name);
+      const Result<T> r = run<T>(*v, p, Mask::causal(), opt);
       for (const auto* x : {&r.out, &r.lse, &r.dq, &r.dk, &r.dv}) ASSERT_FALSE(has_nan_or_inf(*x));
       for (std::int64_t b = 0; b < 2; ++b) {
         for (std::int64_t i = 0; i < 7; ++i) {
@@ -51,9 +50,9 @@ TYPED_TEST(EdgeCases, EverythingHiddenGivesZerosEverywhere) {
   const AttentionShape shape{.batch = 1, .heads = 2, .seq_q = 10, .seq_k = 12, .head_dim = 3};
   const Problem<T> p = make_problem<T>(shape, kSeed);
   const Mask hidden = Mask::explicit_blocks(4, 4, 3, 3, std::vector<std::uint8_t>(9, 0));
-  for (Variant v : kVariants) {
-    SCOPED_TRACE(to_string(v));
-    const Result<T> r = run<T>(v, p, hidden);
+  for (const AttentionImpl* v : builtin_impls()) {
+    SCOPED_TRACE(v->name);
+    const Result<T> r = run<T>(*v, p, hidden);
     for (T x : r.out) EXPECT_EQ(x, T{0});
     for (T x : r.lse) EXPECT_TRUE(std::isinf(x) && x < 0);
     for (const auto* g : {&r.dq, &r.dk, &r.dv}) {
@@ -74,11 +73,11 @@ TYPED_TEST(EdgeCases, HugeScoresDoNotOverflow) {
     for (std::size_t e = 0; e < p.q.size(); ++e) p.q[e] = e % 4 == 0 ? T{100} : std::round(p.q[e] * 3);
     for (std::size_t e = 0; e < p.k.size(); ++e) p.k[e] = e % 4 == 0 ? static_cast<T>(100 * sign) : std::round(p.k[e] * 3);
     for (const Mask& mask : {Mask::none(), Mask::causal()}) {
-      const Result<T> ref = run<T>(Variant::naive, p, mask);
+      const Result<T> ref = run<T>(attention_impl("naive"), p, mask);
       for (T l : ref.lse) EXPECT_NEAR(static_cast<double>(l), sign * 1e4, 40.0);
-      for (Variant v : kVariants) {
-        SCOPED_TRACE(std::string(to_string(v)) + " " + mask.name() + " sign " + std::to_string(sign));
-        const Result<T> r = run<T>(v, p, mask, AttentionOptions{.tile_q = 8, .tile_k = 8, .block_size = 8});
+      for (const AttentionImpl* v : builtin_impls()) {
+        SCOPED_TRACE(v->name + " " + mask.name() + " sign " + std::to_string(sign));
+        const Result<T> r = run<T>(*v, p, mask, AttentionOptions{.tile_q = 8, .tile_k = 8, .block_size = 8});
         for (const auto* x : {&r.out, &r.lse, &r.dq, &r.dk, &r.dv}) ASSERT_FALSE(has_nan_or_inf(*x));
         for (T l : r.lse) ASSERT_TRUE(std::isfinite(l));
         // Forward: same tolerance reasoning as the agreement tests (scores differ by integers, so
@@ -118,14 +117,14 @@ TYPED_TEST(EdgeCases, BitwiseIdenticalForOneAndTwoThreads) {
     Problem<T> p = make_problem<T>(shape, kSeed + static_cast<std::uint64_t>(heads));
     p.scale *= factor;
     for (const Mask& mask : {Mask::causal(), Mask::strided(6, false), Mask::none()}) {
-      for (Variant v : kVariants) {
-        SCOPED_TRACE(std::string(to_string(v)) + " " + mask.name() + " heads=" + std::to_string(heads) +
+      for (const AttentionImpl* v : builtin_impls()) {
+        SCOPED_TRACE(v->name + " " + mask.name() + " heads=" + std::to_string(heads) +
                      " scale x" + std::to_string(factor));
         AttentionOptions one{.threads = 1, .tile_q = 32, .tile_k = 48, .block_size = 32};
         AttentionOptions two = one;
         two.threads = 2;
-        const Result<T> a = run<T>(v, p, mask, one);
-        const Result<T> b = run<T>(v, p, mask, two);
+        const Result<T> a = run<T>(*v, p, mask, one);
+        const Result<T> b = run<T>(*v, p, mask, two);
         EXPECT_TRUE(bitwise_equal(a.out, b.out));
         EXPECT_TRUE(bitwise_equal(a.lse, b.lse));
         EXPECT_TRUE(bitwise_equal(a.dq, b.dq));

@@ -14,7 +14,6 @@
 namespace ped::test {
 namespace {
 
-const Variant kVariants[] = {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse};
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 struct Oracle {
@@ -128,11 +127,11 @@ std::int64_t check(const Problem<T>& p, const Mask& mask, const std::string& lab
   for (const auto* v : {&want.out, &want.lse, &want.dq, &want.dk, &want.dv}) {
     for (double x : *v) nan_total += std::isnan(x);
   }
-  for (Variant v : kVariants) {
+  for (const AttentionImpl* v : builtin_impls()) {
     for (const AttentionOptions& opt :
          {AttentionOptions{}, AttentionOptions{.tile_q = 8, .tile_k = 8, .block_size = 8}}) {
-      SCOPED_TRACE(label + " " + to_string(v) + " " + mask.name() + " tile_q=" + std::to_string(opt.tile_q));
-      const Result<T> r = run<T>(v, p, mask, opt);
+      SCOPED_TRACE(label + " " + v->name + " " + mask.name() + " tile_q=" + std::to_string(opt.tile_q));
+      const Result<T> r = run<T>(*v, p, mask, opt);
       expect_matches(r.out, want.out, "out");
       expect_matches(r.lse, want.lse, "lse");
       expect_matches(r.dq, want.dq, "dq");
@@ -226,9 +225,9 @@ TYPED_TEST(NonFinite, InfinitiesActLikeNaN) {
       const std::size_t e = idx(1, which == 1 || which == 2 ? kShape.seq_k : kShape.seq_q, 28, 3);
       (*a[which])[e] = bad;
       (*b[which])[e] = std::numeric_limits<T>::quiet_NaN();
-      for (Variant v : kVariants) {
-        SCOPED_TRACE(std::string(to_string(v)) + " input " + std::to_string(which) + " " + std::to_string(bad));
-        const Result<T> ri = run<T>(v, with_inf, Mask::causal()), rn = run<T>(v, with_nan, Mask::causal());
+      for (const AttentionImpl* v : builtin_impls()) {
+        SCOPED_TRACE(v->name + " input " + std::to_string(which) + " " + std::to_string(bad));
+        const Result<T> ri = run<T>(*v, with_inf, Mask::causal()), rn = run<T>(*v, with_nan, Mask::causal());
         for (auto [x, y] : {std::pair{&ri.out, &rn.out}, std::pair{&ri.dq, &rn.dq}, std::pair{&ri.dk, &rn.dk},
                             std::pair{&ri.dv, &rn.dv}}) {
           ASSERT_EQ(x->size(), y->size());
@@ -252,11 +251,11 @@ TYPED_TEST(NonFinite, NaNInOutOrStatsPoisonsTheBackward) {
   const Mask mask = Mask::causal();
   const std::int64_t x = 1, row = 22;
   for (int which = 0; which < 2; ++which) {
-    for (Variant v : kVariants) {
-      SCOPED_TRACE(std::string(to_string(v)) + (which == 0 ? " out" : " stats"));
+    for (const AttentionImpl* v : builtin_impls()) {
+      SCOPED_TRACE(v->name + (which == 0 ? " out" : " stats"));
       std::vector<T> out(p.q.size()), dq(p.q.size()), dk(p.k.size()), dv(p.v.size());
       std::vector<RowStats<T>> stats(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
-      attention_forward<T>(v, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data());
+      run_forward<T>(*v, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data());
       std::vector<double> out_in(out.begin(), out.end()), lse_in(stats.size());
       for (std::size_t i = 0; i < stats.size(); ++i) lse_in[i] = static_cast<double>(stats[i].lse());
       if (which == 0) {
@@ -266,7 +265,7 @@ TYPED_TEST(NonFinite, NaNInOutOrStatsPoisonsTheBackward) {
         stats[x * s.seq_q + row].inv_sum = std::numeric_limits<T>::quiet_NaN();
         lse_in[x * s.seq_q + row] = kNaN;
       }
-      attention_backward<T>(v, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data(),
+      run_backward<T>(*v, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data(),
                             p.dout.data(), dq.data(), dk.data(), dv.data());
       const Oracle want = oracle(p, mask, &out_in, &lse_in);
       expect_matches(dq, want.dq, "dq");

@@ -23,8 +23,31 @@ Problem<T> make_problem(const AttentionShape& s, std::uint64_t seed) {
   return p;
 }
 
+std::vector<const AttentionImpl*> builtin_impls() {
+  std::vector<const AttentionImpl*> impls;
+  for (const AttentionImpl* impl : attention_impls()) {
+    if (impl->origin == "built-in") impls.push_back(impl);
+  }
+  return impls;
+}
+
+std::vector<AttentionOptions> tilings(const AttentionImpl& impl) {
+  // (Thread counts give bitwise identical results, see edge_case_test.cpp; one thread keeps the many
+  // tiny tiles cheap on a shared machine.)
+  if (impl.name == "blocked") return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .tile_q = 7}};
+  if (impl.name == "flash") {
+    return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .tile_q = 16, .tile_k = 24},
+            AttentionOptions{.threads = 1, .tile_q = 13, .tile_k = 7}};
+  }
+  if (impl.name == "sparse") {
+    return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .block_size = 16},
+            AttentionOptions{.threads = 1, .block_size = 5}};
+  }
+  return {AttentionOptions{.threads = 2}};
+}
+
 template <class T>
-Result<T> run(Variant variant, const Problem<T>& p, const Mask& mask, const AttentionOptions& options) {
+Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, const AttentionOptions& options) {
   const auto& s = p.shape;
   Result<T> r;
   r.out.assign(p.q.size(), T{-7});  // poison: every entry must be overwritten
@@ -33,10 +56,10 @@ Result<T> run(Variant variant, const Problem<T>& p, const Mask& mask, const Atte
   r.dq.assign(p.q.size(), T{-7});
   r.dk.assign(p.k.size(), T{-7});
   r.dv.assign(p.v.size(), T{-7});
-  attention_forward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
+  run_forward<T>(impl, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                        options);
   lse_from_stats<T>(static_cast<std::int64_t>(r.stats.size()), r.stats.data(), r.lse.data());
-  attention_backward<T>(variant, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
+  run_backward<T>(impl, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                         p.dout.data(), r.dq.data(), r.dk.data(), r.dv.data(), options);
   return r;
 }
@@ -98,7 +121,7 @@ std::string shape_string(const AttentionShape& s) {
 
 #define PED_INSTANTIATE(T)                                                                            \
   template Problem<T> make_problem<T>(const AttentionShape&, std::uint64_t);                          \
-  template Result<T> run<T>(Variant, const Problem<T>&, const Mask&, const AttentionOptions&);        \
+  template Result<T> run<T>(const AttentionImpl&, const Problem<T>&, const Mask&, const AttentionOptions&);        \
   template double norm_rel_err<T>(const std::vector<T>&, const std::vector<T>&);                      \
   template bool has_nan_or_inf<T>(const std::vector<T>&);
 PED_INSTANTIATE(float)

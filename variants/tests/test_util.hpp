@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "variants/attention.hpp"
+#include "variants/registry.hpp"
 
 namespace ped::test {
 
@@ -30,9 +31,20 @@ struct Result {
   std::vector<RowStats<T>> stats;
 };
 
-// Runs forward, then backward from the variant's own out and stats.
+// The built-in implementations of the registry (variants/builtin_impls.cpp), in registration order:
+// the kernels every test here sweeps. A built-in kernel added with its registration line is swept
+// by these tests without editing them.
+std::vector<const AttentionImpl*> builtin_impls();
+
+// Option sets every test of an implementation runs: 2 threads with its default tiles, plus, for
+// the built-ins that have tiles, small and odd tiles on 1 thread so that every test shape spans
+// many tiles. An implementation not named here gets the default set only.
+std::vector<AttentionOptions> tilings(const AttentionImpl& impl);
+
+// Runs impl's forward, then its backward from its own out and stats (both through the registry's
+// run_forward / run_backward, with their input checks).
 template <class T>
-Result<T> run(Variant variant, const Problem<T>& p, const Mask& mask, const AttentionOptions& options = {});
+Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, const AttentionOptions& options = {});
 
 // ||a - b|| / max(||b||, tiny), in double. Entries equal to -inf in both (lse of fully masked rows)
 // are skipped; -inf in only one of them gives +inf.

@@ -19,6 +19,7 @@
 
 #include "core/cli_checks.hpp"
 #include "variants/attention.hpp"
+#include "variants/registry.hpp"
 
 namespace {
 
@@ -52,6 +53,32 @@ std::int64_t env_integer(const char* name, std::int64_t fallback, std::int64_t l
   return std::stoll(text);
 }
 
+// The comma-separated items of text; an empty item (",,", a leading or trailing comma) makes the
+// whole list empty, so that the option check refuses it.
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (items.back().empty()) return {};
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+bool selected(const std::string& which, const std::string& name) {
+  const std::vector<std::string> items = split_commas(which);
+  return std::find(items.begin(), items.end(), name) != items.end();
+}
+
+// Every registered implementation's name, comma-separated: the default selection.
+std::string joined_names() {
+  std::string names;
+  for (const std::string& name : ped::attention_impl_names()) names += (names.empty() ? "" : ",") + name;
+  return names;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,30 +86,23 @@ int main(int argc, char** argv) {
   CLI::App app{"ped_variants_timing: one-shot timing of every attention variant, forward and backward"};
   std::int64_t n = 4096, d = 64, b = 1, h = 1;
   int threads = 2;
-  std::string mask_name = "causal", which = "naive,blocked,flash,sparse";
+  std::string mask_name = "causal", which = joined_names();
   app.add_option("N", n, "tokens (Nq = Nk)")->check(cli::integer_in<std::int64_t>(1, 1 << 20))->capture_default_str();
   app.add_option("d", d, "head dim")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
   app.add_option("threads", threads, "threads")->check(cli::integer_in(1, 1024))->capture_default_str();
   app.add_option("B", b, "batch")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
   app.add_option("H", h, "heads")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
   app.add_option("mask", mask_name, "causal or none")->check(CLI::IsMember({"causal", "none"}))->capture_default_str();
-  app.add_option("variants", which, "comma-separated variants to time")
+  app.add_option("variants", which, "comma-separated registered implementations to time")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
-            std::stringstream items(text);
-            std::string item;
-            bool any = false;
-            while (std::getline(items, item, ',')) {
-              try {
-                ped::parse_variant(item);
-              } catch (const std::invalid_argument&) {
-                return "expected naive, blocked, flash or sparse, got '" + item + "'";
-              }
-              any = true;
+            const std::vector<std::string> items = split_commas(text);
+            for (const std::string& item : items) {
+              if (!ped::find_attention_impl(item)) return "expected one of " + joined_names() + ", got '" + item + "'";
             }
-            return any && !text.ends_with(',') ? "" : "expected a comma-separated list of variants, got '" + text + "'";
+            return !items.empty() ? "" : "expected a comma-separated list of implementations, got '" + text + "'";
           },
-          "naive,blocked,flash,sparse"))
+          "NAME[,NAME...]"))
       ->capture_default_str();
   std::int64_t tile_q = 0, tile_k = 0, block_size = 64;
   int reps = 3;
@@ -118,21 +138,21 @@ int main(int argc, char** argv) {
   std::printf("B=%lld H=%lld N=%lld d=%lld mask=%s float threads=%d  OpenBLAS SGEMM %.1f GFLOP/s\n",
               static_cast<long long>(b), static_cast<long long>(h), static_cast<long long>(n),
               static_cast<long long>(d), mask_name.c_str(), threads, gemm);
-  for (ped::Variant var : {ped::Variant::naive, ped::Variant::blocked, ped::Variant::flash, ped::Variant::sparse}) {
-    if (which.find(ped::to_string(var)) == std::string::npos) continue;
+  for (const ped::AttentionImpl* impl : ped::attention_impls()) {
+    if (!selected(which, impl->name) || !impl->supports<float>() || !impl->has_backward<float>()) continue;
     double tf = 1e30, tb = 1e30;  // best of `reps` runs: the machine may be shared
     for (int r = 0; r < reps; ++r) {
       auto t0 = std::chrono::steady_clock::now();
-      ped::attention_forward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
+      ped::run_forward<float>(*impl, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
                                     opt);
       tf = std::min(tf, seconds_since(t0));
       t0 = std::chrono::steady_clock::now();
-      ped::attention_backward<float>(var, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
+      ped::run_backward<float>(*impl, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
                                      dout.data(), dq.data(), dk.data(), dv.data(), opt);
       tb = std::min(tb, seconds_since(t0));
     }
     std::printf("%-8s forward %9.2f ms %7.1f GFLOP/s (%5.1f%% of SGEMM)   backward %9.2f ms %7.1f GFLOP/s (%5.1f%%)\n",
-                ped::to_string(var), tf * 1e3, fwd_flop / tf / 1e9, 100.0 * fwd_flop / tf / 1e9 / gemm, tb * 1e3,
+                impl->name.c_str(), tf * 1e3, fwd_flop / tf / 1e9, 100.0 * fwd_flop / tf / 1e9 / gemm, tb * 1e3,
                 2.5 * fwd_flop / tb / 1e9, 100.0 * 2.5 * fwd_flop / tb / 1e9 / gemm);
   }
   return 0;
