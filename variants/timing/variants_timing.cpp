@@ -1,6 +1,6 @@
 // One-shot timing of every variant, forward and backward (not a benchmark suite): the best of
 // PED_REPS (default 3) runs each. B batch, H heads, N tokens (Nq = Nk), d head dim.
-// Usage: ped_variants_timing [N=4096] [d=64] [threads=2] [B=1] [H=1] [mask=causal|none] [variants=naive,blocked,flash,sparse]
+// Usage: ped_variants_timing [N=4096] [d=64] [threads=2] [B=1] [H=1] [mask=causal|none] [variants=every registered implementation]
 // Tiles: environment PED_TILE_Q, PED_TILE_K, PED_BLOCK_SIZE (default: the variants' own).
 // Prints wall time and GFLOP/s with FlashAttention's FLOP model (forward 4 B H N^2 d, halved for
 // causal; backward 2.5x forward) and the OpenBLAS SGEMM rate at the same thread count as ceiling.

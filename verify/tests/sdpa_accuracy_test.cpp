@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "variants/attention.hpp"
+#include "variants/registry.hpp"
 #include "verify/metrics.hpp"
 #include "verify/problem.hpp"
 
@@ -125,16 +126,16 @@ Tensors5 truth(const Config& c, const Inputs& in) {
 }
 
 template <class T>
-Tensors5 ours(Variant variant, const Config& c, const Inputs& in, const AttentionOptions& options) {
+Tensors5 ours(const AttentionImpl& impl, const Config& c, const Inputs& in, const AttentionOptions& options) {
   const Mask mask = c.causal ? Mask::causal() : Mask::none();
   const arma::Mat<T> q = arma::conv_to<arma::Mat<T>>::from(in.q), k = arma::conv_to<arma::Mat<T>>::from(in.k),
                      v = arma::conv_to<arma::Mat<T>>::from(in.v), dout = arma::conv_to<arma::Mat<T>>::from(in.dout);
   arma::Mat<T> out(arma::size(q)), lse(1, q.n_cols), dq(arma::size(q)), dk(arma::size(k)), dv(arma::size(v));
   std::vector<RowStats<T>> stats(q.n_cols);
-  attention_forward<T>(variant, c.shape, mask, static_cast<T>(c.scale), q.memptr(), k.memptr(), v.memptr(),
+  run_forward<T>(impl, c.shape, mask, static_cast<T>(c.scale), q.memptr(), k.memptr(), v.memptr(),
                        out.memptr(), stats.data(), options);
   lse_from_stats<T>(static_cast<std::int64_t>(stats.size()), stats.data(), lse.memptr());
-  attention_backward<T>(variant, c.shape, mask, static_cast<T>(c.scale), q.memptr(), k.memptr(), v.memptr(),
+  run_backward<T>(impl, c.shape, mask, static_cast<T>(c.scale), q.memptr(), k.memptr(), v.memptr(),
                         out.memptr(), stats.data(), dout.memptr(), dq.memptr(), dk.memptr(), dv.memptr(), options);
   auto wide = [](const arma::Mat<T>& m) { return arma::conv_to<arma::mat>::from(m); };
   return {wide(out), wide(lse), wide(dq), wide(dk), wide(dv)};
@@ -235,21 +236,23 @@ const std::vector<Config>& configs() {
 }
 
 struct Run {
-  Variant variant;
+  const AttentionImpl* impl;
   AttentionOptions options;
   std::string label;
 };
 
-// Every variant at its default tiles, and flash and blocked with small tiles so that a row spans
-// several tiles even at these sizes.
+// Every built-in implementation of the registry at its default tiles, and those with tiles also
+// with small ones, so that a row spans several tiles even at these sizes.
 std::vector<Run> runs() {
-  return {{Variant::naive, {}, "naive"},
-          {Variant::blocked, {}, "blocked"},
-          {Variant::blocked, {.tile_q = 16}, "blocked/16"},
-          {Variant::flash, {}, "flash"},
-          {Variant::flash, {.tile_q = 16, .tile_k = 32}, "flash/16x32"},
-          {Variant::sparse, {}, "sparse"},
-          {Variant::sparse, {.block_size = 16}, "sparse/16"}};
+  std::vector<Run> rs;
+  for (const AttentionImpl* impl : attention_impls()) {
+    if (impl->origin != "built-in") continue;
+    rs.push_back({impl, {}, impl->name});
+    if (impl->name == "blocked") rs.push_back({impl, {.tile_q = 16}, "blocked/16"});
+    if (impl->name == "flash") rs.push_back({impl, {.tile_q = 16, .tile_k = 32}, "flash/16x32"});
+    if (impl->name == "sparse") rs.push_back({impl, {.block_size = 16}, "sparse/16"});
+  }
+  return rs;
 }
 
 constexpr std::uint64_t kSeeds[] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -273,7 +276,7 @@ void check_criterion(at::ScalarType st, const char* dtype) {
       const Errors rounding = errors(plus_minus_03<T>(t), t);
       const std::vector<Run> rs = runs();
       for (std::size_t r = 0; r < rs.size(); ++r) {
-        const Errors e = errors(ours<T>(rs[r].variant, c, in, rs[r].options), t);
+        const Errors e = errors(ours<T>(*rs[r].impl, c, in, rs[r].options), t);
         const double got[5] = {e.out, e.lse, e.dq, e.dk, e.dv};
         const double ref[5] = {torch.out, torch.lse, torch.dq, torch.dk, torch.dv};
         // FlashAttention's floor, 2 x the rounding of (truth + 0.3) - 0.3, is 0 where that sum is exact
