@@ -1,6 +1,8 @@
 // The plugin host: DLTensor views in both layouts, the child process, and loading the example
 // plugins (examples/attention_plugin) into the registry, good and bad.
 #include <gtest/gtest.h>
+#include <chrono>
+#include <unistd.h>
 
 #include <cmath>
 #include <csignal>
@@ -101,6 +103,29 @@ TEST(ChildProcess, ReportsSignalsExitsAndExceptions) {
   const ChildOutcome threw = run_in_child([]() -> std::string { throw std::runtime_error("no luck"); });
   EXPECT_FALSE(threw.completed);
   EXPECT_EQ(threw.failure, "threw: no luck");
+}
+
+// A child that never finishes is killed at the time limit, with everything it started; one that
+// finishes within it is not affected by it.
+TEST(ChildProcess, ATimeLimitEndsAChildThatHangs) {
+  const ChildOutcome hung = run_in_child(
+      []() -> std::string {
+        if (::fork() == 0) {  // a grandchild that keeps the pipe open: only a group kill ends it
+          for (;;) ::pause();
+        }
+        for (;;) ::pause();
+      },
+      {.time_limit = std::chrono::milliseconds(300)});
+  EXPECT_FALSE(hung.completed);
+  EXPECT_TRUE(hung.timed_out);
+  EXPECT_EQ(hung.signal, SIGKILL);
+  EXPECT_EQ(hung.failure, "did not finish within 0.3 s and was killed");
+  const ChildOutcome quick = run_in_child([] { return std::string("done"); }, {.time_limit = std::chrono::seconds(60)});
+  EXPECT_TRUE(quick.completed);
+  EXPECT_FALSE(quick.timed_out);
+  EXPECT_EQ(quick.output, "done");
+  EXPECT_THROW(run_in_child([] { return std::string(); }, {.time_limit = std::chrono::milliseconds(-1)}),
+               std::invalid_argument);
 }
 
 // out, lse of `impl` for random inputs, in double.
