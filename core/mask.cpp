@@ -278,9 +278,14 @@ class MaskParser {
     if (!accept(token)) fail(concat("expected '", token, "'"));
   }
 
+  // A kind's name: a letter or '_', then letters, digits and '_' (digits only so that an unknown
+  // name such as sliding_window_256 is quoted whole).
   std::string_view word() {
     const std::size_t start = pos_;
-    while (pos_ < text_.size() && ((text_[pos_] >= 'a' && text_[pos_] <= 'z') || text_[pos_] == '_')) ++pos_;
+    const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
+    while (pos_ < text_.size() && (letter(text_[pos_]) || (pos_ > start && text_[pos_] >= '0' && text_[pos_] <= '9'))) {
+      ++pos_;
+    }
     return text_.substr(start, pos_ - start);
   }
 

@@ -119,6 +119,7 @@ TEST(MaskParse, RefusesBadTextNamingItAndTheSyntax) {
       {"causl", "unknown mask kind 'causl'"},
       {"Causal", "expected a mask kind"},
       {"window:4", "unknown mask kind 'window'"},
+      {"sliding_window_256", "unknown mask kind 'sliding_window_256'"},
       {"causal ", "trailing text"},
       {"causal,none", "trailing text"},
       {" causal", "expected a mask kind"},
