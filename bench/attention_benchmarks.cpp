@@ -32,7 +32,7 @@ struct AttentionBuffers {
 void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   const AttentionImpl& impl = implementation_of(c.contender);
   const AttentionShape shape = c.shape();
-  const Mask mask = make_mask(c.mask);
+  const Mask& mask = c.mask;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const AttentionOptions options{.threads = c.threads};
   AttentionBuffers b(shape);
@@ -77,7 +77,7 @@ void attention_benchmark(benchmark::State& state, const AttentionCase& c) {
     return;
   }
   const AttentionShape shape = c.shape();
-  const std::int64_t pairs = visible_pairs(make_mask(c.mask), shape.seq_q, shape.seq_k);
+  const std::int64_t pairs = visible_pairs(c.mask, shape.seq_q, shape.seq_k);
   // an exception skips the counters below; register_timed turns it into an error row
   if (is_libtorch(c.contender)) {
     libtorch_attention_benchmark(state, c);

@@ -138,7 +138,7 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
   } else if (option == "passes") {
     config.passes = parse_names<Pass>(option, value, parse_pass);
   } else if (option == "masks") {
-    config.masks = parse_names<MaskKind>(option, value, parse_mask);
+    config.masks = parse_masks(option, value);
   } else if (option == "seq-lens") {
     config.seq_lens = parse_sizes(option, value);
   } else if (option == "head-dims") {
@@ -212,16 +212,6 @@ const char* to_string(Pass p) {
   return "?";
 }
 
-const char* to_string(MaskKind m) {
-  switch (m) {
-    case MaskKind::none: return "none";
-    case MaskKind::causal: return "causal";
-    case MaskKind::sliding_window_256: return "sliding_window_256";
-    case MaskKind::bigbird: return "bigbird";
-  }
-  return "?";
-}
-
 std::optional<Contender> parse_contender(const std::string& text) {
   for (const Contender& c : all_contenders()) {
     if (text == c.name) return c;
@@ -240,10 +230,10 @@ std::vector<Contender> all_contenders() {
   return contenders;
 }
 
-bool runs(const Contender& c, Pass pass, MaskKind m) {
+bool runs(const Contender& c, Pass pass, const Mask& m) {
   if (is_libtorch(c)) return true;
   const AttentionImpl& impl = implementation_of(c);
-  return impl.supports(make_mask(m)) && (pass == Pass::forward || impl.has_backward<float>());
+  return impl.supports(m) && (pass == Pass::forward || impl.has_backward<float>());
 }
 
 std::optional<Pass> parse_pass(const std::string& text) {
@@ -253,11 +243,26 @@ std::optional<Pass> parse_pass(const std::string& text) {
   return std::nullopt;
 }
 
-std::optional<MaskKind> parse_mask(const std::string& text) {
-  for (MaskKind m : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird}) {
-    if (text == to_string(m)) return m;
+std::vector<Mask> parse_masks(const std::string& option, const std::string& text) {
+  std::vector<Mask> masks;
+  std::size_t start = 0;
+  int depth = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && text[i] != ',') {
+      depth += text[i] == '(' ? 1 : text[i] == ')' ? -1 : 0;
+      continue;
+    }
+    if (i < text.size() && depth > 0) continue;  // a comma inside a mask's parentheses
+    const std::string item = text.substr(start, i - start);
+    if (item.empty()) fail("--", option, " expects a comma-separated list of masks, got an empty item in '", text, "'");
+    try {
+      masks.push_back(Mask::parse(item));
+    } catch (const std::invalid_argument& error) {
+      fail("--", option, ": ", error.what());
+    }
+    start = i + 1;
   }
-  return std::nullopt;
+  return masks;
 }
 
 bool is_libtorch(const Contender& c) { return c == Contender::libtorch_sdpa || c == Contender::libtorch_composed; }
@@ -267,19 +272,9 @@ const AttentionImpl& implementation_of(const Contender& c) {
   return attention_impl(c.name);
 }
 
-Mask make_mask(MaskKind m) {
-  switch (m) {
-    case MaskKind::none: return Mask::none();
-    case MaskKind::causal: return Mask::causal();
-    case MaskKind::sliding_window_256: return Mask::sliding_window(256, 0);
-    case MaskKind::bigbird: return Mask::bigbird(64, 1, 1, 1, kBigbirdSeed);
-  }
-  return Mask::none();
-}
-
 std::string AttentionCase::name() const {
   std::ostringstream os;
-  os << "attention/" << to_string(contender) << '/' << to_string(pass) << "/float/" << to_string(mask) << "/B:" << batch
+  os << "attention/" << to_string(contender) << '/' << to_string(pass) << "/float/" << mask.name() << "/B:" << batch
      << "/H:" << heads << "/N:" << seq_len << "/d:" << head_dim << "/T:" << threads;
   return os.str();
 }
@@ -304,14 +299,14 @@ double useful_flop(Pass pass, std::int64_t pairs, const AttentionShape& shape) {
          static_cast<double>(shape.head_dim) * pass_factor(pass);
 }
 
-double model_flop(Pass pass, MaskKind mask, const AttentionShape& shape) {
-  if (mask != MaskKind::none && mask != MaskKind::causal) {
-    return useful_flop(pass, visible_pairs(make_mask(mask), shape.seq_q, shape.seq_k), shape);
+double model_flop(Pass pass, const Mask& mask, const AttentionShape& shape) {
+  if (mask.kind() != Mask::Kind::none && mask.kind() != Mask::Kind::causal) {
+    return useful_flop(pass, visible_pairs(mask, shape.seq_q, shape.seq_k), shape);
   }
   double forward = 4.0 * static_cast<double>(shape.batch) * static_cast<double>(shape.heads) *
                    static_cast<double>(shape.seq_q) * static_cast<double>(shape.seq_k) *
                    static_cast<double>(shape.head_dim);
-  if (mask == MaskKind::causal) forward *= 0.5;
+  if (mask.kind() == Mask::Kind::causal) forward *= 0.5;
   return forward * pass_factor(pass);
 }
 
@@ -353,7 +348,7 @@ BenchConfig profile_config(const std::string& profile) {
   config.passes = {Pass::forward, Pass::backward, Pass::forward_backward};
   if (profile == "quick") {
     config.contenders = all_contenders();
-    config.masks = {MaskKind::none, MaskKind::causal};
+    config.masks = {Mask::none(), Mask::causal()};
     config.seq_lens = {256, 512, 1024};
     config.head_dims = {64};
     config.repetitions = 3;
@@ -362,7 +357,7 @@ BenchConfig profile_config(const std::string& profile) {
     config.gemm_size = 1024;
   } else if (profile == "full") {
     config.contenders = all_contenders();
-    config.masks = {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird};
+    config.masks = {Mask::none(), Mask::causal(), sliding_window_256(), bigbird_64()};
     config.seq_lens = {256, 512, 1024, 2048, 4096, 8192, 16384};
     config.head_dims = {64, 128};
     config.repetitions = 3;
@@ -427,6 +422,16 @@ BenchConfig parse_options(int& argc, char** argv) {
   for (const auto& [option, value] : values) {
     if (option != "profile") apply(config, option, value);
   }
+  // An explicit block layout fixes N: the sweep applies every mask at every sequence length.
+  for (const Mask& mask : config.masks) {
+    for (std::int64_t n : config.seq_lens) {
+      try {
+        mask.validate("--masks", n, n);
+      } catch (const std::invalid_argument& error) {
+        fail(error.what(), " (at --seq-lens ", n, ")");
+      }
+    }
+  }
   return config;
 }
 
@@ -435,7 +440,7 @@ std::string usage() {
   for (const Contender& c : all_contenders()) variants += (variants.empty() ? "" : ",") + c.name;
   return "bench [--profile quick|full] [--threads N] [--memory-budget-gib G]\n"
          "      [--variants " + variants + "]\n"
-         "      [--passes forward,backward,forward_backward] [--masks none,causal,sliding_window_256,bigbird]\n"
+         "      [--passes forward,backward,forward_backward] [--masks none,causal,'sliding_window(left=256,right=0)',...]\n"
          "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
          "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]...\n"
@@ -446,7 +451,7 @@ std::string usage() {
 std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
   std::vector<AttentionCase> cases;
   for (std::int64_t d : config.head_dims) {
-    for (MaskKind mask : config.masks) {
+    for (const Mask& mask : config.masks) {
       for (Pass pass : config.passes) {
         for (const Contender& contender : config.contenders) {
           if (!runs(contender, pass, mask)) continue;

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "variants/attention.hpp"
-#include "variants/mask.hpp"
+#include "core/mask.hpp"
 #include "variants/registry.hpp"
 
 #include <cstdint>
@@ -29,16 +29,15 @@ struct Contender {
 inline const Contender Contender::libtorch_sdpa{"libtorch_sdpa"};
 inline const Contender Contender::libtorch_composed{"libtorch_composed"};
 enum class Pass : std::uint8_t { forward, backward, forward_backward };
-// Masks of the sweep. sliding_window_256 is causal: keys within [i - 256, i]
-// (Mask::sliding_window(256, 0)); bigbird is Mask::bigbird(64, 1, 1, 1, seed).
-enum class MaskKind : std::uint8_t { none, causal, sliding_window_256, bigbird };
 
 const char* to_string(const Contender& c);  // its name
 const char* to_string(Pass p);
-const char* to_string(MaskKind m);
 std::optional<Contender> parse_contender(const std::string& text);
 std::optional<Pass> parse_pass(const std::string& text);
-std::optional<MaskKind> parse_mask(const std::string& text);
+// A comma-separated list of masks in Mask::parse's syntax (commas inside a mask's parentheses
+// belong to it), e.g. "causal,sliding_window(left=256,right=0)". Throws std::invalid_argument
+// naming --`option` on an empty list or item, or a text Mask::parse refuses.
+std::vector<Mask> parse_masks(const std::string& option, const std::string& text);
 bool is_libtorch(const Contender& c);
 // The registry's implementation c names; throws std::invalid_argument for a LibTorch contender or
 // an unknown name.
@@ -48,15 +47,18 @@ const AttentionImpl& implementation_of(const Contender& c);
 std::vector<Contender> all_contenders();
 // Whether c runs `pass` under mask m: the implementation takes the mask's kind and, for a pass
 // with a backward, has a float backward (always true for LibTorch).
-bool runs(const Contender& c, Pass pass, MaskKind m);
+bool runs(const Contender& c, Pass pass, const Mask& m);
 
+// The full profile's masks besides none and causal: a causal window of 256 keys back (keys
+// i-256 ... i) and BigBird in 64-token blocks.
 inline constexpr std::uint64_t kBigbirdSeed = 20250101;
-Mask make_mask(MaskKind m);
+inline Mask sliding_window_256() { return Mask::sliding_window(256, 0); }
+inline Mask bigbird_64() { return Mask::bigbird(64, 1, 1, 1, kBigbirdSeed); }
 
 struct AttentionCase {
   Contender contender{"flash"};
   Pass pass = Pass::forward;
-  MaskKind mask = MaskKind::causal;
+  Mask mask = Mask::causal();
   std::int64_t batch = 1;     // B
   std::int64_t heads = 8;     // H
   std::int64_t seq_len = 1024;  // N = Nq = Nk
@@ -64,7 +66,7 @@ struct AttentionCase {
   int threads = 2;              // T
 
   AttentionShape shape() const { return {.batch = batch, .heads = heads, .seq_q = seq_len, .seq_k = seq_len, .head_dim = head_dim}; }
-  // attention/<variant>/<pass>/float/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>
+  // attention/<variant>/<pass>/float/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>, <mask> its Mask::name()
   std::string name() const;
 };
 
@@ -72,7 +74,7 @@ struct AttentionCase {
 // mask, backward 2.5x forward, forward_backward 3.5x forward. For masks the model does not cover
 // (sliding window, BigBird) the model value is the useful count below, so that GFLOP/s compares
 // like with like across contenders of one mask.
-double model_flop(Pass pass, MaskKind mask, const AttentionShape& shape);
+double model_flop(Pass pass, const Mask& mask, const AttentionShape& shape);
 // Useful FLOP: the same per-pair cost, 4 d per visible (query, key) pair forward, times the
 // exact number of visible pairs (Mask::block_layout's visible_pairs) and B H; backward 2.5x,
 // forward_backward 3.5x.
@@ -113,7 +115,7 @@ struct BenchConfig {
   double memory_budget_gib = 8.0;
   std::vector<Contender> contenders;
   std::vector<Pass> passes;
-  std::vector<MaskKind> masks;
+  std::vector<Mask> masks;
   std::vector<std::int64_t> seq_lens;
   std::vector<std::int64_t> head_dims;
   std::int64_t batch = 1;
@@ -140,7 +142,7 @@ BenchConfig profile_config(const std::string& profile);
 // what it expects on a bad value: a number out of its range, not a whole number, NaN or infinite, an
 // empty list or list item ("1,,2"), an unknown name, or an option given twice on the command line.
 //   --profile quick|full  --threads N [1, 1024]  --memory-budget-gib G (0, 2^20]  --variants a,b
-//   --passes a,b  --masks a,b  --seq-lens 256,512 [1, 131072]  --head-dims 64,128 [1, 1024]
+//   --passes a,b  --masks a,b (Mask::parse texts; every mask must apply to every --seq-lens)  --seq-lens 256,512 [1, 131072]  --head-dims 64,128 [1, 1024]
 //   --batch B [1, 65536]  --heads H [1, 65536]  --repetitions R [1, 100000]  --min-time S (0, 86400]
 //   --iterations I [1, 10^12]  --layers on|off  --layer-tokens 256,1024 [1, 131072]
 //   --gemm-size M [1, 46340]  --gemm on|off  --dry-run on|off

@@ -183,8 +183,6 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
   benchmark::AddCustomContext("gemm_size", std::to_string(config.gemm_size));
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
-  benchmark::AddCustomContext("mask_sliding_window_256", make_mask(MaskKind::sliding_window_256).name());
-  benchmark::AddCustomContext("mask_bigbird", make_mask(MaskKind::bigbird).name());
   for (const ped::plugin::LoadedPlugin& p : ped::plugin::loaded_plugins()) {
     benchmark::AddCustomContext("plugin_" + p.name, ped::plugin::describe(p));
   }

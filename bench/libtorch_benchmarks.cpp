@@ -3,6 +3,7 @@
 #include "bench/libtorch_benchmarks.hpp"
 
 #include "bench/harness.hpp"
+#include "twins/masks.hpp"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -19,21 +20,6 @@ at::Tensor uniform_tensor(at::IntArrayRef sizes, std::uint64_t seed) {
   at::Tensor t = at::empty(sizes, at::kFloat);
   fill_uniform(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()), seed);
   return t;
-}
-
-// (N, N) additive mask: 0 where key j is visible to query i, -inf where hidden.
-at::Tensor additive_mask(MaskKind kind, std::int64_t n) {
-  const Mask mask = make_mask(kind);
-  at::Tensor m = at::empty({n, n}, at::kFloat);
-  float* data = m.data_ptr<float>();
-  std::vector<KeyInterval> intervals;
-  for (std::int64_t i = 0; i < n; ++i) {
-    float* row = data + i * n;
-    std::fill(row, row + n, -std::numeric_limits<float>::infinity());
-    mask.row_intervals(i, n, n, intervals);
-    for (const KeyInterval& iv : intervals) std::fill(row + iv.lo, row + iv.hi, 0.0f);
-  }
-  return m;
 }
 
 // One contender's forward: out (B, H, N, d). `mask` is the additive mask or undefined (none, or
@@ -58,12 +44,12 @@ struct AttentionForward {
   }
 };
 
-AttentionForward make_forward(Contender contender, MaskKind mask, std::int64_t n, std::int64_t d) {
+AttentionForward make_forward(Contender contender, const Mask& mask, std::int64_t n, std::int64_t d) {
   AttentionForward f{.contender = contender, .causal = false, .mask = {}, .scale = 1.0 / std::sqrt(double(d))};
-  if (contender == Contender::libtorch_sdpa && mask == MaskKind::causal) {
+  if (contender == Contender::libtorch_sdpa && mask.kind() == Mask::Kind::causal) {
     f.causal = true;
-  } else if (mask != MaskKind::none) {
-    f.mask = additive_mask(mask, n);
+  } else if (mask.kind() != Mask::Kind::none) {
+    f.mask = twin::additive_mask(mask, n, n);
   }
   return f;
 }
@@ -110,7 +96,7 @@ void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& 
   }
 }
 
-std::vector<float> libtorch_attention_out(Contender contender, MaskKind mask, const AttentionShape& s,
+std::vector<float> libtorch_attention_out(Contender contender, const Mask& mask, const AttentionShape& s,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v) {
   const at::NoGradGuard no_grad;
@@ -185,7 +171,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
     });
     register_timed(layer_name("attention", s, n, threads, "H"), [=](benchmark::State& state) {
       const std::int64_t h = s.heads, dh = s.model_dim / s.heads;
-      const at::Tensor causal = additive_mask(MaskKind::causal, n);
+      const at::Tensor causal = twin::additive_mask(Mask::causal(), n, n);
       const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
       std::vector<at::Tensor> in = {uniform_tensor({n, s.model_dim}, 1)};
       for (std::uint64_t p = 0; p < 4; ++p) {

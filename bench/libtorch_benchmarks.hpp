@@ -24,7 +24,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config);
 
 // For tests: LibTorch's out (B, H, N, d) for row-major float inputs, through the contender's code
 // path (forward only).
-std::vector<float> libtorch_attention_out(Contender contender, MaskKind mask, const AttentionShape& shape,
+std::vector<float> libtorch_attention_out(Contender contender, const Mask& mask, const AttentionShape& shape,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v);
 

@@ -19,14 +19,13 @@ std::map<std::string, std::string> trial_run_plugins(const BenchConfig& config) 
     if (is_libtorch(contender) || !implementation_of(contender).isolate) continue;
     const AttentionImpl& impl = implementation_of(contender);
     for (std::int64_t d : config.head_dims) {
-      for (MaskKind mask_kind : config.masks) {
-        if (!runs(contender, Pass::forward, mask_kind)) continue;
+      for (const Mask& mask : config.masks) {
+        if (!runs(contender, Pass::forward, mask)) continue;
         const AttentionShape shape{.batch = config.batch, .heads = config.heads, .seq_q = n, .seq_k = n, .head_dim = d};
-        const bool backward = any_backward && runs(contender, Pass::backward, mask_kind);
+        const bool backward = any_backward && runs(contender, Pass::backward, mask);
         for (bool with_backward : {false, true}) {
           if (with_backward && !backward) continue;
           const plugin::ChildOutcome outcome = plugin::run_in_child([&] {
-            const Mask mask = make_mask(mask_kind);
             const float scale = 1.0f / std::sqrt(static_cast<float>(d));
             const AttentionOptions options{.threads = config.threads};
             const auto elements = static_cast<std::size_t>(shape.batch * shape.heads * n * d);
@@ -47,7 +46,7 @@ std::map<std::string, std::string> trial_run_plugins(const BenchConfig& config) 
           if (!outcome.completed) {
             failed[contender.name] = "plugin '" + contender.name + "' failed its trial run (" +
                                      (with_backward ? "forward and backward" : "forward") + ", mask " +
-                                     to_string(mask_kind) + ", B=" + std::to_string(shape.batch) +
+                                     mask.name() + ", B=" + std::to_string(shape.batch) +
                                      " H=" + std::to_string(shape.heads) + " N=" + std::to_string(n) +
                                      " d=" + std::to_string(d) + "): child process " + outcome.failure;
             break;

@@ -1,7 +1,7 @@
 #include "fuzz/reports_checks.hpp"
 
 #include "fuzz/fuzz_target.hpp"
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <cmath>
 #include <map>
@@ -16,7 +16,7 @@ namespace {
 constexpr double one_day_ns = 86400.0 * 1e9;
 
 std::string where(std::size_t index, const reports::BenchmarkKey& key) {
-  return reports::concat("row ", index, " (", reports::printable(reports::benchmark_name(key)), ")");
+  return ped::concat("row ", index, " (", ped::printable(reports::benchmark_name(key)), ")");
 }
 
 void check_key(std::string_view target, const std::string& at, const reports::BenchmarkKey& key) {
@@ -95,7 +95,7 @@ void check_verify_rows(std::string_view target, const std::vector<reports::Verif
   if (rows.empty()) fail(target, "accepted a file without data rows");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const reports::VerifyRow& row = rows[i];
-    const std::string at = reports::concat("row ", i);
+    const std::string at = ped::concat("row ", i);
     if (row.op.empty()) fail(target, at + ": accepted an empty op");
     for (const std::string* text : {&row.op, &row.variant, &row.dtype, &row.shape, &row.mask, &row.reference,
                                     &row.quantity, &row.seed}) {
@@ -123,7 +123,7 @@ void check_gbench_run(std::string_view target, const reports::GbenchRun& run) {
   std::set<std::pair<reports::BenchmarkKey, std::int64_t>> seen;
   for (std::size_t i = 0; i < run.samples.size(); ++i) {
     const reports::MeasuredSample& measured = run.samples[i];
-    const std::string at = reports::concat("benchmarks sample ", i);
+    const std::string at = ped::concat("benchmarks sample ", i);
     check_key(target, at, measured.sample.key);
     for (const std::string* text : {&measured.sample.key.variant, &measured.sample.key.dtype, &measured.sample.key.mask}) {
       if (text->find('/') != std::string::npos) fail(target, at + ": a name part holds '/'");
@@ -159,7 +159,7 @@ void check_row_count(std::string_view target, std::string_view text, std::size_t
     if (header_seen) ++lines;
     header_seen = true;
   }
-  if (lines != rows) fail(target, reports::concat("read ", rows, " rows from ", lines, " data lines"));
+  if (lines != rows) fail(target, ped::concat("read ", rows, " rows from ", lines, " data lines"));
 }
 
 void check_benchmark_round_trip(std::string_view target, const std::vector<reports::BenchmarkRow>& rows) {

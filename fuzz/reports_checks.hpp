@@ -34,7 +34,7 @@ bool read_or_refuse(std::string_view target, std::string_view source, Read&& rea
 }  // namespace ped::fuzz
 
 #include "fuzz/fuzz_target.hpp"
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <exception>
 #include <typeinfo>
@@ -46,7 +46,7 @@ bool read_or_refuse(std::string_view target, std::string_view source, Read&& rea
   try {
     read();
     return true;
-  } catch (const reports::InputError& error) {
+  } catch (const ped::InputError& error) {
     check_error_message(target, error.what(), source);
     return false;
   } catch (const std::exception& error) {

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "reference/common.hpp"
-#include "variants/mask.hpp"
+#include "core/mask.hpp"
 
 namespace ped::ref {
 

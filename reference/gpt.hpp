@@ -58,7 +58,7 @@ struct GptConfig {
   double lora_alpha = 8.0;    // adapter scale s = alpha / r
   unsigned lora_targets = lora_q | lora_v;
   std::string attention = kReferenceAttention;  // see parse_gpt_attention
-  Mask mask = Mask::causal();  // any mask of variants/mask.hpp; every path honours it
+  Mask mask = Mask::causal();  // any mask of core/mask.hpp; every path honours it
   GeluApprox approx = GeluApprox::tanh;
   double eps = 1e-5;       // layer norm
   double init_std = 0.02;  // GPT-2 initialisation

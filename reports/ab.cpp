@@ -1,8 +1,8 @@
 #include "reports/ab.hpp"
 
-#include "reports/atomic_file.hpp"
-#include "reports/errors.hpp"
-#include "reports/process.hpp"
+#include "core/atomic_file.hpp"
+#include "core/errors.hpp"
+#include "core/process.hpp"
 
 #include <fstream>
 

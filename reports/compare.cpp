@@ -1,6 +1,7 @@
 #include "reports/compare.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
+#include "core/schemas.hpp"
 #include "reports/text_format.hpp"
 
 #include <algorithm>
@@ -222,9 +223,7 @@ std::string format_comparison_table(const std::vector<Comparison>& comparisons, 
 }
 
 std::string format_comparison_csv(const std::vector<Comparison>& comparisons) {
-  std::string out =
-      "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads,base_median_ns,new_median_ns,ratio,p_value,"
-      "u_test_method,base_samples,new_samples,verdict,note\n";
+  std::string out = schema::header_line(schema::comparison_columns);
   const double nan_value = std::numeric_limits<double>::quiet_NaN();
   for (const Comparison& c : comparisons) {
     const BenchmarkKey& k = c.key;

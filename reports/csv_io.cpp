@@ -1,7 +1,9 @@
 #include "reports/csv_io.hpp"
 
-#include "reports/csv_reader.hpp"
-#include "reports/errors.hpp"
+#include "core/csv.hpp"
+#include "core/csv_reader.hpp"
+#include "core/errors.hpp"
+#include "core/schemas.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -29,7 +31,7 @@ fs::path samples_path_for(const fs::path& bench_csv) {
 
 namespace {
 
-// The nine key columns come first in both benchmark readers, in this order.
+// The nine key columns (schema::benchmark_key_columns) come first in both benchmark readers, in this order.
 template <std::size_t N>
 BenchmarkKey key_from(const csv::Row<N>& row) {
   BenchmarkKey key;
@@ -67,8 +69,6 @@ std::string key_cells(const BenchmarkKey& key) {
   return concat(csv_cell(key.variant), ",", csv_cell(key.pass), ",", csv_cell(key.dtype), ",", key.batch, ",",
                 key.heads, ",", key.seq_len, ",", key.head_dim, ",", csv_cell(key.mask), ",", key.threads);
 }
-
-constexpr const char* key_header = "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads";
 
 std::optional<FieldProblem> text_problem(const char* column, const std::string& text) {
   const std::string control = first_control_character(text);
@@ -175,10 +175,7 @@ std::optional<FieldProblem> find_problem(const VerifyRow& row) {
 }
 
 std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::path& source) {
-  static constexpr std::array<std::string_view, 19> names = {
-      "variant",     "pass",   "dtype",  "batch",      "heads",      "seq_len",          "head_dim",
-      "mask",        "threads", "repetitions", "median_ns", "min_ns", "max_ns",           "gflops",
-      "peak_bytes", "fraction_of_gemm", "git_rev", "host", "date"};
+  static constexpr const auto& names = schema::benchmark_columns;
   std::array<bool, 19> required;
   required.fill(true);
   std::vector<BenchmarkRow> rows;
@@ -210,9 +207,7 @@ std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::p
 }
 
 std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& source) {
-  static constexpr std::array<std::string_view, 11> names = {"variant",  "pass",    "dtype",      "batch",
-                                                             "heads",    "seq_len", "head_dim",   "mask",
-                                                             "threads",  "repetition", "time_ns"};
+  static constexpr const auto& names = schema::samples_columns;
   std::array<bool, 11> required;
   required.fill(true);
   std::vector<Sample> samples;
@@ -237,13 +232,12 @@ std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& sou
 }
 
 std::vector<VerifyRow> parse_verify_csv(std::string_view text, const fs::path& source) {
-  static constexpr std::array<std::string_view, 13> names = {
-      "op",          "variant",      "dtype",     "shape",  "mask", "reference", "quantity",
-      "max_abs_err", "max_rel_err", "norm_rel_err", "tolerance", "passed", "seed"};
-  std::array<bool, 13> required;
+  static constexpr const auto& names = schema::verify_columns;
+  std::array<bool, 14> required;
   required.fill(true);
+  required[13] = false;  // detail: the reason of a failure, not read
   std::vector<VerifyRow> rows;
-  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<13>& row) {
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<14>& row) {
     VerifyRow out;
     out.op = row.label(0);
     out.variant = row.label(1);
@@ -274,37 +268,8 @@ std::vector<Sample> read_samples_csv(const fs::path& file) { return parse_sample
 
 std::vector<VerifyRow> read_verify_csv(const fs::path& file) { return parse_verify_csv(csv::read_text_file(file), file); }
 
-std::string csv_cell(const std::string& text) {
-  if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-    throw_invalid("csv_cell", "text '", printable(text),
-                  "' holds a line break or a NUL byte, which a CSV line cannot hold");
-  }
-  // Also quoted: a leading '#' (the reader skips such lines as comments) and edge blanks (it trims them).
-  const auto blank = [](char c) { return c == ' ' || c == '\t'; };
-  const bool plain = text.find_first_of(",\"") == std::string::npos &&
-                     (text.empty() || (text.front() != '#' && !blank(text.front()) && !blank(text.back())));
-  if (plain) return text;
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  quoted += '"';
-  return quoted;
-}
-
-std::string format_number(double value) {
-  if (std::isnan(value)) return "nan";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  char buffer[64];
-  const auto [end, error] = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  if (error != std::errc()) throw_invalid("format_number", "cannot format ", value);
-  return std::string(buffer, end);
-}
-
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
-  std::string out = concat(key_header, ",repetitions,median_ns,min_ns,max_ns,gflops,peak_bytes,fraction_of_gemm,",
-                           "git_rev,host,date\n");
+  std::string out = schema::header_line(schema::benchmark_columns);
   std::map<BenchmarkKey, std::size_t> index_of_key;
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const BenchmarkRow& row = rows[i];
@@ -324,7 +289,7 @@ std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
 }
 
 std::string format_samples_csv(const std::vector<Sample>& samples) {
-  std::string out = concat(key_header, ",repetition,time_ns\n");
+  std::string out = schema::header_line(schema::samples_columns);
   std::map<std::pair<BenchmarkKey, std::int64_t>, std::size_t> index_of_repetition;
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const Sample& sample = samples[i];

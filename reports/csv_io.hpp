@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/csv.hpp"
+
 namespace ped::reports {
 
 // What one benchmark measures; two rows with equal keys are the same benchmark (across runs).
@@ -130,12 +132,5 @@ std::vector<VerifyRow> parse_verify_csv(std::string_view text, const std::filesy
 // refuse the file).
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows);
 std::string format_samples_csv(const std::vector<Sample>& samples);
-
-// CSV cell text: quoted when it holds a comma or a quote ("" escapes a quote), starts with '#' or
-// starts or ends with a blank. Throws std::invalid_argument on a line break or a NUL byte, which the
-// line-based readers cannot read back.
-std::string csv_cell(const std::string& text);
-// Shortest text that reads back to the same double (std::to_chars); "nan", "inf" for those.
-std::string format_number(double value);
 
 }  // namespace ped::reports

@@ -1,6 +1,6 @@
 #include "reports/fits.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <cmath>
 

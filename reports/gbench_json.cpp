@@ -1,6 +1,6 @@
 #include "reports/gbench_json.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "reports/statistics.hpp"
 
 #include <nlohmann/json.hpp>

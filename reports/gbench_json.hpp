@@ -5,7 +5,7 @@
 //   attention/<variant>/<pass>/<dtype>/<mask>/B:<batch>/H:<heads>/N:<seq_len>/d:<head_dim>[/T:<threads>]
 // followed by any of Google Benchmark's own suffixes (repeats:R, threads:T, iterations:I, min_time:S,
 // min_warmup_time:S, real_time, manual_time, process_time), which are ignored. <mask> is a token
-// without '/' (causal, none, sliding_window_256, ...). A size missing from the name may come as a
+// without '/': the mask's Mask::name() (causal, none, sliding_window(left=256,right=0), ...). A size missing from the name may come as a
 // counter of its long name (batch, heads, seq_len, head_dim); threads without T: is Google
 // Benchmark's "threads" field. Runs whose name does not start with "attention/" (the GEMM ceiling,
 // say) are listed as skipped, as are runs that reported an error (SkipWithError).

@@ -9,9 +9,9 @@
 // 2 bad input or any other error that prevents a verdict, including a gate that left benchmarks
 // unjudged (without --allow-ungated). File formats: reports/README.md.
 #include "reports/ab.hpp"
-#include "reports/atomic_file.hpp"
+#include "core/atomic_file.hpp"
 #include "reports/compare.hpp"
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "reports/gbench_json.hpp"
 #include "reports/summary.hpp"
 
@@ -26,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace ped::reports;
+using namespace ped;
 
 constexpr int exit_ok = 0;
 constexpr int exit_regression = 1;

@@ -1,6 +1,6 @@
 #include "reports/statistics.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <algorithm>
 #include <cmath>

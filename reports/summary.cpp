@@ -1,9 +1,9 @@
 #include "reports/summary.hpp"
 
-#include "reports/atomic_file.hpp"
-#include "reports/errors.hpp"
+#include "core/atomic_file.hpp"
+#include "core/errors.hpp"
 #include "reports/fits.hpp"
-#include "reports/process.hpp"
+#include "core/process.hpp"
 #include "reports/text_format.hpp"
 
 #include <algorithm>

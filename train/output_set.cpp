@@ -11,7 +11,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "reports/atomic_file.hpp"
+#include "core/atomic_file.hpp"
 
 namespace ped::train {
 namespace fs = std::filesystem;
@@ -113,7 +113,7 @@ void OutputSet::publish() {
     sync_path(staging_ / name, false);  // gnuplot's PNG is not synced by its writer
     made += std::string(name) + "\n";
   }
-  reports::write_file_atomically(staging_ / kManifest, made);
+  ped::write_file_atomically(staging_ / kManifest, made);
   sync_path(staging_, true);
   kill_point("staged");
   move(staging_, dir_ / kPublishing);  // the commit point

@@ -29,8 +29,9 @@
 #include "reference/adamw.hpp"
 #include "reference/checkpoint.hpp"
 #include "reference/gpt.hpp"
-#include "reports/atomic_file.hpp"
-#include "reports/process.hpp"
+#include "core/atomic_file.hpp"
+#include "core/process.hpp"
+#include "core/schemas.hpp"
 #include "train/output_set.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -40,7 +41,7 @@ namespace {
 using ped::ref::TokenIds;
 using Model = ped::ref::Gpt<float>;
 namespace fs = std::filesystem;
-using ped::reports::write_file_atomically;
+using ped::write_file_atomically;
 
 struct Options {
   std::string text = "/usr/share/common-licenses/GPL-3";
@@ -123,22 +124,20 @@ double evaluate(const Model& model, const TokenIds& data, const Options& o, std:
   return sum / o.eval_batches;
 }
 
-ped::Mask parse_mask(const std::string& text) {
-  if (text == "causal") return ped::Mask::causal();
-  if (text.rfind("window:", 0) == 0) {
-    std::size_t used = 0;
-    long long w = -1;
-    try {
-      w = std::stoll(text.substr(7), &used);
-    } catch (const std::exception&) {
-      used = 0;
+// The --mask text in Mask::parse's syntax. A language model predicts each next token, so a mask
+// that lets a token see a later one (checked over the context length T) would leak the target.
+ped::Mask parse_mask(const std::string& text, std::int64_t context) {
+  const ped::Mask mask = ped::Mask::parse(text);
+  std::vector<ped::KeyInterval> keys;
+  for (std::int64_t i = 0; i < context; ++i) {
+    mask.row_intervals(i, context, context, keys);
+    if (!keys.empty() && keys.back().hi > i + 1) {
+      throw std::invalid_argument(ped::concat("parse_mask: '", text, "' lets token ", i, " see token ", keys.back().hi - 1,
+                                              " after it (expected a causal mask, e.g. causal or "
+                                              "sliding_window(left=W,right=0))"));
     }
-    if (used == 0 || used != text.size() - 7 || w < 0) {
-      throw std::invalid_argument("parse_mask: '" + text + "' has no window size >= 0 after 'window:'");
-    }
-    return ped::Mask::causal_sliding_window(w);
   }
-  throw std::invalid_argument("parse_mask: unknown mask '" + text + "', expected causal or window:W");
+  return mask;
 }
 
 std::string generate(const Model& model, const Corpus& c, const Options& o) {
@@ -217,7 +216,7 @@ int run(const Options& o) {
   ped::ref::GptConfig cfg{.vocab = c.alphabet.size(), .context = o.context, .width = o.width, .heads = o.heads,
                           .layers = o.layers, .ffn = o.ffn, .lora_rank = o.lora_rank, .lora_alpha = o.lora_alpha,
                           .lora_targets = ped::ref::parse_lora_targets(o.lora_targets),
-                          .attention = ped::ref::parse_gpt_attention(o.variant), .mask = parse_mask(o.mask),
+                          .attention = ped::ref::parse_gpt_attention(o.variant), .mask = parse_mask(o.mask, static_cast<std::int64_t>(o.context)),
                           .threads = o.threads};
   const std::size_t parameters = ped::ref::gpt_layout(cfg).total;  // validates cfg
   if (const double need = step_bytes(cfg, o.batch, parameters), have = physical_memory_bytes(); need > have) {
@@ -253,7 +252,7 @@ int run(const Options& o) {
               trainable, model.params().data().size());
 
   std::ostringstream csv;
-  csv << "step,train_loss,val_loss,lr,grad_norm,seconds\n";
+  csv << ped::schema::header_line(ped::schema::loss_columns);
   std::mt19937_64 rng(o.seed);
   TokenIds inputs, targets;
   double train_eval = 0, val_eval = 0;
@@ -299,7 +298,7 @@ int run(const Options& o) {
      << "'' using 1:($3 == $3 ? $3 : 1/0) every ::1 with linespoints lw 2 title 'validation', "
      << uniform << " with lines dt 2 title 'uniform log(V)'\n";
   write_file_atomically(staging / "loss.gp", gp.str());
-  const ped::reports::ProcessResult plot = ped::reports::run_process({"gnuplot", "loss.gp"}, {.working_directory = staging});
+  const ped::ProcessResult plot = ped::run_process({"gnuplot", "loss.gp"}, {.working_directory = staging});
   const fs::path dir(o.out);
   std::string plot_line;
   if (!plot.started) {
@@ -386,9 +385,11 @@ int main(int argc, char** argv) {
   app.add_option("--variant", o.variant, "Attention: " + attention_names)
       ->capture_default_str()
       ->check(accepted_by([](const std::string& t) { ped::ref::parse_gpt_attention(t); }, attention_names));
-  app.add_option("--mask", o.mask, "Attention mask: causal or window:W (causal sliding window of W keys back)")
+  app.add_option("--mask", o.mask,
+                 "Attention mask in the syntax of Mask::parse, one that sees no later token: causal, "
+                 "sliding_window(left=W,right=0) (W keys back), intersections and unions of causal masks")
       ->capture_default_str()
-      ->check(accepted_by([](const std::string& t) { parse_mask(t); }, "causal or window:W"));
+      ->check(accepted_by([](const std::string& t) { ped::Mask::parse(t); }, ped::Mask::syntax()));
   checked("--lora-rank", o.lora_rank, "LoRA rank r (0: train every parameter)", integer_in<ULong>(0, kMaxSize));
   checked("--lora-alpha", o.lora_alpha, "LoRA alpha (scale alpha / r)", finite_real());
   app.add_option("--lora-targets", o.lora_targets, "LoRA targets, a subset of q,k,v,o,mlp")
@@ -415,6 +416,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "; %s takes %s, once", known->first.c_str(), known->second.c_str());
     }
     std::fprintf(stderr, "\nRun with --help for more information.\n");
+    return 2;
+  }
+  try {
+    parse_mask(o.mask, static_cast<std::int64_t>(o.context));  // causality needs --context: checked after parsing
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "train: usage error: --mask: %s\n", without_function(e.what()).c_str());
     return 2;
   }
   try {

@@ -65,7 +65,7 @@
 #include <limits>
 #include <string>
 
-#include "variants/mask.hpp"
+#include "core/mask.hpp"
 
 namespace ped {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "variants/attention.hpp"
-#include "variants/mask.hpp"
+#include "core/mask.hpp"
 
 namespace ped {
 

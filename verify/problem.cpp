@@ -69,31 +69,4 @@ Tensors to_double(const Mats<float>& ts) {
   return out;
 }
 
-struct Rng::State {
-  std::mt19937_64 engine;
-};
-
-Rng::Rng(std::uint64_t seed) : state_(std::make_shared<State>(State{std::mt19937_64(seed)})) {}
-
-arma::mat Rng::normal(arma::uword rows, arma::uword cols, double stddev) {
-  std::normal_distribution<double> dist(0.0, stddev);
-  arma::mat m(rows, cols);
-  for (double& x : m) x = dist(state_->engine);
-  return m;
-}
-
-arma::mat Rng::uniform(arma::uword rows, arma::uword cols, double lo, double hi) {
-  std::uniform_real_distribution<double> dist(lo, hi);
-  arma::mat m(rows, cols);
-  for (double& x : m) x = dist(state_->engine);
-  return m;
-}
-
-std::vector<std::int64_t> Rng::integers(std::size_t n, std::int64_t lo, std::int64_t hi_exclusive) {
-  std::uniform_int_distribution<std::int64_t> dist(lo, hi_exclusive - 1);
-  std::vector<std::int64_t> v(n);
-  for (auto& x : v) x = dist(state_->engine);
-  return v;
-}
-
 }  // namespace ped::verify

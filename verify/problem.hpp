@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "core/rng.hpp"
+
 namespace ped::verify {
 
 using Tensors = std::vector<arma::mat>;
@@ -109,19 +111,5 @@ template <class T>
 arma::Col<T> as_col(const arma::Mat<T>& m) {
   return arma::vectorise(m);
 }
-
-// Seeded inputs. std::mt19937_64 with libstdc++'s normal distribution: the same seed gives the
-// same inputs on every machine this project builds on.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed);
-  arma::mat normal(arma::uword rows, arma::uword cols, double stddev = 1.0);
-  arma::mat uniform(arma::uword rows, arma::uword cols, double lo, double hi);
-  std::vector<std::int64_t> integers(std::size_t n, std::int64_t lo, std::int64_t hi_exclusive);
-
- private:
-  struct State;
-  std::shared_ptr<State> state_;
-};
 
 }  // namespace ped::verify

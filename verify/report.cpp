@@ -1,8 +1,9 @@
 #include "verify/report.hpp"
 
-#include "reports/atomic_file.hpp"
-#include "reports/csv_io.hpp"
-#include "reports/errors.hpp"
+#include "core/atomic_file.hpp"
+#include "core/csv.hpp"
+#include "core/errors.hpp"
+#include "core/schemas.hpp"
 
 #include <cmath>
 #include <iomanip>
@@ -14,10 +15,7 @@
 namespace ped::verify {
 
 const std::vector<std::string>& csv_columns() {
-  static const std::vector<std::string> cols = {"op",          "variant",     "dtype",        "shape",     "mask",
-                                                "reference",   "quantity",    "max_abs_err",  "max_rel_err",
-                                                "norm_rel_err", "tolerance",  "passed",       "seed",
-                                                "detail"};
+  static const std::vector<std::string> cols(schema::verify_columns.begin(), schema::verify_columns.end());
   return cols;
 }
 
@@ -30,7 +28,7 @@ std::string format_number(double value) {
 }
 
 void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows) {
-  using reports::csv_cell;
+  using ped::csv_cell;
   std::ostringstream out;
   const auto& cols = csv_columns();
   for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << cols[i];
@@ -40,10 +38,10 @@ void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows
         << csv_cell(r.mask) << ',' << r.reference << ',' << csv_cell(r.quantity) << ','
         << format_number(r.metrics.max_abs_err) << ',' << format_number(r.metrics.max_rel_err) << ','
         << format_number(r.metrics.norm_rel_err) << ',' << format_number(r.tolerance) << ','
-        << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(reports::printable(r.detail)) << '\n';  // exception texts span lines
+        << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(ped::printable(r.detail)) << '\n';  // exception texts span lines
 
   }
-  reports::write_file_atomically(path, out.str());
+  ped::write_file_atomically(path, out.str());
 }
 
 void print_summary(std::ostream& os, const std::vector<CheckRow>& rows) {

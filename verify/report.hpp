@@ -12,8 +12,8 @@ namespace ped::verify {
 // The CSV header, in the column order of the file (DESIGN.md's columns, then `detail`).
 const std::vector<std::string>& csv_columns();
 
-// Writes the report to `path` atomically (reports/atomic_file: a temp file beside it, fsynced,
-// renamed over `path`); cells quoted as reports::csv_cell. Throws
+// Writes the report to `path` atomically (core/atomic_file: a temp file beside it, fsynced,
+// renamed over `path`); cells quoted as ped::csv_cell. Throws
 // std::runtime_error naming the path if it cannot be written; `path` is then untouched.
 void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows);
 

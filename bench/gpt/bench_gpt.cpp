@@ -22,8 +22,8 @@
 #include "bench/benchmark_flags.hpp"
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
-#include "verify/ops/gpt_twin.hpp"
-#include "verify/problem.hpp"
+#include "twins/gpt_twin.hpp"
+#include "core/rng.hpp"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -49,7 +49,7 @@ const Size& size_of(std::int64_t i) {
 }
 
 void batch_of(const Size& s, ped::ref::TokenIds& inputs, ped::ref::TokenIds& targets) {
-  ped::verify::Rng rng(3);
+  ped::Rng rng(3);
   inputs = rng.integers(s.batch * s.seq, 0, static_cast<std::int64_t>(s.cfg.vocab));
   targets = rng.integers(s.batch * s.seq, 0, static_cast<std::int64_t>(s.cfg.vocab));
 }
@@ -96,8 +96,8 @@ void BM_gpt_step_reference(benchmark::State& state) {
 void BM_gpt_step_libtorch(benchmark::State& state) {
   const Size& s = size_of(state.range(0));
   ped::ref::Gpt<float> model(s.cfg, 1);
-  std::vector<at::Tensor> leaves = ped::verify::twin::gpt_leaves(model.params());
-  ped::verify::twin::TorchAdamW opt{.cfg = {.lr = 1e-4}};
+  std::vector<at::Tensor> leaves = ped::twin::gpt_leaves(model.params());
+  ped::twin::TorchAdamW opt{.cfg = {.lr = 1e-4}};
   ped::ref::TokenIds inputs, targets;
   batch_of(s, inputs, targets);
   double fwd = 0, bwd = 0, step = 0;
@@ -105,14 +105,14 @@ void BM_gpt_step_libtorch(benchmark::State& state) {
     auto t = Clock::now();
     std::vector<at::Tensor> views;
     for (const at::Tensor& l : leaves) views.push_back(l.t());
-    at::Tensor loss = ped::verify::twin::gpt_loss(s.cfg, views, inputs, targets, static_cast<std::int64_t>(s.batch));
+    at::Tensor loss = ped::twin::gpt_loss(s.cfg, views, inputs, targets, static_cast<std::int64_t>(s.batch));
     benchmark::DoNotOptimize(loss.item<float>());
     fwd += since(t);
     t = Clock::now();
     loss.backward();
     bwd += since(t);
     t = Clock::now();
-    ped::verify::twin::torch_adamw_step(opt, model.layout(), leaves);
+    ped::twin::torch_adamw_step(opt, model.layout(), leaves);
     step += since(t);
   }
   const double n = static_cast<double>(state.iterations()) / 1e3;

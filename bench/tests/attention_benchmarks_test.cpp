@@ -41,7 +41,7 @@ void tiny_settings(double budget_gib) {
 
 TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
   tiny_settings(1e-6);  // about 1 KiB: any attention configuration needs more
-  const AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::forward, .mask = MaskKind::none, .batch = 1,
+  const AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::forward, .mask = Mask::none(), .batch = 1,
                         .heads = 2, .seq_len = 48, .head_dim = 8, .threads = 1};
   register_attention_benchmark(c);
   CollectingReporter reporter;
@@ -56,7 +56,7 @@ TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
 
 TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
   tiny_settings(8.0);
-  const AttentionCase c{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = MaskKind::causal, .batch = 1,
+  const AttentionCase c{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(), .batch = 1,
                         .heads = 2, .seq_len = 64, .head_dim = 16, .threads = 1};
   register_attention_benchmark(c);
   benchmark::AddCustomContext("git_rev", "roundtrip-test");
@@ -113,15 +113,15 @@ TEST(LibTorchContenders, AgreeWithFlash) {
   fill_uniform(q.data(), count, 1);
   fill_uniform(k.data(), count, 2);
   fill_uniform(v.data(), count, 3);
-  for (MaskKind mask : {MaskKind::none, MaskKind::causal, MaskKind::sliding_window_256, MaskKind::bigbird}) {
-    attention_forward<float>(Variant::flash, shape, make_mask(mask), 0.25f, q.data(), k.data(), v.data(), out.data(),
+  for (const Mask& mask : {Mask::none(), Mask::causal(), sliding_window_256(), bigbird_64()}) {
+    attention_forward<float>(Variant::flash, shape, mask, 0.25f, q.data(), k.data(), v.data(), out.data(),
                              stats.data(), {.threads = 1});
     for (Contender contender : {Contender::libtorch_sdpa, Contender::libtorch_composed}) {
       const std::vector<float> theirs = libtorch_attention_out(contender, mask, shape, q, k, v);
       ASSERT_EQ(theirs.size(), count);
       double worst = 0.0;
       for (std::size_t i = 0; i < count; ++i) worst = std::max(worst, std::abs(double(theirs[i]) - out[i]));
-      EXPECT_LT(worst, 1e-5) << to_string(contender) << " " << to_string(mask);
+      EXPECT_LT(worst, 1e-5) << to_string(contender) << " " << mask.name();
     }
   }
 }

@@ -18,10 +18,10 @@ AttentionShape square(std::int64_t b, std::int64_t h, std::int64_t n, std::int64
 TEST(FlopModel, FlashAttentionModelOnTinyShapes) {
   // forward 4 B H N^2 d: B=2, H=3, N=4, d=5 -> 4 * 2 * 3 * 16 * 5 = 1920
   const AttentionShape s = square(2, 3, 4, 5);
-  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::none, s), 1920.0);
-  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::causal, s), 960.0);
-  EXPECT_DOUBLE_EQ(model_flop(Pass::backward, MaskKind::none, s), 2.5 * 1920.0);
-  EXPECT_DOUBLE_EQ(model_flop(Pass::forward_backward, MaskKind::causal, s), 3.5 * 960.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, Mask::none(), s), 1920.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, Mask::causal(), s), 960.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::backward, Mask::none(), s), 2.5 * 1920.0);
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward_backward, Mask::causal(), s), 3.5 * 960.0);
 }
 
 TEST(FlopModel, VisiblePairsAreExact) {
@@ -29,11 +29,11 @@ TEST(FlopModel, VisiblePairsAreExact) {
   EXPECT_EQ(visible_pairs(Mask::causal(), 4, 4), 10);  // 1 + 2 + 3 + 4
   EXPECT_EQ(visible_pairs(Mask::causal(), 1000, 1000), 1000 * 1001 / 2);
   // Causal window of 256 at N = 512: rows i < 256 see i + 1 keys, the other 256 rows see 257.
-  EXPECT_EQ(visible_pairs(make_mask(MaskKind::sliding_window_256), 512, 512), 256 * 257 / 2 + 256 * 257);
+  EXPECT_EQ(visible_pairs(sliding_window_256(), 512, 512), 256 * 257 / 2 + 256 * 257);
   // At N <= 257 the causal window is plain causal.
-  EXPECT_EQ(visible_pairs(make_mask(MaskKind::sliding_window_256), 256, 256), 256 * 257 / 2);
+  EXPECT_EQ(visible_pairs(sliding_window_256(), 256, 256), 256 * 257 / 2);
   // BigBird: fewer pairs than dense, at least the block diagonal.
-  const std::int64_t bigbird = visible_pairs(make_mask(MaskKind::bigbird), 1024, 1024);
+  const std::int64_t bigbird = visible_pairs(bigbird_64(), 1024, 1024);
   EXPECT_LT(bigbird, 1024 * 1024);
   EXPECT_GE(bigbird, 16 * 64 * 64);
 }
@@ -45,12 +45,12 @@ TEST(FlopModel, UsefulFlopCountsVisiblePairs) {
   EXPECT_DOUBLE_EQ(useful_flop(Pass::forward_backward, 10, s), 3.5 * 4.0 * 2 * 10 * 3);
   // For masks outside the FlashAttention model, the model value is the useful count.
   const AttentionShape t = square(1, 1, 512, 8);
-  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, MaskKind::sliding_window_256, t),
-                   useful_flop(Pass::forward, visible_pairs(make_mask(MaskKind::sliding_window_256), 512, 512), t));
+  EXPECT_DOUBLE_EQ(model_flop(Pass::forward, sliding_window_256(), t),
+                   useful_flop(Pass::forward, visible_pairs(sliding_window_256(), 512, 512), t));
 }
 
 TEST(MemoryBudget, EstimatesAndSkips) {
-  AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::backward, .mask = MaskKind::causal, .batch = 1,
+  AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::backward, .mask = Mask::causal(), .batch = 1,
                   .heads = 8, .seq_len = 16384, .head_dim = 64, .threads = 2};
   // naive backward keeps P and dS of one (b, h) in double: 16 N^2 = 4 GiB at N = 16384.
   EXPECT_GE(estimated_bytes(c), std::int64_t{16} * 16384 * 16384);
@@ -68,7 +68,7 @@ TEST(MemoryBudget, EstimatesAndSkips) {
 
 TEST(Options, OursAreRemovedGoogleBenchmarksStay) {
   std::vector<std::string> words = {"bench", "--profile", "full", "--threads=3", "--benchmark_filter=flash",
-                                    "--masks", "causal,bigbird", "--seq-lens=64,128", "--memory-budget-gib", "0.5"};
+                                    "--masks", "causal,bigbird(block=64,window_radius=1,global_blocks=1,random_blocks=1,seed=20250101)", "--seq-lens=64,128", "--memory-budget-gib", "0.5"};
   std::vector<char*> argv;
   for (std::string& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
@@ -78,10 +78,34 @@ TEST(Options, OursAreRemovedGoogleBenchmarksStay) {
   EXPECT_EQ(std::string(argv[1]), "--benchmark_filter=flash");
   EXPECT_EQ(config.profile, "full");
   EXPECT_EQ(config.threads, 3);
-  EXPECT_EQ(config.masks, (std::vector<MaskKind>{MaskKind::causal, MaskKind::bigbird}));
+  EXPECT_EQ(config.masks, (std::vector<Mask>{Mask::causal(), bigbird_64()}));
   EXPECT_EQ(config.seq_lens, (std::vector<std::int64_t>{64, 128}));
   EXPECT_DOUBLE_EQ(config.memory_budget_gib, 0.5);
   EXPECT_EQ(config.head_dims, (std::vector<std::int64_t>{64, 128}));  // from the full profile
+}
+
+// --masks takes Mask::parse's texts, commas inside a mask's parentheses included; the benchmark
+// name carries the mask's name() back.
+TEST(Options, MasksInTheMaskSyntax) {
+  const std::vector<Mask> masks =
+      parse_masks("masks", "none,sliding_window(left=4,right=0),union(causal,global_tokens(count=2)),causal");
+  ASSERT_EQ(masks.size(), 4u);
+  EXPECT_TRUE(masks[0] == Mask::none());
+  EXPECT_TRUE(masks[1] == Mask::sliding_window(4, 0));
+  EXPECT_TRUE(masks[2] == (Mask::causal() | Mask::global_tokens(2)));
+  EXPECT_TRUE(masks[3] == Mask::causal());
+  const AttentionCase c{.mask = masks[2]};
+  EXPECT_NE(c.name().find("/float/union(causal,global_tokens(count=2))/B:"), std::string::npos) << c.name();
+  for (const std::string bad : {"sliding_window_256", "bigbird", "causal)", "sliding_window(left=4", ",causal",
+                                "union(causal,)"}) {
+    EXPECT_THROW(parse_masks("masks", bad), std::invalid_argument) << bad;
+  }
+  try {
+    parse_masks("masks", "causal,window:4");
+    ADD_FAILURE() << "window:4 accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("bench: --masks: Mask::parse: 'window:4'"), std::string::npos) << error.what();
+  }
 }
 
 TEST(Options, EnvironmentIsTheDefaultAndBadValuesThrow) {
@@ -91,7 +115,8 @@ TEST(Options, EnvironmentIsTheDefaultAndBadValuesThrow) {
   int argc = 1;
   EXPECT_EQ(parse_options(argc, argv.data()).heads, 4);
   ::unsetenv("PED_BENCH_HEADS");
-  for (std::string bad : {"--threads=0", "--masks=diagonal", "--profile=huge", "--no-such-option", "--seq-lens="}) {
+  for (std::string bad : {"--threads=0", "--masks=diagonal", "--profile=huge", "--no-such-option", "--seq-lens=",
+                          "--masks=explicit_blocks(block_q=64,block_k=64,rows=1,cols=1,visible=1)"}) {
     std::vector<std::string> w = {"bench", bad};
     std::vector<char*> a = {w[0].data(), w[1].data(), nullptr};
     int n = 2;
@@ -184,7 +209,7 @@ TEST(Options, TheRangeLimitsThemselvesAreAccepted) {
 TEST(MemoryBudget, TheLargestAcceptedCaseIsEstimatedAndSkipped) {
   // B H N^2 at the option limits is 2^66 scores: the estimate must saturate, not wrap negative.
   for (const Contender& contender : {Contender{"naive"}, Contender{"flash"}, Contender::libtorch_composed}) {
-    const AttentionCase c{.contender = contender, .pass = Pass::forward_backward, .mask = MaskKind::none,
+    const AttentionCase c{.contender = contender, .pass = Pass::forward_backward, .mask = Mask::none(),
                           .batch = 65536, .heads = 65536, .seq_len = 131072, .head_dim = 1024, .threads = 1024};
     EXPECT_GT(estimated_bytes(c), std::int64_t{1} << 50) << to_string(contender);
     EXPECT_TRUE(over_budget(estimated_bytes(c), 1 << 20).has_value()) << to_string(contender);
@@ -193,9 +218,9 @@ TEST(MemoryBudget, TheLargestAcceptedCaseIsEstimatedAndSkipped) {
 
 TEST(Names, FollowTheReportScheme) {
   const AttentionCase c{.contender = Contender::libtorch_sdpa, .pass = Pass::forward_backward,
-                        .mask = MaskKind::sliding_window_256, .batch = 1, .heads = 8, .seq_len = 1024,
+                        .mask = sliding_window_256(), .batch = 1, .heads = 8, .seq_len = 1024,
                         .head_dim = 64, .threads = 2};
-  EXPECT_EQ(c.name(), "attention/libtorch_sdpa/forward_backward/float/sliding_window_256/B:1/H:8/N:1024/d:64/T:2");
+  EXPECT_EQ(c.name(), "attention/libtorch_sdpa/forward_backward/float/sliding_window(left=256,right=0)/B:1/H:8/N:1024/d:64/T:2");
 }
 
 TEST(Profiles, QuickAndFull) {
@@ -241,7 +266,7 @@ TEST(Registry, ARegisteredImplementationJoinsTheSweep) {
   for (const AttentionCase& c : cases) {
     if (c.contender.name != "bench_test_forward_only") continue;
     EXPECT_EQ(c.pass, Pass::forward) << c.name();
-    EXPECT_EQ(c.mask, MaskKind::causal) << c.name();
+    EXPECT_TRUE(c.mask == Mask::causal()) << c.name();
     // inputs, outputs and gradients only: 8 (B, H, N, d) float tensors and 2 rows
     const double n = static_cast<double>(c.seq_len), bh = static_cast<double>(c.batch * c.heads);
     EXPECT_EQ(estimated_bytes(c), static_cast<std::int64_t>(8 * bh * n * c.head_dim * 4 + 2 * bh * n * 4));

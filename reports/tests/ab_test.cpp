@@ -1,7 +1,7 @@
 // `report ab` end to end on a throw-away git repository whose `bench` is a stand-in that prints
 // Google Benchmark JSON: revision 1 takes 1 ms per iteration, revision 2 takes 1.3 ms (an injected
 // slowdown), both with 1% seeded-random jitter.
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "tests/test_files.hpp"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The regression gate on synthetic runs with a known answer.
 #include "reports/compare.hpp"
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "tests/test_files.hpp"
 
 #include <gtest/gtest.h>

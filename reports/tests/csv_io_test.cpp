@@ -1,8 +1,10 @@
 // Reading the tidy CSVs: good files round-trip; every kind of bad file gives an InputError that
 // names the file and the line.
-#include "reports/atomic_file.hpp"
+#include "core/atomic_file.hpp"
+#include "core/schemas.hpp"
+#include "reports/compare.hpp"
 #include "reports/csv_io.hpp"
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "tests/test_files.hpp"
 
 #include <gtest/gtest.h>
@@ -342,6 +344,20 @@ TEST(AtomicFile, WritesCompleteFilesAndLeavesNoTemps) {
   }
   EXPECT_EQ(file_count(dir.path()), 1u);
   EXPECT_THROW(write_file_atomically(dir.path() / "no_such_dir" / "x.txt", "x"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace ped::reports
+
+namespace ped::reports {
+namespace {
+
+// Every file reports/ writes starts with the header of its schema in core/schemas.hpp, the names its
+// readers look up.
+TEST(CsvSchemas, WritersPrintTheSchemaHeader) {
+  EXPECT_EQ(format_benchmark_csv({}), schema::header_line(schema::benchmark_columns));
+  EXPECT_EQ(format_samples_csv({}), schema::header_line(schema::samples_columns));
+  EXPECT_EQ(format_comparison_csv({}), schema::header_line(schema::comparison_columns));
 }
 
 }  // namespace

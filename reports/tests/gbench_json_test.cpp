@@ -1,6 +1,6 @@
 // Google Benchmark JSON -> tidy rows, on a hand-written document in the format of
 // --benchmark_format=json (Google Benchmark 1.7).
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 #include "reports/gbench_json.hpp"
 
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
 // Helpers for tests that need files: a scratch directory and whole-file read/write.
 #pragma once
 
-#include "reports/atomic_file.hpp"
+#include "core/atomic_file.hpp"
 #include "reports/gbench_json.hpp"
-#include "reports/process.hpp"
+#include "core/process.hpp"
 
 #include <filesystem>
 #include <fstream>

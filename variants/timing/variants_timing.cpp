@@ -1,9 +1,10 @@
 // One-shot timing of every variant, forward and backward (not a benchmark suite): the best of
 // PED_REPS (default 3) runs each. B batch, H heads, N tokens (Nq = Nk), d head dim.
-// Usage: ped_variants_timing [N=4096] [d=64] [threads=2] [B=1] [H=1] [mask=causal|none] [variants=every registered implementation]
+// Usage: ped_variants_timing [N=4096] [d=64] [threads=2] [B=1] [H=1] [mask=causal] [variants=every registered implementation]
+// mask: any text of Mask::parse (core/mask.hpp), e.g. none, causal, sliding_window(left=256,right=0).
 // Tiles: environment PED_TILE_Q, PED_TILE_K, PED_BLOCK_SIZE (default: the variants' own).
-// Prints wall time and GFLOP/s with FlashAttention's FLOP model (forward 4 B H N^2 d, halved for
-// causal; backward 2.5x forward) and the OpenBLAS SGEMM rate at the same thread count as ceiling.
+// Prints wall time and GFLOP/s with FlashAttention's FLOP model over the visible pairs (forward
+// 4 B H P d with P the mask's visible (query, key) pairs, N^2 without a mask; backward 2.5x forward) and the OpenBLAS SGEMM rate at the same thread count as ceiling.
 #include <cblas.h>
 
 #include <algorithm>
@@ -92,7 +93,18 @@ int main(int argc, char** argv) {
   app.add_option("threads", threads, "threads")->check(cli::integer_in(1, 1024))->capture_default_str();
   app.add_option("B", b, "batch")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
   app.add_option("H", h, "heads")->check(cli::integer_in<std::int64_t>(1, 4096))->capture_default_str();
-  app.add_option("mask", mask_name, "causal or none")->check(CLI::IsMember({"causal", "none"}))->capture_default_str();
+  app.add_option("mask", mask_name, std::string("attention mask: ") + ped::Mask::syntax())
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              ped::Mask::parse(text);
+            } catch (const std::invalid_argument& error) {
+              return error.what();
+            }
+            return "";
+          },
+          "MASK"))
+      ->capture_default_str();
   app.add_option("variants", which, "comma-separated registered implementations to time")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
@@ -115,11 +127,21 @@ int main(int argc, char** argv) {
     tile_k = env_integer("PED_TILE_K", 0, 0, 4096);
     block_size = env_integer("PED_BLOCK_SIZE", 64, 1, 4096);
     reps = static_cast<int>(env_integer("PED_REPS", 3, 1, 1000));
+    ped::Mask::parse(mask_name).validate("ped_variants_timing: mask", n, n);  // an explicit layout of another N
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? 0 : 2;
+  } catch (const std::invalid_argument& error) {
+    std::fprintf(stderr, "%s\n", error.what());
+    return 2;
   }
-  const ped::Mask mask = mask_name == "none" ? ped::Mask::none() : ped::Mask::causal();
-  const bool causal = mask_name != "none";
+  const ped::Mask mask = ped::Mask::parse(mask_name);
+  // Visible (query, key) pairs, row by row (a block layout of N up to 2^20 would not fit in memory).
+  double visible_pairs = 0.0;
+  std::vector<ped::KeyInterval> keys;
+  for (std::int64_t i = 0; i < n; ++i) {
+    mask.row_intervals(i, n, n, keys);
+    for (const ped::KeyInterval& iv : keys) visible_pairs += static_cast<double>(iv.hi - iv.lo);
+  }
 
   const ped::AttentionShape shape{.batch = b, .heads = h, .seq_q = n, .seq_k = n, .head_dim = d};
   const std::size_t elems = static_cast<std::size_t>(b * h * n * d);
@@ -134,7 +156,7 @@ int main(int argc, char** argv) {
   const ped::AttentionOptions opt{.threads = threads, .tile_q = tile_q, .tile_k = tile_k, .block_size = block_size};
 
   const double gemm = sgemm_rate(threads);
-  const double fwd_flop = 4.0 * double(b * h) * double(n) * double(n) * double(d) * (causal ? 0.5 : 1.0);
+  const double fwd_flop = 4.0 * double(b * h) * visible_pairs * double(d);
   std::printf("B=%lld H=%lld N=%lld d=%lld mask=%s float threads=%d  OpenBLAS SGEMM %.1f GFLOP/s\n",
               static_cast<long long>(b), static_cast<long long>(h), static_cast<long long>(n),
               static_cast<long long>(d), mask_name.c_str(), threads, gemm);

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "verify/ops/twins.hpp"
+#include "twins/twins.hpp"
 #include "verify/sweep.hpp"
 
 namespace ped::verify {

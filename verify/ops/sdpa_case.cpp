@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "twins/masks.hpp"
 #include "variants/attention.hpp"
 #include "variants/registry.hpp"
 #include "verify/ops/op_cases.hpp"
@@ -140,14 +141,8 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
   p.naive_backward =
       erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
-  std::vector<std::uint8_t> vis(static_cast<std::size_t>(d.N * nk));
-  for (std::int64_t i = 0; i < d.N; ++i) {
-    for (std::int64_t j = 0; j < nk; ++j) vis[static_cast<std::size_t>(i * nk + j)] = mask.visible(i, j, d.N, nk);
-  }
-  p.twin = [shape, vis, scale](const TorchTensors& in) {
-    const at::Tensor visible =
-        at::tensor(at::ArrayRef<std::uint8_t>(vis.data(), vis.size())).reshape({shape.seq_q, shape.seq_k}).to(at::kBool);
-    return sdpa_twin(in, shape, visible, scale);
+  p.twin = [shape, mask, scale](const TorchTensors& in) {
+    return sdpa_twin(in, shape, twin::visible_mask(mask, shape.seq_q, shape.seq_k), scale);
   };
   return p;
 }

@@ -9,7 +9,7 @@
 
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
-#include "verify/ops/gpt_twin.hpp"
+#include "twins/gpt_twin.hpp"
 #include "verify/problem.hpp"
 #include "verify/tolerance.hpp"
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <limits>
 
+#include "core/schemas.hpp"
 #include "reports/csv_io.hpp"
 #include "verify/metrics.hpp"
 #include "verify/report.hpp"
@@ -113,6 +114,20 @@ TEST(Report, CsvReadsBackThroughTheReportReader) {
   }
   EXPECT_FALSE(read[1].passed);
   EXPECT_FALSE(read[2].passed);
+  std::filesystem::remove_all(dir);
+}
+
+// The header verify writes is the verify.csv schema of core/schemas.hpp, which the reader looks up.
+TEST(Report, CsvHeaderIsTheSchema) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "ped_report_header_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "v.csv").string();
+  write_csv_atomic(path, {});
+  std::ifstream in(path);
+  std::string header;
+  std::getline(in, header);
+  EXPECT_EQ(header + "\n", schema::header_line(schema::verify_columns));
   std::filesystem::remove_all(dir);
 }
 

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ped {
@@ -85,8 +86,9 @@ class Mask {
   // random_blocks picks for qb drawn from [0, ceil(Nk / block)) by a hash of (seed, qb, t).
   static Mask bigbird(std::int64_t block, std::int64_t window_radius, std::int64_t global_blocks,
                       std::int64_t random_blocks, std::uint64_t seed);
-  // An explicit (rows, cols) layout of block_q x block_k blocks, row-major, nonzero = visible.
-  // At call time rows must equal ceil(Nq / block_q) and cols ceil(Nk / block_k).
+  // An explicit (rows, cols) layout of block_q x block_k blocks, row-major, nonzero = visible
+  // (kept as 0 or 1). At call time rows must equal ceil(Nq / block_q) and cols ceil(Nk / block_k).
+  // Its name lists the blocks: visible=<rows * cols digits 0 or 1, row-major>.
   static Mask explicit_blocks(std::int64_t block_q, std::int64_t block_k, std::int64_t rows, std::int64_t cols,
                               std::vector<std::uint8_t> visible_blocks);
   static Mask intersection(std::initializer_list<Mask> masks);
@@ -95,8 +97,21 @@ class Mask {
   static Mask union_of(std::vector<Mask> masks);
 
   Kind kind() const { return kind_; }
-  // A readable description, e.g. "sliding_window(left=16,right=0)"; used in reports and test names.
+  // The mask's one text form, e.g. "sliding_window(left=16,right=0)", in the grammar of syntax();
+  // used on command lines, in CSV mask columns, benchmark names and test names.
   std::string name() const;
+
+  // The exact inverse of name(): parse(m.name()) == m for every mask, and parse(s).name() == s for
+  // every text it accepts (only the canonical form is accepted: no blanks, no signs, no leading
+  // zeros, parameters in name()'s order). Anything else throws std::invalid_argument naming
+  // Mask::parse, the text, the position of the first wrong character and the accepted syntax.
+  static Mask parse(std::string_view text);
+  // The grammar parse() accepts, one line.
+  static const char* syntax();
+
+  // Same kind, same parameters, same children in the same order (explicit layouts: the same
+  // visible blocks). Two masks equal here have equal name()s, and conversely.
+  friend bool operator==(const Mask& x, const Mask& y);
 
   // Throws std::invalid_argument naming `function` when the mask cannot apply to Nq x Nk
   // scores (an explicit layout of the wrong size).

@@ -1,6 +1,6 @@
-#include "reports/process.hpp"
+#include "core/process.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -15,7 +15,7 @@
 
 extern char** environ;
 
-namespace ped::reports {
+namespace ped {
 namespace fs = std::filesystem;
 
 std::string describe_command(const std::vector<std::string>& argv) {
@@ -108,4 +108,4 @@ TempDirectory::~TempDirectory() {
   fs::remove_all(path_, ignored);
 }
 
-}  // namespace ped::reports
+}  // namespace ped

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace ped::verify::twin {
+namespace ped::twin {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta, double eps);
@@ -27,4 +27,4 @@ at::Tensor feed_forward(const at::Tensor& x, const at::Tensor& w1, const at::Ten
 
 at::Tensor ids_tensor(const std::vector<std::int64_t>& ids);
 
-}  // namespace ped::verify::twin
+}  // namespace ped::twin

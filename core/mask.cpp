@@ -1,12 +1,16 @@
 // Attention masks. Nq query tokens, Nk key tokens; query i sits at key-space position
 // p = i + (Nk - Nq); key j in [0, Nk). See mask.hpp for the semantics of every kind.
-#include "variants/mask.hpp"
+#include "core/mask.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <stdexcept>
+#include <string_view>
 #include <sstream>
 #include <utility>
 
-#include "variants/common.hpp"
+#include "core/errors.hpp"
+#include "core/integer_math.hpp"
 
 namespace ped {
 
@@ -17,7 +21,6 @@ using detail::floor_div;
 using detail::sat_add;
 using detail::sat_mul;
 using detail::sat_sub;
-using detail::throw_invalid;
 
 // Parameters above this are rejected: they exceed any sequence the kernels accept (Nq, Nk <= 2^31 - 1)
 // by far, and keeping them below 2^40 keeps block arithmetic well inside int64.
@@ -168,6 +171,7 @@ Mask Mask::explicit_blocks(std::int64_t block_q, std::int64_t block_k, std::int6
     throw_invalid(fn, "visible_blocks has ", visible_blocks.size(), " entries, expected rows * cols = ", rows, " * ",
                   cols, " = ", rows * cols);
   }
+  for (std::uint8_t& v : visible_blocks) v = v != 0 ? 1 : 0;
   Mask m;
   m.kind_ = Kind::explicit_blocks;
   m.a_ = block_q;
@@ -209,7 +213,9 @@ std::string Mask::name() const {
          << ",seed=" << seed_ << ")";
       break;
     case Kind::explicit_blocks:
-      os << "explicit_blocks(block_q=" << a_ << ",block_k=" << b_ << ",rows=" << c_ << ",cols=" << d_ << ")";
+      os << "explicit_blocks(block_q=" << a_ << ",block_k=" << b_ << ",rows=" << c_ << ",cols=" << d_ << ",visible=";
+      for (std::uint8_t v : *blocks_) os << (v != 0 ? '1' : '0');
+      os << ")";
       break;
     case Kind::intersection:
     case Kind::union_of: {
@@ -224,6 +230,188 @@ std::string Mask::name() const {
     }
   }
   return os.str();
+}
+
+namespace {
+
+constexpr const char* kSyntax =
+    "none | causal | sliding_window(left=L,right=R) | strided(stride=S[,causal]) | "
+    "fixed(stride=S,summary=C[,causal]) | global_tokens(count=C) | "
+    "bigbird(block=B,window_radius=W,global_blocks=G,random_blocks=R,seed=SEED) | "
+    "explicit_blocks(block_q=BQ,block_k=BK,rows=R,cols=C,visible=<R*C digits 0 or 1, row-major>) | "
+    "intersection(MASK,...) | union(MASK,...); numbers in decimal without sign or leading zeros";
+
+// Nesting deeper than this is refused: no mask of the project comes near it, and it bounds the
+// recursion on hostile text.
+constexpr int kMaxDepth = 32;
+
+// Recursive descent over name()'s grammar, accepting only the canonical text.
+class MaskParser {
+ public:
+  explicit MaskParser(std::string_view text) : text_(text) {}
+
+  Mask parse_all() {
+    if (text_.empty()) fail("empty text, expected a mask");
+    Mask m = parse_mask(0);
+    if (pos_ != text_.size()) fail("trailing text after the mask");
+    return m;
+  }
+
+ private:
+  std::string_view text_;
+  std::size_t pos_ = 0;
+
+  [[noreturn]] void fail_at(std::size_t at, std::string_view what) const {
+    throw std::invalid_argument(concat("Mask::parse: '", printable(text_), "' at character ", at + 1, ": ", what,
+                                       "; accepted syntax: ", kSyntax));
+  }
+  [[noreturn]] void fail(std::string_view what) const { fail_at(pos_, what); }
+
+  bool accept(std::string_view token) {
+    if (text_.substr(pos_).starts_with(token)) {
+      pos_ += token.size();
+      return true;
+    }
+    return false;
+  }
+  void expect(std::string_view token) {
+    if (!accept(token)) fail(concat("expected '", token, "'"));
+  }
+
+  // A kind's name: a letter or '_', then letters, digits and '_' (digits only so that an unknown
+  // name such as sliding_window_256 is quoted whole).
+  std::string_view word() {
+    const std::size_t start = pos_;
+    const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
+    while (pos_ < text_.size() && (letter(text_[pos_]) || (pos_ > start && text_[pos_] >= '0' && text_[pos_] <= '9'))) {
+      ++pos_;
+    }
+    return text_.substr(start, pos_ - start);
+  }
+
+  // A decimal number in [0, max]: digits only, no leading zero.
+  std::uint64_t number(std::uint64_t max) {
+    const std::size_t start = pos_;
+    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9') fail("expected a decimal number");
+    std::uint64_t value = 0;
+    bool overflow = false;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      const auto digit = static_cast<std::uint64_t>(text_[pos_] - '0');
+      if (value > (max - digit) / 10) overflow = true;
+      if (!overflow) value = value * 10 + digit;
+      ++pos_;
+    }
+    if (text_[start] == '0' && pos_ - start > 1) fail_at(start, "leading zero in a number");
+    if (overflow) fail_at(start, concat("number out of range [0, ", max, "]"));
+    return value;
+  }
+
+  // ",key=" (or "key=" for the first parameter) followed by a number.
+  std::int64_t param(std::string_view key, bool first) {
+    if (!first) expect(",");
+    expect(concat(key, "="));
+    return static_cast<std::int64_t>(number(static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())));
+  }
+
+  // Calls a factory; its range error becomes a parse error at `start`.
+  template <class Make>
+  Mask make(std::size_t start, Make&& factory) const {
+    try {
+      return factory();
+    } catch (const std::invalid_argument& error) {
+      fail_at(start, error.what());
+    }
+  }
+
+  Mask parse_mask(int depth) {
+    if (depth > kMaxDepth) fail(concat("masks nested deeper than ", kMaxDepth));
+    const std::size_t start = pos_;
+    const std::string_view kind = word();
+    if (kind == "none") return Mask::none();
+    if (kind == "causal") return Mask::causal();
+    if (kind == "sliding_window") {
+      expect("(");
+      const std::int64_t left = param("left", true), right = param("right", false);
+      expect(")");
+      return make(start, [&] { return Mask::sliding_window(left, right); });
+    }
+    if (kind == "strided") {
+      expect("(");
+      const std::int64_t stride = param("stride", true);
+      const bool causal = accept(",causal");
+      expect(")");
+      return make(start, [&] { return Mask::strided(stride, causal); });
+    }
+    if (kind == "fixed") {
+      expect("(");
+      const std::int64_t stride = param("stride", true), summary = param("summary", false);
+      const bool causal = accept(",causal");
+      expect(")");
+      return make(start, [&] { return Mask::fixed(stride, summary, causal); });
+    }
+    if (kind == "global_tokens") {
+      expect("(");
+      const std::int64_t count = param("count", true);
+      expect(")");
+      return make(start, [&] { return Mask::global_tokens(count); });
+    }
+    if (kind == "bigbird") {
+      expect("(");
+      const std::int64_t block = param("block", true), radius = param("window_radius", false),
+                         global = param("global_blocks", false), random = param("random_blocks", false);
+      expect(",seed=");
+      const std::uint64_t seed = number(std::numeric_limits<std::uint64_t>::max());
+      expect(")");
+      return make(start, [&] { return Mask::bigbird(block, radius, global, random, seed); });
+    }
+    if (kind == "explicit_blocks") {
+      expect("(");
+      const std::int64_t block_q = param("block_q", true), block_k = param("block_k", false),
+                         rows = param("rows", false), cols = param("cols", false);
+      expect(",visible=");
+      const std::size_t bits_start = pos_;
+      std::vector<std::uint8_t> visible;
+      while (pos_ < text_.size() && (text_[pos_] == '0' || text_[pos_] == '1')) {
+        visible.push_back(text_[pos_] == '1' ? 1 : 0);
+        ++pos_;
+      }
+      if (static_cast<std::int64_t>(visible.size()) != detail::sat_mul(rows, cols)) {
+        fail_at(bits_start, concat("visible has ", visible.size(), " digits, expected rows * cols = ", rows, " * ",
+                                   cols));
+      }
+      expect(")");
+      return make(start, [&] { return Mask::explicit_blocks(block_q, block_k, rows, cols, std::move(visible)); });
+    }
+    if (kind == "intersection" || kind == "union") {
+      expect("(");
+      std::vector<Mask> children;
+      do {
+        children.push_back(parse_mask(depth + 1));
+      } while (accept(","));
+      expect(")");
+      return kind == "intersection" ? Mask::intersection(std::move(children)) : Mask::union_of(std::move(children));
+    }
+    fail_at(start, kind.empty() ? std::string("expected a mask kind") : concat("unknown mask kind '", kind, "'"));
+  }
+};
+
+}  // namespace
+
+Mask Mask::parse(std::string_view text) { return MaskParser(text).parse_all(); }
+
+const char* Mask::syntax() { return kSyntax; }
+
+bool operator==(const Mask& x, const Mask& y) {
+  if (x.kind_ != y.kind_ || x.a_ != y.a_ || x.b_ != y.b_ || x.c_ != y.c_ || x.d_ != y.d_ || x.causal_ != y.causal_ ||
+      x.seed_ != y.seed_) {
+    return false;
+  }
+  if ((x.blocks_ == nullptr) != (y.blocks_ == nullptr) || (x.children_ == nullptr) != (y.children_ == nullptr)) {
+    return false;
+  }
+  if (x.blocks_ && *x.blocks_ != *y.blocks_) return false;
+  if (x.children_ && *x.children_ != *y.children_) return false;
+  return true;
 }
 
 Mask::Window Mask::window() const {

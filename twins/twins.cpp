@@ -1,9 +1,11 @@
-#include "verify/ops/twins.hpp"
+#include "twins/twins.hpp"
+
+#include "twins/masks.hpp"
 
 #include <cmath>
 #include <limits>
 
-namespace ped::verify::twin {
+namespace ped::twin {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) { return w.mm(x) + b; }
 
@@ -23,10 +25,7 @@ at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, std::int64_
   const at::Tensor k = split(linear(x, w.wk, w.bk));
   const at::Tensor v = split(linear(x, w.wv, w.bv));
   at::Tensor s = q.bmm(k.transpose(1, 2)) / std::sqrt(static_cast<double>(dh));  // (H, N, N)
-  if (causal) {
-    const at::Tensor future = at::ones({n, n}, at::kBool).triu(1);
-    s = s.masked_fill(future, -std::numeric_limits<double>::infinity());
-  }
+  if (causal) s = s.masked_fill(visible_mask(Mask::causal(), n, n).logical_not(), -std::numeric_limits<double>::infinity());
   const at::Tensor o = at::softmax(s, -1).bmm(v);  // (H, N, dh)
   return linear(o.transpose(1, 2).reshape({d, n}), w.wo, w.bo);
 }
@@ -40,4 +39,4 @@ at::Tensor ids_tensor(const std::vector<std::int64_t>& ids) {
   return at::tensor(at::ArrayRef<int64_t>(ids.data(), ids.size()), at::kLong);
 }
 
-}  // namespace ped::verify::twin
+}  // namespace ped::twin

@@ -1,4 +1,4 @@
-// Atomic output: every file reports/ writes appears complete or not at all.
+// Atomic output: every file the project writes appears complete or not at all.
 //
 // A file is written to a temp file in its target's directory (so rename(2) stays on one file
 // system and is atomic), flushed with fsync, then renamed over the target. StagedFiles extends this
@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace ped::reports {
+namespace ped {
 
 void write_file_atomically(const std::filesystem::path& target, std::string_view contents);
 
@@ -40,4 +40,4 @@ class StagedFiles {
   std::vector<Entry> entries_;
 };
 
-}  // namespace ped::reports
+}  // namespace ped

@@ -15,7 +15,7 @@
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
 
-namespace ped::verify::twin {
+namespace ped::twin {
 
 // Mean next-token cross-entropy of B sequences (inputs, targets: B*N ids, ignore index -100).
 at::Tensor gpt_loss(const ref::GptConfig& cfg, const std::vector<at::Tensor>& params, const ref::TokenIds& inputs,
@@ -41,4 +41,4 @@ struct TorchAdamW {
 // whose layout says decay); zeroes the gradients after. Returns the norm before clipping.
 double torch_adamw_step(TorchAdamW& opt, const ref::GptLayout& layout, std::vector<at::Tensor>& params);
 
-}  // namespace ped::verify::twin
+}  // namespace ped::twin

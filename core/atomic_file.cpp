@@ -1,6 +1,6 @@
-#include "reports/atomic_file.hpp"
+#include "core/atomic_file.hpp"
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <system_error>
 
-namespace ped::reports {
+namespace ped {
 namespace fs = std::filesystem;
 
 namespace {
@@ -117,4 +117,4 @@ void StagedFiles::commit() {
   }
 }
 
-}  // namespace ped::reports
+}  // namespace ped

@@ -1,5 +1,5 @@
-// Error conventions of reports/: every message names the function or the file and line, and the
-// offending value, so a CI log alone says what to fix.
+// Error conventions shared by every folder: every message names the function or the file and line,
+// and the offending value, so a CI log alone says what to fix.
 #pragma once
 
 #include <sstream>
@@ -7,10 +7,10 @@
 #include <string>
 #include <string_view>
 
-namespace ped::reports {
+namespace ped {
 
-// Bad input: a file that is missing, empty, malformed or inconsistent with another. The `report`
-// command exits 2 on it (as on any error that prevents a verdict).
+// Bad input: a file that is missing, empty, malformed or inconsistent with another. The commands
+// exit 2 on it (as on any error that prevents a verdict).
 class InputError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -61,4 +61,4 @@ template <class... Parts>
   throw std::invalid_argument(concat(function, ": ", parts...));
 }
 
-}  // namespace ped::reports
+}  // namespace ped

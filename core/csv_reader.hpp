@@ -9,7 +9,7 @@
 // value". Only .cpp files include this header.
 #pragma once
 
-#include "reports/errors.hpp"
+#include "core/errors.hpp"
 
 #include <libfccp/csv.h>
 
@@ -24,7 +24,7 @@
 #include <tuple>
 #include <utility>
 
-namespace ped::reports::csv {
+namespace ped::csv {
 
 // One data row: its cells by the column order given to read_columns, and converters whose errors
 // name the file, the line and the column.
@@ -161,4 +161,4 @@ inline std::string read_text_file(const std::filesystem::path& file) {
   return text.str();
 }
 
-}  // namespace ped::reports::csv
+}  // namespace ped::csv

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace ped::reports {
+namespace ped {
 
 struct ProcessOptions {
   std::optional<std::filesystem::path> working_directory;
@@ -48,4 +48,4 @@ class TempDirectory {
   bool keep_ = false;
 };
 
-}  // namespace ped::reports
+}  // namespace ped
