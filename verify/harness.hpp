@@ -71,7 +71,8 @@ Verdict check_attention(AttentionImpl impl, const AttentionCheckOptions& options
 // with a double forward and a backward). A failing case lists the rows that disagreed. `impl` is
 // registered first; if that fails (its name is taken or malformed) the single case
 // <suite>.registration fails with the reason. Returns the number of cases registered. Call it before
-// RUN_ALL_TESTS (PED_ATTENTION_TESTS does so at static initialisation).
+// RUN_ALL_TESTS (PED_ATTENTION_TESTS does so at static initialisation). options.csv_path is not
+// written by the cases (each would overwrite it); --gtest_output=xml:FILE gives a JUnit report.
 std::size_t register_attention_tests(const std::string& suite, AttentionImpl impl,
                                      const AttentionCheckOptions& options = {});
 

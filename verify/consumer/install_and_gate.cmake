@@ -26,6 +26,22 @@ set(prefix ${WORK_DIR}/prefix)
 set(build ${WORK_DIR}/build)
 set(out ${WORK_DIR}/out)
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} --config ${BUILD_TYPE})
+# The installed targets carry nothing of this build: no precompiled header (ped_verify's is for its
+# own build only) and no path into the build tree.
+file(GLOB targets_files ${prefix}/lib*/cmake/pedestrian/pedestrianTargets*.cmake)
+foreach(targets_file IN LISTS targets_files)
+  file(READ ${targets_file} targets)
+  if(targets MATCHES "PRECOMPILE_HEADERS")
+    message(FATAL_ERROR "${targets_file} hands a precompiled header to projects using the package")
+  endif()
+  string(FIND "${targets}" "${BUILD_DIR}" build_path)
+  if(NOT build_path EQUAL -1)
+    message(FATAL_ERROR "${targets_file} refers to the build tree ${BUILD_DIR}")
+  endif()
+endforeach()
+if(NOT targets_files)
+  message(FATAL_ERROR "no pedestrianTargets*.cmake installed under ${prefix}")
+endif()
 # Only the prefix: no package registry, nothing of this build tree.
 run(${CMAKE_COMMAND} -S ${EXAMPLE_SOURCE_DIR} -B ${build} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
