@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "variants/registry.hpp"
 #include "verify/footprint.hpp"
 #include "verify/ops/op_cases.hpp"
 
@@ -65,12 +66,19 @@ Dims parse_dims(const std::string& text) {
 }
 
 const std::vector<OpCase>& op_cases() {
-  static const std::vector<OpCase> cases = {
+  static std::vector<OpCase> cases = {
       token_embedding_case(), positional_embedding_case(), linear_case(),   lora_linear_case(),
       layer_norm_case(),      gelu_tanh_case(),            gelu_erf_case(), softmax_case(),
       cross_entropy_case(),   attention_case(),            residual_case(), feed_forward_case(),
       transformer_block_case(), sdpa_case(),            sdpa_large_scores_case(), gpt_case(),
       gpt_lora_case()};
+  static std::size_t registered = attention_impls().size();
+  if (attention_impls().size() != registered) {
+    registered = attention_impls().size();
+    for (OpCase& c : cases) {
+      if (c.registry_variants) c.variants = c.registry_variants();
+    }
+  }
   return cases;
 }
 

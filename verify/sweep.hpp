@@ -44,9 +44,13 @@ struct OpCase {
   // Whether a variant x mask combination runs (an implementation that does not take a mask kind
   // skips it); empty: every combination.
   std::function<bool(const CaseParams&)> runs;
+  // Attention ops: `variants` from the registry of attention implementations, which grows when a
+  // plugin or a kernel checked through verify/harness.hpp registers; op_cases() calls it again then.
+  std::function<std::vector<std::string>()> registry_variants;
 };
 
-// Every op of the reference library, in the order the README's table lists them.
+// Every op of the reference library, in the order the README's table lists them; the attention ops'
+// variants are those registered at the time of the call (the OpCase addresses stay the same).
 const std::vector<OpCase>& op_cases();
 const OpCase& find_op_case(const std::string& name);  // throws std::invalid_argument if unknown
 

@@ -59,6 +59,7 @@ OpCase make_gpt_case(const std::string& name, bool lora) {
   // The reference path and every kernel; with LoRA (its adapters' full Jacobian is the costly part)
   // the reference path and flash, the kernel furthest from it.
   c.variants = lora ? std::vector<std::string>{"", "flash"} : gpt_variants();
+  if (!lora) c.registry_variants = gpt_variants;
   c.masks = {"causal"};  // a sliding window is exercised by verify/tests/gpt_training_test.cpp
   c.make = [name, lora](const CaseParams& cp, std::uint64_t seed) {
     const Dims& d = cp.dims;

@@ -167,7 +167,8 @@ OpCase sdpa_case() {
            .variants = attention_impl_names(),
            .masks = mask_names(),
            .references = {Reference::naive, Reference::libtorch, Reference::finite_difference},
-           .runs = takes_mask};
+           .runs = takes_mask,
+           .registry_variants = attention_impl_names};
   c.make = [](const CaseParams& cp, std::uint64_t seed) { return make_sdpa_problem("sdpa", cp, seed, 1.0); };
   return c;
 }
@@ -180,7 +181,8 @@ OpCase sdpa_large_scores_case() {
            // Finite differences are left out: with scores of 1e4 the softmax is a step function on
            // the scale of any usable step, so a difference quotient measures nothing.
            .references = {Reference::naive, Reference::libtorch},
-           .runs = takes_mask};
+           .runs = takes_mask,
+           .registry_variants = attention_impl_names};
   c.make = [](const CaseParams& cp, std::uint64_t seed) {
     // |q| ~ |k| ~ 100 * d^(1/4): scores s q.k of order 1e4
     Problem p = make_sdpa_problem("sdpa_large_scores", cp, seed,

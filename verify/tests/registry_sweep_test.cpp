@@ -51,6 +51,17 @@ AttentionImpl flash_as(const std::string& name) {
   return impl;
 }
 
+// The sweep's op list follows the registry: an implementation registered after op_cases() was first
+// called is a variant of the attention ops (and so can be checked by name).
+TEST(Registry, OpCasesFollowTheRegistry) {
+  ASSERT_FALSE(op_cases().empty());
+  register_attention_impl(flash_as("verify_test_registered_late"));
+  EXPECT_TRUE(contains(find_op_case("sdpa").variants, "verify_test_registered_late"));
+  EXPECT_TRUE(contains(find_op_case("sdpa_large_scores").variants, "verify_test_registered_late"));
+  EXPECT_TRUE(contains(find_op_case("gpt").variants, "verify_test_registered_late"));
+  EXPECT_FALSE(contains(find_op_case("gpt_lora").variants, "verify_test_registered_late"));
+}
+
 TEST(Registry, ARegisteredImplementationIsCheckedWithWhatItHas) {
   AttentionImpl impl = flash_as("verify_test_forward_only");
   impl.forward_f64 = nullptr;
