@@ -116,7 +116,10 @@ int run(int argc, char** argv) {
   CLI::Option* masks_option =
       app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
   app.add_option("--seeds", seeds, "Comma-separated seeds, integers in [0, 2^64 - 1]")->capture_default_str();
-  app.add_option("--dtypes", dtypes, "float,double or one of them")->capture_default_str();
+  app.add_option("--dtypes", dtypes,
+                 "Comma-separated among float,double,bfloat16,float16 (the 16-bit ones: attention plugins that declare "
+                 "them, checked against LibTorch's error in the same dtype)")
+      ->capture_default_str();
   CLI::Option* references_option =
       app.add_option("--references", references,
                      "Comma-separated among libtorch,finite_difference,naive (default: each op's own; naive applies "
@@ -191,10 +194,12 @@ int run(int argc, char** argv) {
       config.seeds.push_back(parse_integer("--seeds", s, 0, std::numeric_limits<std::uint64_t>::max()));
     }
     config.dtypes.clear();
-    for (const std::string& s : list_items("--dtypes", dtypes, "float, double or both")) {
+    for (const std::string& s : list_items("--dtypes", dtypes, "a comma-separated list among float,double,bfloat16,float16")) {
       if (s == "float") config.dtypes.push_back(Dtype::f32);
       else if (s == "double") config.dtypes.push_back(Dtype::f64);
-      else usage_error("--dtypes", dtypes, s + " is not float or double");
+      else if (s == "bfloat16") config.dtypes.push_back(Dtype::bf16);  // attention plugins that declare it
+      else if (s == "float16") config.dtypes.push_back(Dtype::f16);
+      else usage_error("--dtypes", dtypes, s + " is not float, double, bfloat16 or float16");
     }
     if (*references_option) {
       for (const std::string& s :
