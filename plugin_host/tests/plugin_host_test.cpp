@@ -255,6 +255,11 @@ TEST(Loader, BadLibrariesAreRefusedWithTheReason) {
   expect_throw<std::invalid_argument>([] { load_attention_plugin(example("ped_plugin_abi_version_two")); },
                                       {"speaks attention plugin ABI version 2, this harness speaks version 1"});
   EXPECT_EQ(find_attention_impl("abi_version_two"), nullptr);
+  // the registry's entries need a float or double forward: a 16-bit dtype alone is refused
+  expect_throw<std::invalid_argument>(
+      [] { load_attention_plugin(example("ped_plugin_bfloat16_only")); },
+      {"plugin 'bfloat16_only': dtypes = 0x4 declares no PED_DTYPE_FLOAT32 or PED_DTYPE_FLOAT64"});
+  EXPECT_EQ(find_attention_impl("bfloat16_only"), nullptr);
 }
 
 TEST(Loader, AnErrorTheKernelReturnsIsThrownWithItsMessage) {
