@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 namespace ped::plugin {
 
@@ -27,6 +28,23 @@ double padding_value<double>() {
   double d;
   std::memcpy(&d, &bits, sizeof d);
   return d;
+}
+
+// The 16-bit dtypes: a quiet NaN with a payload no conversion of a float NaN produces (those
+// carry the float's upper fraction bits, and the harness's own NaNs have none).
+template <>
+BFloat16 padding_value<BFloat16>() {
+  return {0x7fa5};
+}
+template <>
+Float16 padding_value<Float16>() {
+  return {0x7e5a};
+}
+
+template <class T>
+DLDataType dl_dtype() {
+  if constexpr (std::is_same_v<T, BFloat16>) return {static_cast<std::uint8_t>(kDLBfloat), 16, 1};
+  return {static_cast<std::uint8_t>(kDLFloat), static_cast<std::uint8_t>(8 * sizeof(T)), 1};
 }
 
 template <class T>
@@ -78,7 +96,7 @@ HostTensor<T>::HostTensor(std::vector<std::int64_t> shape, PluginLayout layout, 
   dl_.data = owned_ ? static_cast<void*>(storage_.data()) : static_cast<void*>(first_);
   dl_.device = {kDLCPU, 0};
   dl_.ndim = static_cast<int>(rank);
-  dl_.dtype = {static_cast<std::uint8_t>(kDLFloat), static_cast<std::uint8_t>(8 * sizeof(T)), 1};
+  dl_.dtype = dl_dtype<T>();
   dl_.shape = shape_.data();
   dl_.strides = strides_.data();
   dl_.byte_offset = static_cast<std::uint64_t>(lead_) * sizeof(T);
@@ -149,5 +167,7 @@ void HostTensor<T>::check_unchanged(const T* source, const std::string& what) co
 
 template class HostTensor<float>;
 template class HostTensor<double>;
+template class HostTensor<BFloat16>;
+template class HostTensor<Float16>;
 
 }  // namespace ped::plugin

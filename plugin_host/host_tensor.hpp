@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "plugin_host/reduced_float.hpp"
+
 namespace ped::plugin {
 
 enum class PluginLayout : std::uint8_t { contiguous, strided };
@@ -63,5 +65,7 @@ class HostTensor {
 
 extern template class HostTensor<float>;
 extern template class HostTensor<double>;
+extern template class HostTensor<BFloat16>;
+extern template class HostTensor<Float16>;
 
 }  // namespace ped::plugin

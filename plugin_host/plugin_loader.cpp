@@ -8,10 +8,14 @@
 #include <filesystem>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <memory>
 #include <stdexcept>
+#include <tuple>
+#include <type_traits>
 
 #include "pedestrian/attention_plugin.h"
+#include "plugin_host/reduced_precision.hpp"
 #include "variants/registry.hpp"
 
 namespace ped::plugin {
@@ -22,7 +26,7 @@ namespace {
 constexpr std::uint32_t kHostAbiVersion = PED_ATTENTION_PLUGIN_ABI_VERSION;
 // Bytes of PedAttentionPlugin a version-1 plugin describes.
 constexpr std::size_t kVersion1PluginSize = offsetof(PedAttentionPlugin, backward) + sizeof(PedAttentionBackwardFn);
-constexpr std::uint32_t kKnownDtypes = PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64;
+constexpr std::uint32_t kKnownDtypes = PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64 | PED_DTYPE_BFLOAT16 | PED_DTYPE_FLOAT16;
 constexpr std::uint32_t kKnownMaskKinds = (1u << (PED_MASK_ELEMENTS + 1)) - 1;
 
 const char* const kAbiMaskNames[] = {"none", "causal", "sliding_window", "explicit_blocks", "elements"};
@@ -138,10 +142,19 @@ std::string where(const Plugin& p, const char* pass) {
   return "plugin '" + std::string(p.description->name) + "' " + pass + " ";
 }
 
+// The NaN outputs are filled with before a call.
 template <class T>
-void plugin_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
-                    T scale, const T* q, const T* k, const T* v, T* out, RowStatistic<T>* lse,
-                    const AttentionOptions& options) {
+T nan_value() {
+  if constexpr (std::is_same_v<T, BFloat16>) return BFloat16{0x7fc0};
+  else if constexpr (std::is_same_v<T, Float16>) return Float16{0x7e00};
+  else return std::numeric_limits<T>::quiet_NaN();
+}
+
+// One forward call in dtype T with the ABI's float64 lse (B, H, Nq), row-major like the buffers.
+template <class T>
+void call_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                  double scale, const T* q, const T* k, const T* v, T* out, double* lse,
+                  const AttentionOptions& options) {
   const AbiMask abi_mask(mask, s.seq_q, s.seq_k, p.description->mask_kinds);
   HostTensor<T> tq({s.batch, s.heads, s.seq_q, s.head_dim}, layout, const_cast<T*>(q));
   HostTensor<T> tk({s.batch, s.heads, s.seq_k, s.head_dim}, layout, const_cast<T*>(k));
@@ -150,16 +163,15 @@ void plugin_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const A
   tk.load(k);
   tv.load(v);
   HostTensor<T> tout({s.batch, s.heads, s.seq_q, s.head_dim}, layout, out);
-  std::vector<double> lse64(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
-  HostTensor<double> tlse({s.batch, s.heads, s.seq_q}, layout, lse64.data());
+  HostTensor<double> tlse({s.batch, s.heads, s.seq_q}, layout, lse);
   if (fill_nan) {
-    tout.fill(std::numeric_limits<T>::quiet_NaN());
+    tout.fill(nan_value<T>());
     tlse.fill(std::numeric_limits<double>::quiet_NaN());
   }
   PedAttentionForwardArgs args{};
   args.struct_size = sizeof args;
   args.threads = options.threads;
-  args.scale = static_cast<double>(scale);
+  args.scale = scale;
   args.q = tq.dl();
   args.k = tk.dl();
   args.v = tv.dl();
@@ -177,14 +189,23 @@ void plugin_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const A
     throw std::runtime_error(where(p, "forward") + e.what());
   }
   tout.store(out);
-  tlse.store(lse64.data());
-  to_row_statistics<T>(lse64, lse);
+  tlse.store(lse);
 }
 
 template <class T>
-void plugin_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
-                     T scale, const T* q, const T* k, const T* v, const T* out, const RowStatistic<T>* lse,
-                     const T* dout, T* dq, T* dk, T* dv, const AttentionOptions& options) {
+void plugin_forward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                    T scale, const T* q, const T* k, const T* v, T* out, RowStatistic<T>* lse,
+                    const AttentionOptions& options) {
+  std::vector<double> lse64(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  call_forward<T>(p, layout, fill_nan, s, mask, static_cast<double>(scale), q, k, v, out, lse64.data(), options);
+  to_row_statistics<T>(lse64, lse);
+}
+
+// One backward call in dtype T; lse is the forward's float64 lse.
+template <class T>
+void call_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                   double scale, const T* q, const T* k, const T* v, const T* out, const double* lse, const T* dout,
+                   T* dq, T* dk, T* dv, const AttentionOptions& options) {
   const AbiMask abi_mask(mask, s.seq_q, s.seq_k, p.description->mask_kinds);
   const std::vector<std::int64_t> shape_q{s.batch, s.heads, s.seq_q, s.head_dim};
   const std::vector<std::int64_t> shape_k{s.batch, s.heads, s.seq_k, s.head_dim};
@@ -196,17 +217,17 @@ void plugin_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const 
   tv.load(v);
   tout.load(out);
   tdout.load(dout);
-  std::vector<double> lse64 = from_row_statistics<T>(lse, static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  std::vector<double> lse64(lse, lse + s.batch * s.heads * s.seq_q);
   HostTensor<double> tlse({s.batch, s.heads, s.seq_q}, layout, lse64.data());
   tlse.load(lse64.data());
   HostTensor<T> tdq(shape_q, layout, dq), tdk(shape_k, layout, dk), tdv(shape_k, layout, dv);
   if (fill_nan) {
-    for (HostTensor<T>* t : {&tdq, &tdk, &tdv}) t->fill(std::numeric_limits<T>::quiet_NaN());
+    for (HostTensor<T>* t : {&tdq, &tdk, &tdv}) t->fill(nan_value<T>());
   }
   PedAttentionBackwardArgs args{};
   args.struct_size = sizeof args;
   args.threads = options.threads;
-  args.scale = static_cast<double>(scale);
+  args.scale = scale;
   args.q = tq.dl();
   args.k = tk.dl();
   args.v = tv.dl();
@@ -234,6 +255,72 @@ void plugin_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const 
   tdq.store(dq);
   tdk.store(dk);
   tdv.store(dv);
+}
+
+template <class T>
+void plugin_backward(const Plugin& p, PluginLayout layout, bool fill_nan, const AttentionShape& s, const Mask& mask,
+                     T scale, const T* q, const T* k, const T* v, const T* out, const RowStatistic<T>* lse,
+                     const T* dout, T* dq, T* dk, T* dv, const AttentionOptions& options) {
+  const std::vector<double> lse64 =
+      from_row_statistics<T>(lse, static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  call_backward<T>(p, layout, fill_nan, s, mask, static_cast<double>(scale), q, k, v, out, lse64.data(), dout, dq,
+                   dk, dv, options);
+}
+
+// ---- 16-bit dtypes: float buffers converted to T (BFloat16, Float16) and back --------------------
+
+template <class T>
+T to_reduced(float x) {
+  if constexpr (std::is_same_v<T, BFloat16>) return to_bfloat16(x);
+  else return to_float16(x);
+}
+
+template <class T>
+std::vector<T> reduced_copy(const float* values, std::int64_t n) {
+  std::vector<T> out(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = to_reduced<T>(values[i]);
+  return out;
+}
+
+template <class T>
+void widen(const std::vector<T>& values, float* out) {
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = to_float(values[i]);
+}
+
+template <class T>
+ReducedPrecisionKernel reduced_kernel(std::shared_ptr<const Plugin> p, PluginLayout layout, bool fill_nan) {
+  ReducedPrecisionKernel kernel;
+  kernel.forward = [p, layout, fill_nan](const AttentionShape& s, const Mask& mask, double scale, const float* q,
+                                         const float* k, const float* v, float* out, double* lse,
+                                         const AttentionOptions& options) {
+    const std::int64_t nq = s.batch * s.heads * s.seq_q * s.head_dim, nk = s.batch * s.heads * s.seq_k * s.head_dim;
+    const std::vector<T> tq = reduced_copy<T>(q, nq), tk = reduced_copy<T>(k, nk), tv = reduced_copy<T>(v, nk);
+    std::vector<T> tout(static_cast<std::size_t>(nq));
+    call_forward<T>(*p, layout, fill_nan, s, mask, scale, tq.data(), tk.data(), tv.data(), tout.data(), lse, options);
+    widen(tout, out);
+  };
+  if (p->description->backward == nullptr) return kernel;
+  kernel.backward = [p, layout, fill_nan](const AttentionShape& s, const Mask& mask, double scale, const float* q,
+                                          const float* k, const float* v, const float* out, const double* lse,
+                                          const float* dout, float* dq, float* dk, float* dv,
+                                          const AttentionOptions& options) {
+    const std::int64_t nq = s.batch * s.heads * s.seq_q * s.head_dim, nk = s.batch * s.heads * s.seq_k * s.head_dim;
+    const std::vector<T> tq = reduced_copy<T>(q, nq), tk = reduced_copy<T>(k, nk), tv = reduced_copy<T>(v, nk),
+                         tout = reduced_copy<T>(out, nq), tdout = reduced_copy<T>(dout, nq);
+    std::vector<T> tdq(static_cast<std::size_t>(nq)), tdk(static_cast<std::size_t>(nk)), tdv(static_cast<std::size_t>(nk));
+    call_backward<T>(*p, layout, fill_nan, s, mask, scale, tq.data(), tk.data(), tv.data(), tout.data(), lse,
+                     tdout.data(), tdq.data(), tdk.data(), tdv.data(), options);
+    widen(tdq, dq);
+    widen(tdk, dk);
+    widen(tdv, dv);
+  };
+  return kernel;
+}
+
+// Registry name and dtype -> kernel; entries are never removed (their addresses are handed out).
+std::map<std::pair<std::string, ReducedDtype>, std::unique_ptr<const ReducedPrecisionKernel>>& reduced_kernels() {
+  static std::map<std::pair<std::string, ReducedDtype>, std::unique_ptr<const ReducedPrecisionKernel>> kernels;
+  return kernels;
 }
 
 template <class T>
@@ -311,7 +398,14 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
   const std::string name(d->name, name_length);
   if (d->dtypes == 0 || (d->dtypes & ~kKnownDtypes) != 0) {
     fail("plugin '" + name + "': dtypes = " + hex(d->dtypes) +
-         ", expected PED_DTYPE_FLOAT32 and/or PED_DTYPE_FLOAT64 (0x1, 0x2)");
+         ", expected one or more of PED_DTYPE_FLOAT32, PED_DTYPE_FLOAT64, PED_DTYPE_BFLOAT16, PED_DTYPE_FLOAT16 "
+         "(0x1, 0x2, 0x4, 0x8)");
+  }
+  // The float and double checks and the benchmarks run through the registry of implementations, whose
+  // entries need a float or double forward; the 16-bit dtypes are checked next to them.
+  if ((d->dtypes & (PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64)) == 0) {
+    fail("plugin '" + name + "': dtypes = " + hex(d->dtypes) +
+         " declares no PED_DTYPE_FLOAT32 or PED_DTYPE_FLOAT64; this harness needs one of them next to the 16-bit dtypes");
   }
   if (d->mask_kinds == 0 || (d->mask_kinds & ~kKnownMaskKinds) != 0) {
     fail("plugin '" + name + "': mask_kinds = " + hex(d->mask_kinds) + ", expected bits (1 << PED_MASK_*) within " +
@@ -325,6 +419,8 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
   info.description = d->description ? std::string(d->description, ::strnlen(d->description, 200)) : "";
   info.float32 = (d->dtypes & PED_DTYPE_FLOAT32) != 0;
   info.float64 = (d->dtypes & PED_DTYPE_FLOAT64) != 0;
+  info.bfloat16 = (d->dtypes & PED_DTYPE_BFLOAT16) != 0;
+  info.float16 = (d->dtypes & PED_DTYPE_FLOAT16) != 0;
   info.backward = d->backward != nullptr;
   for (std::uint32_t kind = 0; kind <= PED_MASK_ELEMENTS; ++kind) {
     if (d->mask_kinds & (1u << kind)) info.mask_kinds.push_back(kAbiMaskNames[kind]);
@@ -332,6 +428,7 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
 
   const auto plugin = std::make_shared<const Plugin>(Plugin{.path = path, .description = d});
   std::vector<AttentionImpl> impls;
+  std::vector<std::tuple<std::string, ReducedDtype, PluginLayout>> reduced;
   for (PluginLayout layout : options.layouts) {
     AttentionImpl impl;
     impl.name = layout == PluginLayout::contiguous ? name : name + "[" + to_string(layout) + "]";
@@ -343,6 +440,8 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
     if (info.float64) impl.forward_f64 = forward_adapter<double>(plugin, layout, fill);
     if (info.backward && info.float32) impl.backward_f32 = backward_adapter<float>(plugin, layout, fill);
     if (info.backward && info.float64) impl.backward_f64 = backward_adapter<double>(plugin, layout, fill);
+    if (info.bfloat16) reduced.emplace_back(impl.name, ReducedDtype::bfloat16, layout);
+    if (info.float16) reduced.emplace_back(impl.name, ReducedDtype::float16, layout);
     if (find_attention_impl(impl.name) != nullptr) {
       fail("plugin name '" + impl.name + "' is already registered (from " + attention_impl(impl.name).origin + ")");
     }
@@ -356,13 +455,29 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
       fail(e.what());
     }
   }
+  for (const auto& [variant, dtype, layout] : reduced) {
+    const bool fill = options.fill_outputs_with_nan;
+    reduced_kernels()[{variant, dtype}] = std::make_unique<const ReducedPrecisionKernel>(
+        dtype == ReducedDtype::bfloat16 ? reduced_kernel<BFloat16>(plugin, layout, fill)
+                                        : reduced_kernel<Float16>(plugin, layout, fill));
+  }
   loaded().push_back(info);
   return info;
 }
 
+const char* to_string(ReducedDtype dtype) { return dtype == ReducedDtype::bfloat16 ? "bfloat16" : "float16"; }
+
+const ReducedPrecisionKernel* find_reduced_precision_kernel(const std::string& variant, ReducedDtype dtype) {
+  const auto it = reduced_kernels().find({variant, dtype});
+  return it == reduced_kernels().end() ? nullptr : it->second.get();
+}
+
 std::string describe(const LoadedPlugin& p) {
-  std::string dtypes = p.float32 ? "float32" : "";
-  if (p.float64) dtypes += dtypes.empty() ? "float64" : ", float64";
+  std::string dtypes;
+  for (const auto& [declared, dtype] : {std::pair{p.float32, "float32"}, std::pair{p.float64, "float64"},
+                                        std::pair{p.bfloat16, "bfloat16"}, std::pair{p.float16, "float16"}}) {
+    if (declared) dtypes += (dtypes.empty() ? "" : ", ") + std::string(dtype);
+  }
   std::string masks;
   for (const std::string& m : p.mask_kinds) masks += (masks.empty() ? "" : ", ") + m;
   std::string variants;

@@ -31,6 +31,7 @@ struct LoadedPlugin {
   std::string description;
   std::vector<std::string> variants;  // the registry names, one per layout
   bool float32 = false, float64 = false, backward = false;
+  bool bfloat16 = false, float16 = false;  // 16-bit dtypes: plugin_host/reduced_precision.hpp
   std::vector<std::string> mask_kinds;  // the ABI's mask kinds it takes: none, causal, ...
 };
 

@@ -15,6 +15,7 @@ packages=(
   nlohmann-json3-dev   # reading Google Benchmark's JSON
   libdlpack-dev        # the attention plugin ABI's tensors (<dlpack/dlpack.h>)
   gnuplot-nox          # reports/: plots
+  libxml2-utils        # xmllint: the tests check that verify --junit writes well-formed XML
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "verify/checks.hpp"
+#include "verify/reduced_precision.hpp"
 #include "verify/tolerance.hpp"
 
 namespace ped::verify {
@@ -53,6 +54,7 @@ CheckRow failed_check_row(const Problem& p, Dtype dtype, Reference reference, co
 
 std::vector<CheckRow> check_one(const Problem& p, Dtype dt, Reference ref, const FiniteDifferenceOptions& options) {
   try {
+    if (is_reduced(dt)) return check_reduced_precision(p, dt);  // check_problem asks for libtorch only
     if (ref == Reference::libtorch) return check_against_libtorch(p, dt);
     if (ref == Reference::finite_difference) return check_against_finite_differences(p, dt, options);
     return check_against_naive(p, dt);
@@ -76,8 +78,12 @@ std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& 
       // Finite differences differentiate the implementation's own double forward and check its
       // backward: without either there is nothing to compare.
       if (ref == Reference::finite_difference && (!p.backward || !p.has_dtype(Dtype::f64))) continue;
+      // 16-bit dtypes: one check against the float64 truth, measured against LibTorch's error in the
+      // same dtype (verify/reduced_precision.hpp); no finite differences, and naive is the truth.
+      if (is_reduced(dt) && ref != Reference::libtorch) continue;
       std::vector<CheckRow> part = p.isolate ? check_one_in_child(p, dt, ref, options) : check_one(p, dt, ref, options);
-      const bool overridden = (dt == Dtype::f64 ? p.tolerance_f64 : p.tolerance_f32).has_value();
+      const bool overridden =
+          !is_reduced(dt) && (dt == Dtype::f64 ? p.tolerance_f64 : p.tolerance_f32).has_value();
       for (CheckRow& r : part) {
         if (overridden && !p.tolerance_reason.empty()) r.detail += "; tolerance: " + p.tolerance_reason;
         if (tolerance_scale != 1) {

@@ -1,11 +1,21 @@
 #include "verify/problem.hpp"
 
+#include "verify/reduced_precision.hpp"
+
 #include <algorithm>
 #include <random>
 
 namespace ped::verify {
 
-const char* to_string(Dtype dtype) { return dtype == Dtype::f32 ? "float" : "double"; }
+const char* to_string(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::f32: return "float";
+    case Dtype::f64: return "double";
+    case Dtype::bf16: return "bfloat16";
+    case Dtype::f16: return "float16";
+  }
+  return "?";
+}
 
 const char* to_string(Reference reference) {
   switch (reference) {
@@ -17,7 +27,8 @@ const char* to_string(Reference reference) {
 }
 
 bool Problem::has_dtype(Dtype dtype) const {
-  return dtypes.empty() || std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
+  if (dtypes.empty()) return !is_reduced(dtype);
+  return std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
 }
 
 Tensors Problem::input_values() const {
@@ -42,7 +53,15 @@ bool Problem::infinity_allowed(const std::string& output) const {
   return false;
 }
 
-Tensors rounded_to(const Tensors& ts, Dtype dtype) { return dtype == Dtype::f64 ? ts : to_double(to_float(ts)); }
+Tensors rounded_to(const Tensors& ts, Dtype dtype) {
+  if (is_reduced(dtype)) {
+    Tensors out;
+    out.reserve(ts.size());
+    for (const arma::mat& t : ts) out.push_back(rounded_to_reduced(t, dtype));
+    return out;
+  }
+  return dtype == Dtype::f64 ? ts : to_double(to_float(ts));
+}
 
 Tensors random_cotangents(const Problem& problem, const Tensors& outputs, Dtype dtype) {
   Rng rng(problem.seed ^ 0x9e3779b97f4a7c15ULL);

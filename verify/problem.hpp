@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,11 @@ template <class T>
 using Mats = std::vector<arma::Mat<T>>;
 using TorchTensors = std::vector<at::Tensor>;
 
-enum class Dtype { f32, f64 };
-const char* to_string(Dtype dtype);
+// float, double, and the 16-bit dtypes bfloat16 and float16 (attention plugins that declare them:
+// verify/reduced_precision.hpp).
+enum class Dtype { f32, f64, bf16, f16 };
+const char* to_string(Dtype dtype);  // "float", "double", "bfloat16", "float16"
+inline bool is_reduced(Dtype dtype) { return dtype == Dtype::bf16 || dtype == Dtype::f16; }
 
 enum class Reference { libtorch, finite_difference, naive };
 const char* to_string(Reference reference);
@@ -40,6 +44,13 @@ using ForwardFn = std::function<Tensors(Dtype, const Tensors& inputs)>;
 // Returns the gradient of every differentiable input, in input order.
 using BackwardFn = std::function<Tensors(Dtype, const Tensors& inputs, const Tensors& doutputs)>;
 using TwinFn = std::function<TorchTensors(const TorchTensors& inputs)>;
+// LibTorch's computation in a 16-bit dtype: forward outputs and gradients of the differentiable
+// inputs (empty without a backward), as double values, for inputs and cotangents rounded to it.
+struct ReducedReference {
+  Tensors outputs, gradients;
+  std::string how;  // how LibTorch computed them, for the rows' detail
+};
+using ReducedReferenceFn = std::function<ReducedReference(Dtype, const Tensors& inputs, const Tensors& doutputs)>;
 
 struct Problem {
   std::string op;
@@ -64,8 +75,11 @@ struct Problem {
   // A per-op tolerance that replaces the dtype policy of tolerance.hpp; set only with a reason.
   std::optional<double> tolerance_f32, tolerance_f64;
   std::string tolerance_reason;
-  // The dtypes the implementation under test has; empty: both.
+  // The dtypes the implementation under test has; empty: float and double.
   std::vector<Dtype> dtypes;
+  // 16-bit dtypes (verify/reduced_precision.hpp): forward and backward take them, naive_forward and
+  // naive_backward in double give the truth, and this gives LibTorch's error to compare with.
+  ReducedReferenceFn reduced_reference;
   // Its code comes from outside this project (a plugin): every check runs in a child process, so
   // that a crash is reported as a failed check naming the signal and the case.
   bool isolate = false;
@@ -77,8 +91,8 @@ struct Problem {
   bool infinity_allowed(const std::string& output) const;
 };
 
-// The inputs as the dtype under test sees them (rounded to float for Dtype::f32), so that every
-// side of a comparison starts from identical values.
+// The inputs as the dtype under test sees them (rounded to float for Dtype::f32, to bfloat16 or
+// float16 to nearest even), so that every side of a comparison starts from identical values.
 Tensors rounded_to(const Tensors& ts, Dtype dtype);
 
 // Seeded cotangents for the differentiable outputs, rounded to `dtype`.
@@ -93,6 +107,7 @@ Tensors to_double(const Mats<float>& ts);
 template <class Fn>
 ForwardFn erase_forward(Fn fn) {
   return [fn](Dtype dt, const Tensors& in) -> Tensors {
+    if (is_reduced(dt)) throw std::logic_error(std::string("erase_forward: no ") + to_string(dt) + " forward");
     if (dt == Dtype::f64) return fn(in);
     return to_double(fn(to_float(in)));
   };
@@ -102,6 +117,7 @@ ForwardFn erase_forward(Fn fn) {
 template <class Fn>
 BackwardFn erase_backward(Fn fn) {
   return [fn](Dtype dt, const Tensors& in, const Tensors& dout) -> Tensors {
+    if (is_reduced(dt)) throw std::logic_error(std::string("erase_backward: no ") + to_string(dt) + " backward");
     if (dt == Dtype::f64) return fn(in, dout);
     return to_double(fn(to_float(in), to_float(dout)));
   };

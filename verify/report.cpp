@@ -67,10 +67,10 @@ void print_summary(std::ostream& os, const std::vector<CheckRow>& rows) {
     }
     if (g.tolerance == 0) g.tolerance = r.tolerance;
   }
-  os << std::left << std::setw(34) << "op" << std::setw(8) << "dtype" << std::setw(19) << "reference" << std::right
+  os << std::left << std::setw(34) << "op" << std::setw(10) << "dtype" << std::setw(19) << "reference" << std::right
      << std::setw(7) << "checks" << std::setw(7) << "failed" << std::setw(14) << "worst_rel" << std::setw(12)
      << "tolerance" << "  status\n";
-  os << std::string(103, '-') << "\n";
+  os << std::string(105, '-') << "\n";  // dtype 10 wide: "bfloat16" and a space
   std::size_t total_failed = 0;
   for (const Key& key : order) {
     const Group& g = groups[key];
@@ -78,7 +78,7 @@ void print_summary(std::ostream& os, const std::vector<CheckRow>& rows) {
     std::ostringstream worst, tol;
     worst << std::scientific << std::setprecision(2) << g.worst;
     tol << std::scientific << std::setprecision(1) << g.tolerance;
-    os << std::left << std::setw(34) << std::get<0>(key) << std::setw(8) << std::get<1>(key) << std::setw(19)
+    os << std::left << std::setw(34) << std::get<0>(key) << std::setw(10) << std::get<1>(key) << std::setw(19)
        << std::get<2>(key) << std::right << std::setw(7) << g.checks << std::setw(7) << g.failed << std::setw(14)
        << (g.any_nonfinite ? "not finite" : worst.str()) << std::setw(12) << tol.str() << "  "
        << (g.failed ? "FAIL" : "ok") << "\n";

@@ -259,7 +259,11 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
                                   "and dtypes it takes are printed when its plugin loads)");
     }
   }
-  if (planned.empty()) throw std::invalid_argument("plan_sweep: the ops, variants and masks asked for select nothing");
+  if (planned.empty()) {
+    throw std::invalid_argument(
+        "plan_sweep: the ops, variants, masks and dtypes asked for select nothing (--dtypes bfloat16 and float16 "
+        "apply to attention plugins that declare them)");
+  }
   return planned;
 }
 

@@ -1,6 +1,9 @@
 #include "verify/tolerance.hpp"
 
+#include <algorithm>
 #include <stdexcept>
+
+#include "verify/reduced_precision.hpp"
 
 namespace ped::verify {
 
@@ -44,7 +47,14 @@ double default_tolerance(Dtype dtype, Reference reference) {
                          to_string(reference));
 }
 
+double accuracy_floor(double rounding_err, double eps) { return std::max(2 * rounding_err, 2 * eps); }
+
+double accuracy_bound(double reference_err, double floor) { return kAccuracyCriterionFactor * reference_err + floor; }
+
+double reduced_precision_floor(Dtype dtype) { return reduced_epsilon(dtype); }
+
 double tolerance_for(const Problem& problem, Dtype dtype, Reference reference) {
+  if (is_reduced(dtype)) return reduced_precision_floor(dtype);
   const std::optional<double>& over = dtype == Dtype::f64 ? problem.tolerance_f64 : problem.tolerance_f32;
   return over ? *over : default_tolerance(dtype, reference);
 }

@@ -1,6 +1,7 @@
 // The `verify` command: sweeps ops x shapes x seeds x dtypes x references, prints a summary, writes
-// the CSV atomically. Exit 0 when every check passed, 1 when any failed or the run failed (out of
-// memory, the CSV not written), 2 on a usage error (reported before any work, nothing written).
+// the CSV (and with --junit the JUnit XML) atomically. Exit 0 when every check passed, 1 when any
+// failed or the run failed (out of memory, a report not written), 2 on a usage error (reported before
+// any work, nothing written).
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
@@ -12,9 +13,11 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <new>
 #include <sstream>
 
+#include "verify/junit.hpp"
 #include "verify/plugins.hpp"
 #include "verify/report.hpp"
 #include "verify/sweep.hpp"
@@ -81,15 +84,16 @@ std::string joined(const std::vector<std::string>& names) {
   return out;
 }
 
-// A --out path whose directory exists and that is not itself a directory: checked before any work.
-void check_out_path(const std::string& out) {
+// An output path (--out, --junit) whose directory exists and that is not itself a directory:
+// checked before any work.
+void check_out_path(const std::string& option, const std::string& out) {
   namespace fs = std::filesystem;
-  if (out.empty()) usage_error("--out", out, "empty, expected a file path");
+  if (out.empty()) usage_error(option, out, "empty, expected a file path");
   std::error_code ec;
-  if (fs::is_directory(out, ec)) usage_error("--out", out, "is a directory, expected a file path");
+  if (fs::is_directory(out, ec)) usage_error(option, out, "is a directory, expected a file path");
   const fs::path parent = fs::path(out).parent_path();
   if (!parent.empty() && !fs::is_directory(parent, ec)) {
-    usage_error("--out", out, "directory '" + parent.string() + "' does not exist");
+    usage_error(option, out, "directory '" + parent.string() + "' does not exist");
   }
 }
 
@@ -112,12 +116,20 @@ int run(int argc, char** argv) {
   CLI::Option* masks_option =
       app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
   app.add_option("--seeds", seeds, "Comma-separated seeds, integers in [0, 2^64 - 1]")->capture_default_str();
-  app.add_option("--dtypes", dtypes, "float,double or one of them")->capture_default_str();
+  app.add_option("--dtypes", dtypes,
+                 "Comma-separated among float,double,bfloat16,float16 (the 16-bit ones: attention plugins that declare "
+                 "them, checked against LibTorch's error in the same dtype)")
+      ->capture_default_str();
   CLI::Option* references_option =
       app.add_option("--references", references,
                      "Comma-separated among libtorch,finite_difference,naive (default: each op's own; naive applies "
                      "to attention kernels only)");
   app.add_option("--out", out, "CSV report path (written atomically; its directory must exist)")->capture_default_str();
+  std::string junit;
+  CLI::Option* junit_option = app.add_option(
+      "--junit", junit,
+      "Also write the report as JUnit XML for CI test reporters: a test suite per op, a test case per CSV row "
+      "(written atomically; its directory must exist)");
   app.add_option("--full-jacobian-max", full_jacobian_max,
                  "Largest (outputs x inputs) compared as a full Jacobian, in [0, 1000000000]; larger ones use random "
                  "directions")
@@ -182,10 +194,12 @@ int run(int argc, char** argv) {
       config.seeds.push_back(parse_integer("--seeds", s, 0, std::numeric_limits<std::uint64_t>::max()));
     }
     config.dtypes.clear();
-    for (const std::string& s : list_items("--dtypes", dtypes, "float, double or both")) {
+    for (const std::string& s : list_items("--dtypes", dtypes, "a comma-separated list among float,double,bfloat16,float16")) {
       if (s == "float") config.dtypes.push_back(Dtype::f32);
       else if (s == "double") config.dtypes.push_back(Dtype::f64);
-      else usage_error("--dtypes", dtypes, s + " is not float or double");
+      else if (s == "bfloat16") config.dtypes.push_back(Dtype::bf16);  // attention plugins that declare it
+      else if (s == "float16") config.dtypes.push_back(Dtype::f16);
+      else usage_error("--dtypes", dtypes, s + " is not float, double, bfloat16 or float16");
     }
     if (*references_option) {
       for (const std::string& s :
@@ -213,7 +227,15 @@ int run(int argc, char** argv) {
     config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
                                             "(0, " + std::to_string(static_cast<long long>(kMaxMemoryBudgetGib)) + "]");
     config.tolerance_scale = parse_number("--tolerance-scale", tolerance_scale, 0, 1, "(0, 1]");
-    check_out_path(out);
+    check_out_path("--out", out);
+    if (*junit_option) {
+      check_out_path("--junit", junit);
+      namespace fs = std::filesystem;
+      std::error_code ec;
+      if (fs::absolute(junit, ec).lexically_normal() == fs::absolute(out, ec).lexically_normal()) {
+        usage_error("--junit", junit, "is the --out path too, expected another file");
+      }
+    }
     // Every problem is estimated and built here, before any check runs: sizes an op cannot take, a
     // selection above the memory budget or one without a check are usage errors too.
     if (!list) planned = plan_sweep(config);
@@ -243,19 +265,26 @@ int run(int argc, char** argv) {
 
   at::set_num_threads(1);  // small shapes: threading only adds noise
   const auto start = std::chrono::steady_clock::now();
+  auto previous = start;
+  std::map<std::string, double> seconds_per_op;  // the JUnit suites' times
   const std::vector<CheckRow> rows =
       run_planned(planned, config, [&](const Problem& p, std::size_t done, std::size_t total) {
+        const auto now = std::chrono::steady_clock::now();
+        seconds_per_op[p.op] += std::chrono::duration<double>(now - previous).count();
+        previous = now;
         if (!quiet) std::cerr << "[" << done << "/" << total << "] " << p.op << " " << p.shape << " seed=" << p.seed << "\n";
       });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(std::cout, rows);
   try {
     write_csv_atomic(out, rows);
+    if (*junit_option) write_junit_atomic(junit, rows, seconds_per_op);
   } catch (const std::exception& e) {
     std::cerr << "verify: " << e.what() << "\n";
     return 1;
   }
   std::cout << "report: " << out << " (" << rows.size() << " rows, " << seconds << " s)\n";
+  if (*junit_option) std::cout << "junit: " << junit << "\n";
   for (const CheckRow& r : rows) {
     if (!r.passed) return 1;
   }

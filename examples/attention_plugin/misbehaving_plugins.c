@@ -5,6 +5,7 @@
  *   PED_EXAMPLE_CRASHES         "crashes": forward writes through a null pointer when Nq > 8
  *   PED_EXAMPLE_ABI_VERSION_2   "abi_version_two": describes itself as ABI version 2
  *   PED_EXAMPLE_NO_ENTRY_POINT  exports a misspelled entry point and no pedestrian_attention_plugin
+ *   PED_EXAMPLE_BFLOAT16_ONLY   "bfloat16_only": declares bfloat16 alone, without float32 or float64
  * The arithmetic, where there is any, is simple_attention_kernel.c's. */
 #include <math.h>
 #include <pedestrian/attention_plugin.h>
@@ -55,12 +56,20 @@ static int forward(const PedAttentionForwardArgs* args, char* error, size_t capa
 #define ABI_VERSION PED_ATTENTION_PLUGIN_ABI_VERSION
 #endif
 
+#ifdef PED_EXAMPLE_BFLOAT16_ONLY
+#undef NAME
+#define NAME "bfloat16_only"
+#define DTYPES PED_DTYPE_BFLOAT16
+#else
+#define DTYPES (PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64)
+#endif
+
 static const PedAttentionPlugin plugin = {
     ABI_VERSION,
     sizeof(PedAttentionPlugin),
     NAME,
     "an example of a misbehaving plugin",
-    PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64,
+    DTYPES,
     (1u << PED_MASK_NONE) | (1u << PED_MASK_CAUSAL),
     0,
     forward,

@@ -14,8 +14,8 @@ static const PedAttentionPlugin plugin = {
     PED_ATTENTION_PLUGIN_ABI_VERSION,
     sizeof(PedAttentionPlugin),
     PED_EXAMPLE_NAME,
-    "one query row at a time, double accumulation, any strides, every mask kind",
-    PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64,
+    "one query row at a time, double accumulation, any strides, every mask kind, 16-bit dtypes too",
+    PED_DTYPE_FLOAT32 | PED_DTYPE_FLOAT64 | PED_DTYPE_BFLOAT16 | PED_DTYPE_FLOAT16,
     (1u << PED_MASK_NONE) | (1u << PED_MASK_CAUSAL) | (1u << PED_MASK_SLIDING_WINDOW) |
         (1u << PED_MASK_EXPLICIT_BLOCKS) | (1u << PED_MASK_ELEMENTS),
     0, /* features: none beyond version 1 */

@@ -7,11 +7,19 @@
  *             dS_ij = P_ij (dP_ij - D_i), dq_i = s sum_j dS_ij k_j, dk_j = s sum_i dS_ij q_i,
  *             dv_j = sum_i P_ij dout_i
  *
+ * Every dtype of the ABI: float32, float64, and the 16-bit bfloat16 and float16, whose values are
+ * read as doubles and written rounded to nearest even (the conversions below, by hand: C99 has no
+ * 16-bit floating types). Arithmetic is in double whatever the dtype.
+ *
  * Deliberately wrong builds (the examples that verify must catch) define one of:
  *   PED_EXAMPLE_BUG_NO_ROWSUM          D_i = 0: the backward forgets the rowsum(dO o O) term
  *   PED_EXAMPLE_BUG_CAUSAL_OFF_BY_ONE  causal keys j <= p + 1: each query also sees the next key
  *   PED_EXAMPLE_BUG_IGNORE_STRIDES     tensors read as compact row-major from data, ignoring
- *                                      strides and byte_offset */
+ *                                      strides and byte_offset
+ *   PED_EXAMPLE_BUG_REDUCED_ACCUMULATION  in bfloat16 and float16, every sum (dot products, the
+ *                                      softmax denominator, out, the gradients) rounded to the
+ *                                      dtype after each addition: an error of order sqrt(n) eps over
+ *                                      n terms, where LibTorch accumulates in float */
 #include "simple_attention_kernel.h"
 
 #include <math.h>
@@ -19,14 +27,97 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef enum Kind { KIND_FLOAT32, KIND_FLOAT64, KIND_BFLOAT16, KIND_FLOAT16 } Kind;
+
 /* A tensor of the call: where element 0 is, its sizes and strides (in elements), its dtype. */
 typedef struct View {
   char* first;
   int ndim;
   int64_t size[4];
   int64_t stride[4];
-  int is_double;
+  Kind kind;
 } View;
+
+/* ---- bfloat16 (8 exponent bits, 7 fraction bits) and float16 (IEEE binary16: 5 exponent bits,
+ * bias 15, 10 fraction bits, subnormals) ---------------------------------------------------------- */
+
+/* x rounded to the nearest value with `fraction_bits` fraction bits, normal exponents from
+ * `min_exponent` (below it the spacing of the subnormals), ties to even (nearbyint in the default
+ * rounding mode); beyond max_finite an infinity. */
+static double round_to_format(double x, int fraction_bits, int min_exponent, double max_finite) {
+  int exponent;
+  double ulp, r;
+  if (x == 0.0 || isnan(x) || isinf(x)) return x;
+  (void)frexp(x, &exponent); /* x = m 2^exponent, 0.5 <= |m| < 1 */
+  exponent -= 1;
+  if (exponent < min_exponent) exponent = min_exponent;
+  ulp = ldexp(1.0, exponent - fraction_bits);
+  r = nearbyint(x / ulp) * ulp;
+  return fabs(r) > max_finite ? copysign(INFINITY, x) : r;
+}
+
+#define BFLOAT16_MAX 3.3895313892515355e38 /* (2 - 2^-7) 2^127 */
+#define FLOAT16_MAX 65504.0
+
+static uint16_t to_bfloat16(double x) {
+  const float f = (float)round_to_format(x, 7, -126, BFLOAT16_MAX); /* exact: a bfloat16 is a float */
+  uint32_t bits;
+  if (isnan(x)) return 0x7fc0u;
+  memcpy(&bits, &f, sizeof bits);
+  return (uint16_t)(bits >> 16);
+}
+
+static double from_bfloat16(uint16_t h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+static uint16_t to_float16(double x) {
+  const double r = round_to_format(x, 10, -14, FLOAT16_MAX);
+  const uint16_t sign = signbit(r) ? 0x8000u : 0u;
+  const double a = fabs(r);
+  int exponent;
+  if (isnan(x)) return 0x7e00u;
+  if (isinf(a)) return (uint16_t)(sign | 0x7c00u);
+  if (a < ldexp(1.0, -14)) return (uint16_t)(sign | (uint16_t)(a * 16777216.0)); /* a multiple of 2^-24 */
+  (void)frexp(a, &exponent); /* a = m 2^exponent, 0.5 <= m < 1: the biased exponent is exponent - 1 + 15 */
+  return (uint16_t)(sign | (uint16_t)((exponent + 14) << 10) | (uint16_t)(ldexp(a, 11 - exponent) - 1024.0));
+}
+
+static double from_float16(uint16_t h) {
+  const int exponent = (h >> 10) & 0x1f;
+  const double fraction = (double)(h & 0x3ffu);
+  const double magnitude = exponent == 0    ? ldexp(fraction, -24)
+                           : exponent == 31 ? (fraction == 0.0 ? INFINITY : NAN)
+                                            : ldexp(1024.0 + fraction, exponent - 25);
+  return (h & 0x8000u) ? -magnitude : magnitude;
+}
+
+#ifdef PED_EXAMPLE_BUG_REDUCED_ACCUMULATION
+/* x as the view's dtype stores it. */
+static double stored(const struct View* v, double x) {
+  switch (v->kind) {
+    case KIND_FLOAT32: return (float)x;
+    case KIND_BFLOAT16: return from_bfloat16(to_bfloat16(x));
+    case KIND_FLOAT16: return from_float16(to_float16(x));
+    default: return x;
+  }
+}
+
+#endif
+
+/* A running sum: exact in double, or (the deliberately wrong build) rounded to a 16-bit dtype
+ * after every addition. */
+static double sum_step(const struct View* like, double x) {
+#ifdef PED_EXAMPLE_BUG_REDUCED_ACCUMULATION
+  if (like->kind == KIND_BFLOAT16 || like->kind == KIND_FLOAT16) return stored(like, x);
+#else
+  (void)like;
+#endif
+  return x;
+}
 
 static int fail(char* error, size_t capacity, const char* message, const char* what) {
   snprintf(error, capacity, "simple_attention: %s%s%s", what, *what ? " " : "", message);
@@ -39,12 +130,14 @@ static int view_of(const DLTensor* t, int ndim, int must_be_double, const char* 
   if (t == NULL) return fail(error, capacity, "is NULL", what);
   if (t->device.device_type != kDLCPU) return fail(error, capacity, "is not on the CPU", what);
   if (t->ndim != ndim) return fail(error, capacity, "has the wrong number of dimensions", what);
-  if (t->dtype.code != kDLFloat || t->dtype.lanes != 1 || (t->dtype.bits != 32 && t->dtype.bits != 64)) {
-    return fail(error, capacity, "is not float32 or float64", what);
-  }
-  if (must_be_double && t->dtype.bits != 64) return fail(error, capacity, "is not float64", what);
+  if (t->dtype.lanes != 1) return fail(error, capacity, "has lanes != 1", what);
+  if (t->dtype.code == kDLFloat && t->dtype.bits == 32) v->kind = KIND_FLOAT32;
+  else if (t->dtype.code == kDLFloat && t->dtype.bits == 64) v->kind = KIND_FLOAT64;
+  else if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) v->kind = KIND_BFLOAT16;
+  else if (t->dtype.code == kDLFloat && t->dtype.bits == 16) v->kind = KIND_FLOAT16;
+  else return fail(error, capacity, "is not float32, float64, bfloat16 or float16", what);
+  if (must_be_double && v->kind != KIND_FLOAT64) return fail(error, capacity, "is not float64", what);
   v->ndim = ndim;
-  v->is_double = t->dtype.bits == 64;
   for (k = 0; k < ndim; ++k) v->size[k] = t->shape[k];
 #ifdef PED_EXAMPLE_BUG_IGNORE_STRIDES
   v->first = (char*)t->data;
@@ -70,15 +163,21 @@ static int64_t offset(const View* v, int64_t a, int64_t b, int64_t c, int64_t e)
 
 static double get(const View* v, int64_t a, int64_t b, int64_t c, int64_t e) {
   const int64_t o = offset(v, a, b, c, e);
-  return v->is_double ? ((const double*)v->first)[o] : (double)((const float*)v->first)[o];
+  switch (v->kind) {
+    case KIND_FLOAT64: return ((const double*)v->first)[o];
+    case KIND_FLOAT32: return (double)((const float*)v->first)[o];
+    case KIND_BFLOAT16: return from_bfloat16(((const uint16_t*)v->first)[o]);
+    default: return from_float16(((const uint16_t*)v->first)[o]);
+  }
 }
 
 static void set(const View* v, int64_t a, int64_t b, int64_t c, int64_t e, double x) {
   const int64_t o = offset(v, a, b, c, e);
-  if (v->is_double) {
-    ((double*)v->first)[o] = x;
-  } else {
-    ((float*)v->first)[o] = (float)x;
+  switch (v->kind) {
+    case KIND_FLOAT64: ((double*)v->first)[o] = x; break;
+    case KIND_FLOAT32: ((float*)v->first)[o] = (float)x; break;
+    case KIND_BFLOAT16: ((uint16_t*)v->first)[o] = to_bfloat16(x); break;
+    default: ((uint16_t*)v->first)[o] = to_float16(x); break;
   }
 }
 
@@ -140,7 +239,7 @@ int simple_attention_forward(const PedAttentionForwardArgs* args, char* error, s
             scores[j] = -INFINITY;
             continue;
           }
-          for (c = 0; c < d; ++c) dot += get(&q, b, h, i, c) * get(&k, b, h, j, c);
+          for (c = 0; c < d; ++c) dot = sum_step(&q, dot + get(&q, b, h, i, c) * get(&k, b, h, j, c));
           scores[j] = args->scale * dot;
           if (scores[j] > max) max = scores[j];
         }
@@ -151,7 +250,7 @@ int simple_attention_forward(const PedAttentionForwardArgs* args, char* error, s
         }
         for (j = 0; j < nk; ++j) {
           scores[j] = scores[j] == -INFINITY ? 0.0 : exp(scores[j] - max);
-          sum += scores[j];
+          sum = sum_step(&q, sum + scores[j]);
         }
         l = max + log(sum);
         set(&lse, b, h, i, 0, l);
@@ -161,7 +260,7 @@ int simple_attention_forward(const PedAttentionForwardArgs* args, char* error, s
          * inconsistent with P (the large-score checks of verify catch it). */
         for (c = 0; c < d; ++c) {
           double acc = 0.0;
-          for (j = 0; j < nk; ++j) acc += scores[j] * get(&v, b, h, j, c);
+          for (j = 0; j < nk; ++j) acc = sum_step(&q, acc + scores[j] * get(&v, b, h, j, c));
           set(&out, b, h, i, c, acc / sum);
         }
       }
@@ -209,21 +308,21 @@ int simple_attention_backward(const PedAttentionBackwardArgs* args, char* error,
         double rowsum = 0.0;
         if (l == -INFINITY) continue; /* no visible key: no gradient */
 #ifndef PED_EXAMPLE_BUG_NO_ROWSUM
-        for (c = 0; c < d; ++c) rowsum += get(&dout, b, h, i, c) * get(&out, b, h, i, c);
+        for (c = 0; c < d; ++c) rowsum = sum_step(&q, rowsum + get(&dout, b, h, i, c) * get(&out, b, h, i, c));
 #endif
         for (j = 0; j < nk; ++j) {
           double dot = 0.0, p, dp = 0.0, ds;
           if (!visible(args->mask, i, j, nq, nk)) continue;
-          for (c = 0; c < d; ++c) dot += get(&q, b, h, i, c) * get(&k, b, h, j, c);
+          for (c = 0; c < d; ++c) dot = sum_step(&q, dot + get(&q, b, h, i, c) * get(&k, b, h, j, c));
           p = exp(args->scale * dot - l);
           for (c = 0; c < d; ++c) {
-            dp += get(&dout, b, h, i, c) * get(&v, b, h, j, c);
-            gv[j * d + c] += p * get(&dout, b, h, i, c);
+            dp = sum_step(&q, dp + get(&dout, b, h, i, c) * get(&v, b, h, j, c));
+            gv[j * d + c] = sum_step(&q, gv[j * d + c] + p * get(&dout, b, h, i, c));
           }
           ds = p * (dp - rowsum);
           for (c = 0; c < d; ++c) {
-            gq[i * d + c] += args->scale * ds * get(&k, b, h, j, c);
-            gk[j * d + c] += args->scale * ds * get(&q, b, h, i, c);
+            gq[i * d + c] = sum_step(&q, gq[i * d + c] + args->scale * ds * get(&k, b, h, j, c));
+            gk[j * d + c] = sum_step(&q, gk[j * d + c] + args->scale * ds * get(&q, b, h, i, c));
           }
         }
       }

@@ -19,7 +19,9 @@
  *
  * Tensors (every DLTensor the harness passes; version 1):
  *   q (B, H, Nq, d), k and v (B, H, Nk, d), out (B, H, Nq, d), dout (B, H, Nq, d),
- *   dq (B, H, Nq, d), dk and dv (B, H, Nk, d): dtype float32 or float64 (one dtype per call);
+ *   dq (B, H, Nq, d), dk and dv (B, H, Nk, d): one dtype per call, among those the plugin declares:
+ *   float32, float64 (kDLFloat, 32 or 64 bits), bfloat16 (kDLBfloat, 16 bits) or float16 (kDLFloat,
+ *   16 bits, IEEE 754 binary16);
  *   lse (B, H, Nq): always float64 (kDLFloat, 64 bits), whatever the dtype of the others.
  *   device kDLCPU; lanes 1; `strides` always set, in elements, every one >= 1; `byte_offset` may be
  *   non-zero (the first element is at (char*)data + byte_offset). By default the harness passes
@@ -49,6 +51,14 @@
  * Threads: `threads` is the harness's thread count (0: the plugin's choice); results should not
  * depend on it. Calls come from one thread at a time.
  *
+ * Reduced precision: a plugin that sets PED_DTYPE_BFLOAT16 or PED_DTYPE_FLOAT16 gets calls in that
+ * dtype. The harness draws inputs in float64, rounds them to the dtype (round to nearest even),
+ * computes a float64 truth from the rounded inputs, and requires per tensor (out, lse, dq, dk, dv)
+ * that the plugin's normwise error against the truth be at most 2 x the error of LibTorch's
+ * composed attention in the same dtype on the same inputs, plus a floor of eps of the dtype
+ * (FlashAttention's test criterion); no finite differences below float32. A plugin declaring a
+ * 16-bit dtype declares float32 or float64 too (the harness checks and benchmarks through them).
+ *
  * Versioning: the version-1 layout of every struct below is frozen. A later version adds fields
  * at the end of PedAttentionPlugin, PedAttentionForwardArgs and PedAttentionBackwardArgs (their
  * struct_size tells who knows what), and new capability bits in `features`. The harness sets a
@@ -59,6 +69,12 @@
  *   PED_FEATURE_VARIABLE_LENGTH      per-sequence lengths (cumulative offsets) in a packed batch
  *   PED_FEATURE_DROPOUT              dropout on P with a probability and a seed
  * Version 1 defines none of those fields; the bits are reserved so that they keep their meaning.
+ * Dtype bits are additive within a version, like `features`: PED_DTYPE_BFLOAT16 and
+ * PED_DTYPE_FLOAT16 were added to version 1 without changing any struct or the version number. The
+ * harness passes a dtype only to a plugin that declares it, so a plugin declaring float32/float64
+ * alone is unaffected. A harness older than a dtype bit refuses a plugin that declares it (its load
+ * error names the dtypes value), so it never hands such a plugin tensors it did not expect, and a
+ * plugin never receives a dtype it did not declare.
  */
 #ifndef PEDESTRIAN_ATTENTION_PLUGIN_H
 #define PEDESTRIAN_ATTENTION_PLUGIN_H
@@ -77,6 +93,8 @@ extern "C" {
 /* Bits of PedAttentionPlugin.dtypes. */
 #define PED_DTYPE_FLOAT32 (1u << 0)
 #define PED_DTYPE_FLOAT64 (1u << 1)
+#define PED_DTYPE_BFLOAT16 (1u << 2) /* kDLBfloat, 16 bits: 8 exponent bits, 7 fraction bits */
+#define PED_DTYPE_FLOAT16 (1u << 3)  /* kDLFloat, 16 bits: IEEE 754 binary16 */
 
 /* PedAttentionMask.kind, and (1u << kind) in PedAttentionPlugin.mask_kinds. */
 typedef enum PedMaskKind {

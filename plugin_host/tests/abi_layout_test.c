@@ -69,6 +69,8 @@ int main(void) {
   expect("sizeof(PedAttentionPlugin)", sizeof(PedAttentionPlugin), 56);
   expect("PED_MASK_ELEMENTS", PED_MASK_ELEMENTS, 4);
   expect("PED_DTYPE_FLOAT64", PED_DTYPE_FLOAT64, 2);
+  expect("PED_DTYPE_BFLOAT16", PED_DTYPE_BFLOAT16, 4);
+  expect("PED_DTYPE_FLOAT16", PED_DTYPE_FLOAT16, 8);
   if (failures == 0) printf("attention plugin ABI version 1 layout: as published\n");
   return failures == 0 ? 0 : 1;
 }

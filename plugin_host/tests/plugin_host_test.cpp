@@ -9,11 +9,13 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "plugin_host/child_process.hpp"
 #include "plugin_host/host_tensor.hpp"
 #include "plugin_host/plugin_loader.hpp"
+#include "plugin_host/reduced_precision.hpp"
 #include "variants/registry.hpp"
 
 namespace ped::plugin {
@@ -170,8 +172,9 @@ TEST(Loader, TheSimplePluginMatchesTheNaiveKernelInBothLayouts) {
       load_attention_plugin(example("ped_plugin_simple"), {.layouts = {PluginLayout::contiguous, PluginLayout::strided}});
   EXPECT_EQ(p.name, "simple");
   EXPECT_EQ(p.variants, (std::vector<std::string>{"simple", "simple[strided]"}));
-  EXPECT_TRUE(p.float32 && p.float64 && p.backward);
-  EXPECT_NE(describe(p).find("simple (float32, float64; masks none, causal, sliding_window, explicit_blocks, elements"),
+  EXPECT_TRUE(p.float32 && p.float64 && p.bfloat16 && p.float16 && p.backward);
+  EXPECT_NE(describe(p).find("simple (float32, float64, bfloat16, float16; masks none, causal, sliding_window, "
+                             "explicit_blocks, elements"),
             std::string::npos)
       << describe(p);
   const AttentionShape shape{.batch = 2, .heads = 3, .seq_q = 7, .seq_k = 11, .head_dim = 5};
@@ -196,6 +199,67 @@ TEST(Loader, TheSimplePluginMatchesTheNaiveKernelInBothLayouts) {
                                       {"name 'simple' is already registered", "ped_plugin_simple.so"});
 }
 
+double norm(const std::vector<double>& a) {
+  double sum = 0;
+  for (double x : a) sum += x * x;
+  return std::sqrt(sum);
+}
+
+// The simple plugin in bfloat16 and float16 through plugin_host/reduced_precision.hpp, both layouts:
+// it computes in double and rounds on store, so out is the naive kernel's out rounded to the dtype
+// (within half a unit of the dtype, relative), lse (float64) the naive kernel's, and the gradients
+// (from the rounded out) within a few units normwise. Inputs are multiples of 1/8 in [-1, 1], exact
+// in both dtypes.
+TEST(Loader, TheSimplePluginRunsInSixteenBitDtypesInBothLayouts) {
+  if (find_attention_impl("simple") == nullptr) {  // loaded already when the test above ran in this process
+    load_attention_plugin(example("ped_plugin_simple"), {.layouts = {PluginLayout::contiguous, PluginLayout::strided}});
+  }
+  const AttentionShape s{.batch = 2, .heads = 1, .seq_q = 6, .seq_k = 9, .head_dim = 4};
+  const auto nq = static_cast<std::size_t>(s.batch * s.heads * s.seq_q * s.head_dim);
+  const auto nk = static_cast<std::size_t>(s.batch * s.heads * s.seq_k * s.head_dim);
+  std::vector<double> q(nq), k(nk), v(nk), dout(nq);
+  unsigned state = 99;
+  for (auto* t : {&q, &k, &v, &dout}) {
+    for (double& x : *t) {
+      state = state * 1103515245u + 12345u;
+      x = static_cast<double>(static_cast<int>((state >> 16) % 17) - 8) / 8.0;
+    }
+  }
+  const double scale = 0.5;
+  const Mask mask = Mask::causal();
+  std::vector<double> out(nq), dq(nq), dk(nk), dv(nk);
+  std::vector<RowStatistic<double>> stats(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
+  run_forward<double>(attention_impl("naive"), s, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data());
+  run_backward<double>(attention_impl("naive"), s, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
+                       dout.data(), dq.data(), dk.data(), dv.data());
+  auto floats = [](const std::vector<double>& x) { return std::vector<float>(x.begin(), x.end()); };
+  const std::vector<float> fq = floats(q), fk = floats(k), fv = floats(v), fdout = floats(dout);
+  for (const std::string& variant : {std::string("simple"), std::string("simple[strided]")}) {
+    for (ReducedDtype dtype : {ReducedDtype::bfloat16, ReducedDtype::float16}) {
+      const std::string what = variant + " " + to_string(dtype);
+      const ReducedPrecisionKernel* kernel = find_reduced_precision_kernel(variant, dtype);
+      ASSERT_NE(kernel, nullptr) << what;
+      const double eps = dtype == ReducedDtype::bfloat16 ? std::ldexp(1.0, -7) : std::ldexp(1.0, -10);
+      std::vector<float> o(nq), gq(nq), gk(nk), gv(nk);
+      std::vector<double> lse(stats.size());
+      kernel->forward(s, mask, scale, fq.data(), fk.data(), fv.data(), o.data(), lse.data(), {});
+      for (std::size_t i = 0; i < nq; ++i) {
+        EXPECT_LE(std::abs(o[i] - out[i]), eps / 2 * std::abs(out[i]) + 1e-7) << what << " out " << i;
+      }
+      for (std::size_t i = 0; i < lse.size(); ++i) EXPECT_NEAR(lse[i], stats[i].lse(), 1e-12) << what << " lse " << i;
+      kernel->backward(s, mask, scale, fq.data(), fk.data(), fv.data(), o.data(), lse.data(), fdout.data(), gq.data(),
+                       gk.data(), gv.data(), {});
+      for (const auto& [ours, naive, name] : {std::tuple{&gq, &dq, "dq"}, std::tuple{&gk, &dk, "dk"},
+                                              std::tuple{&gv, &dv, "dv"}}) {
+        std::vector<double> diff(naive->size());
+        for (std::size_t i = 0; i < diff.size(); ++i) diff[i] = (*ours)[i] - (*naive)[i];
+        EXPECT_LE(norm(diff), 4 * eps * norm(*naive)) << what << " " << name;
+      }
+    }
+  }
+  EXPECT_EQ(find_reduced_precision_kernel("naive", ReducedDtype::bfloat16), nullptr);
+}
+
 TEST(Loader, IgnoringStridesIsCaughtInTheStridedLayoutOnly) {
   load_attention_plugin(example("ped_plugin_ignores_strides"),
                         {.layouts = {PluginLayout::contiguous, PluginLayout::strided}});
@@ -216,6 +280,11 @@ TEST(Loader, BadLibrariesAreRefusedWithTheReason) {
   expect_throw<std::invalid_argument>([] { load_attention_plugin(example("ped_plugin_abi_version_two")); },
                                       {"speaks attention plugin ABI version 2, this harness speaks version 1"});
   EXPECT_EQ(find_attention_impl("abi_version_two"), nullptr);
+  // the registry's entries need a float or double forward: a 16-bit dtype alone is refused
+  expect_throw<std::invalid_argument>(
+      [] { load_attention_plugin(example("ped_plugin_bfloat16_only")); },
+      {"plugin 'bfloat16_only': dtypes = 0x4 declares no PED_DTYPE_FLOAT32 or PED_DTYPE_FLOAT64"});
+  EXPECT_EQ(find_attention_impl("bfloat16_only"), nullptr);
 }
 
 TEST(Loader, AnErrorTheKernelReturnsIsThrownWithItsMessage) {

@@ -171,6 +171,25 @@ TEST(ReadVerifyCsv, ReadsBooleansAndEmptyVariant) {
   }
 }
 
+// verify's 16-bit dtypes (attention plugins that declare them): dtype bfloat16 and float16, and the
+// tolerance a computed bound (2 x LibTorch's error + floor), finite and > 0 like any other.
+TEST(ReadVerifyCsv, ReadsSixteenBitDtypes) {
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "verify.csv";
+  write_text(file,
+             "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,passed,"
+             "seed,detail\n"
+             "sdpa,simple,bfloat16,B=1 H=2 Nq=5 Nk=7 d=4,causal,libtorch,dq,0.01,0.02,0.0031,0.021,true,1,x\n"
+             "sdpa,reduced_accumulation,float16,B=1 H=1 Nq=40 Nk=64 d=64,none,libtorch,out,0.1,0.3,0.05,0.0031,false,"
+             "1,y\n");
+  const std::vector<VerifyRow> rows = read_verify_csv(file);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].dtype, "bfloat16");
+  EXPECT_TRUE(rows[0].passed);
+  EXPECT_EQ(rows[1].dtype, "float16");
+  EXPECT_FALSE(rows[1].passed);
+}
+
 const std::string samples_header = "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads,repetition,time_ns\n";
 const std::string verify_header =
     "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,passed,seed\n";

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <limits>
 
+#include "plugin_host/reduced_precision.hpp"
 #include "twins/masks.hpp"
 #include "variants/attention.hpp"
 #include "variants/registry.hpp"
 #include "verify/ops/op_cases.hpp"
+#include "verify/reduced_precision.hpp"
 
 namespace ped::verify {
 
@@ -107,6 +109,80 @@ TorchTensors sdpa_twin(const TorchTensors& in, const AttentionShape& s, const at
   return {out.reshape({-1, s.head_dim}).t(), lse.reshape({1, -1})};
 }
 
+// A plugin's kernel in a 16-bit dtype (plugin_host/reduced_precision.hpp) on the carrier layout;
+// the inputs hold values of that dtype, so the float buffers carry them exactly.
+struct ReducedKernel {
+  const plugin::ReducedPrecisionKernel* kernel;
+  AttentionShape shape;
+  Mask mask;
+  double scale;
+
+  static std::vector<float> floats(const arma::mat& m) { return arma::conv_to<std::vector<float>>::from(arma::vectorise(m)); }
+  static arma::mat doubles(const std::vector<float>& v, arma::uword rows) {
+    arma::mat m(rows, v.size() / rows);
+    for (std::size_t i = 0; i < v.size(); ++i) m(i) = v[i];
+    return m;
+  }
+
+  void run_forward(const Tensors& in, std::vector<float>& out, std::vector<double>& lse) const {
+    const std::vector<float> q = floats(in[0]), k = floats(in[1]), v = floats(in[2]);
+    out.assign(q.size(), 0.0f);
+    lse.assign(static_cast<std::size_t>(shape.batch * shape.heads * shape.seq_q), 0.0);
+    kernel->forward(shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data(), {});
+  }
+
+  Tensors forward(const Tensors& in) const {
+    std::vector<float> out;
+    std::vector<double> lse;
+    run_forward(in, out, lse);
+    return {doubles(out, in[0].n_rows), arma::mat(arma::rowvec(lse))};
+  }
+
+  Tensors backward(const Tensors& in, const Tensors& dout) const {
+    std::vector<float> out;
+    std::vector<double> lse;
+    run_forward(in, out, lse);
+    const std::vector<float> q = floats(in[0]), k = floats(in[1]), v = floats(in[2]), d_out = floats(dout[0]);
+    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+    kernel->backward(shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data(), d_out.data(), dq.data(),
+                     dk.data(), dv.data(), {});
+    return {doubles(dq, in[0].n_rows), doubles(dk, in[1].n_rows), doubles(dv, in[2].n_rows)};
+  }
+};
+
+// The 16-bit dtypes a plugin variant declares: its forward and backward take them, and LibTorch's
+// attention in the same dtype is the yardstick (verify/reduced_precision.hpp).
+void add_reduced_precision(Problem& p, const AttentionImpl& impl, const AttentionShape& shape, const Mask& mask,
+                           double scale) {
+  const ReducedKernel bf16{plugin::find_reduced_precision_kernel(impl.name, plugin::ReducedDtype::bfloat16), shape,
+                           mask, scale};
+  const ReducedKernel f16{plugin::find_reduced_precision_kernel(impl.name, plugin::ReducedDtype::float16), shape,
+                          mask, scale};
+  if (bf16.kernel == nullptr && f16.kernel == nullptr) return;
+  p.dtypes.clear();
+  if (impl.supports<float>()) p.dtypes.push_back(Dtype::f32);
+  if (impl.supports<double>()) p.dtypes.push_back(Dtype::f64);
+  if (bf16.kernel) p.dtypes.push_back(Dtype::bf16);
+  if (f16.kernel) p.dtypes.push_back(Dtype::f16);
+  auto kernel_for = [bf16, f16](Dtype dt) {
+    const ReducedKernel& k = dt == Dtype::bf16 ? bf16 : f16;
+    if (k.kernel == nullptr) throw std::logic_error(std::string("sdpa: no ") + to_string(dt) + " kernel");
+    return k;
+  };
+  p.forward = [base = p.forward, kernel_for](Dtype dt, const Tensors& in) {
+    return is_reduced(dt) ? kernel_for(dt).forward(in) : base(dt, in);
+  };
+  const bool backward = static_cast<bool>(p.backward);
+  if (backward) {
+    p.backward = [base = p.backward, kernel_for](Dtype dt, const Tensors& in, const Tensors& dout) {
+      return is_reduced(dt) ? kernel_for(dt).backward(in, dout) : base(dt, in, dout);
+    };
+  }
+  p.reduced_reference = [shape, mask, scale, backward](Dtype dt, const Tensors& in, const Tensors& dout) {
+    return sdpa_reduced_reference(shape, mask, scale, dt, in, dout, backward);
+  };
+}
+
 Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::uint64_t seed, double input_scale) {
   const Dims& d = params.dims;
   const std::int64_t nk = d.Nk > 0 ? d.Nk : d.N;
@@ -144,6 +220,7 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   p.twin = [shape, mask, scale](const TorchTensors& in) {
     return sdpa_twin(in, shape, twin::visible_mask(mask, shape.seq_q, shape.seq_k), scale);
   };
+  add_reduced_precision(p, impl, shape, mask, scale);
   return p;
 }
 

@@ -23,6 +23,7 @@
 #include "variants/registry.hpp"
 #include "verify/metrics.hpp"
 #include "verify/problem.hpp"
+#include "verify/tolerance.hpp"
 
 namespace ped::verify {
 namespace {
@@ -279,17 +280,15 @@ void check_criterion(at::ScalarType st, const char* dtype) {
         const Errors e = errors(ours<T>(*rs[r].impl, c, in, rs[r].options), t);
         const double got[5] = {e.out, e.lse, e.dq, e.dk, e.dv};
         const double ref[5] = {torch.out, torch.lse, torch.dq, torch.dk, torch.dv};
-        // FlashAttention's floor, 2 x the rounding of (truth + 0.3) - 0.3, is 0 where that sum is exact
-        // (lse here): then a one-ulp difference fails. A normwise error below 2 eps(T) is the rounding
-        // of the stored result itself (seen: lse 1.7e-16 against LibTorch's 8.2e-17 without FMA, in the
-        // asan preset's -march=native-off build).
-        const double eps2 = 2 * static_cast<double>(std::numeric_limits<T>::epsilon());
-        const double atol[5] = {std::max(2 * rounding.out, eps2), std::max(2 * rounding.lse, eps2),
-                                std::max(2 * rounding.dq, eps2), std::max(2 * rounding.dk, eps2),
-                                std::max(2 * rounding.dv, eps2)};
+        // The floor of the criterion (accuracy_floor, verify/tolerance.hpp: 2 x the rounding of
+        // (truth + 0.3) - 0.3, at least 2 eps(T)).
+        const double eps = static_cast<double>(std::numeric_limits<T>::epsilon());
+        const double atol[5] = {accuracy_floor(rounding.out, eps), accuracy_floor(rounding.lse, eps),
+                                accuracy_floor(rounding.dq, eps), accuracy_floor(rounding.dk, eps),
+                                accuracy_floor(rounding.dv, eps)};
         static const char* names[5] = {"out", "lse", "dq", "dk", "dv"};
         for (int qn = 0; qn < 5; ++qn) {
-          const double bound = 2 * ref[qn] + atol[qn];
+          const double bound = accuracy_bound(ref[qn], atol[qn]);
           EXPECT_LE(got[qn], bound) << c.name << " " << dtype << " " << rs[r].label << " " << names[qn] << " seed "
                                     << seed << ": err " << got[qn] << ", LibTorch " << ref[qn] << ", atol "
                                     << atol[qn];
