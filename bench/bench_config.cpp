@@ -1,9 +1,9 @@
 #include "bench/bench_config.hpp"
 
+#include "core/numbers.hpp"
 #include "plugin_host/plugin_loader.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -68,23 +68,17 @@ std::string expected_integer(const std::string& option) {
 // The whole text as an integer of the option's range: no sign but '-', no space, no fraction.
 std::int64_t parse_integer(const std::string& option, const std::string& text) {
   const Range r = integer_range(option);
-  std::int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < r.lo || value > r.hi) {
-    fail("--", option, " expects ", expected_integer(option), ", got '", text, "'");
-  }
-  return value;
+  const std::optional<std::int64_t> value = parse_integer_in<std::int64_t>(text, r.lo, r.hi);
+  if (!value) fail("--", option, " expects ", expected_integer(option), ", got '", text, "'");
+  return *value;
 }
 
 // The whole text as a finite number in (0, limit].
 double parse_positive_real(const std::string& option, const std::string& text) {
   const double limit = real_limit(option);
-  double value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value) || value <= 0.0 || value > limit) {
-    fail("--", option, " expects a finite number in (0, ", static_cast<long long>(limit), "], got '", text, "'");
-  }
-  return value;
+  const std::optional<double> value = parse_real_in(text, 0.0, true, limit, false);
+  if (!value) fail("--", option, " expects a finite number in (0, ", static_cast<long long>(limit), "], got '", text, "'");
+  return *value;
 }
 
 bool parse_switch(const std::string& option, const std::string& text) {

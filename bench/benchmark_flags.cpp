@@ -1,9 +1,9 @@
 #include "bench/benchmark_flags.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <set>
-#include <system_error>
+
+#include "core/numbers.hpp"
 
 namespace ped::bench {
 
@@ -27,19 +27,16 @@ std::string benchmark_flag_error(const std::vector<std::string>& args, const std
       if (arg != prefix && !arg.starts_with(prefix + "=")) continue;
       if (!given.insert(flag.name).second) return program + ": " + prefix + " is given more than once";
       const std::string text = arg.size() > prefix.size() ? arg.substr(prefix.size() + 1) : "";
-      double value = 0;
-      bool parsed = false;
+      std::optional<double> value;
       if (flag.integer) {
-        long long integer = 0;
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), integer);
-        parsed = error == std::errc() && end == text.data() + text.size();
-        value = static_cast<double>(integer);
+        if (const std::optional<long long> integer = parse_whole_integer<long long>(text)) {
+          value = static_cast<double>(*integer);
+        }
       } else {
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-        parsed = error == std::errc() && end == text.data() + text.size() && std::isfinite(value);
+        value = parse_whole_finite(text);
       }
-      const bool in_range = (flag.lo_open ? value > flag.lo : value >= flag.lo) && value <= flag.hi;
-      if (!parsed || !in_range) return program + ": " + prefix + " expects " + flag.expected + ", got '" + text + "'";
+      const bool in_range = value && (flag.lo_open ? *value > flag.lo : *value >= flag.lo) && *value <= flag.hi;
+      if (!in_range) return program + ": " + prefix + " expects " + flag.expected + ", got '" + text + "'";
     }
   }
   return "";

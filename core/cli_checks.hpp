@@ -8,12 +8,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <string>
-#include <system_error>
+
+#include "core/numbers.hpp"
 
 namespace ped::cli {
 
@@ -23,12 +23,7 @@ CLI::Validator integer_in(Int lo, Int hi) {
   const std::string expected = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
   return CLI::Validator(
       [=](std::string& text) -> std::string {
-        Int value{};
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (error != std::errc() || end != text.data() + text.size() || value < lo || value > hi) {
-          return "expected " + expected + ", got '" + text + "'";
-        }
-        return "";
+        return parse_integer_in<Int>(text, lo, hi) ? "" : "expected " + expected + ", got '" + text + "'";
       },
       expected);
 }
@@ -42,14 +37,7 @@ inline CLI::Validator real_in(double lo, bool open_low, double hi = std::numeric
   const std::string expected = range.str();
   return CLI::Validator(
       [=](std::string& text) -> std::string {
-        double value = 0;
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-        const bool in = std::isfinite(value) && (open_low ? value > lo : value >= lo) &&
-                        (open_high ? value < hi : value <= hi);
-        if (error != std::errc() || end != text.data() + text.size() || !in) {
-          return "expected " + expected + ", got '" + text + "'";
-        }
-        return "";
+        return parse_real_in(text, lo, open_low, hi, open_high) ? "" : "expected " + expected + ", got '" + text + "'";
       },
       expected);
 }
@@ -58,12 +46,7 @@ inline CLI::Validator real_in(double lo, bool open_low, double hi = std::numeric
 inline CLI::Validator finite_real() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        double value = 0;
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (error != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
-          return "expected a finite number, got '" + text + "'";
-        }
-        return "";
+        return parse_whole_finite(text) ? "" : "expected a finite number, got '" + text + "'";
       },
       "a finite number");
 }

@@ -6,7 +6,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include <new>
 #include <sstream>
 
+#include "core/numbers.hpp"
 #include "verify/junit.hpp"
 #include "verify/plugins.hpp"
 #include "verify/report.hpp"
@@ -48,23 +48,17 @@ std::vector<std::string> list_items(const std::string& option, const std::string
 
 // A decimal integer in [lo, hi], digits only (no sign, no space, no exponent).
 std::uint64_t parse_integer(const std::string& option, const std::string& text, std::uint64_t lo, std::uint64_t hi) {
-  const std::string expected = "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) usage_error(option, text, expected);
-  errno = 0;
-  const unsigned long long value = std::strtoull(text.c_str(), nullptr, 10);
-  if (errno == ERANGE || value < lo || value > hi) usage_error(option, text, expected);
-  return value;
+  const std::optional<std::uint64_t> value = ped::parse_integer_in<std::uint64_t>(text, lo, hi);
+  if (!value) usage_error(option, text, "expected an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return *value;
 }
 
 // A finite number in (lo, hi].
 double parse_number(const std::string& option, const std::string& text, double lo, double hi,
                     const std::string& range) {
-  char* end = nullptr;
-  const double value = text.empty() ? std::nan("") : std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !std::isfinite(value) || !(value > lo && value <= hi)) {
-    usage_error(option, text, "expected a number in " + range);
-  }
-  return value;
+  const std::optional<double> value = ped::parse_real_in(text, lo, true, hi, false);
+  if (!value) usage_error(option, text, "expected a number in " + range);
+  return *value;
 }
 
 // Every name `member` lists over the ops (variants or masks), for messages and validation.

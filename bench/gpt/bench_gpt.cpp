@@ -12,13 +12,13 @@
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "core/numbers.hpp"
 #include "bench/benchmark_flags.hpp"
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
@@ -153,13 +153,12 @@ bool take_threads(std::vector<char*>& args) {
       return false;
     }
     given = true;
-    int threads = 0;
-    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), threads);
-    if (error != std::errc() || end != value.data() + value.size() || threads < 1 || threads > 1024) {
+    const std::optional<int> threads = ped::parse_integer_in(std::string_view(value), 1, 1024);
+    if (!threads) {
       std::fprintf(stderr, "bench_gpt: --threads expects an integer in [1, 1024], got '%s'\n", value.c_str());
       return false;
     }
-    g_threads = threads;
+    g_threads = *threads;
     args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i + used));
   }
   return true;
