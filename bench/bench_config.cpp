@@ -239,22 +239,13 @@ std::optional<Pass> parse_pass(const std::string& text) {
 
 std::vector<Mask> parse_masks(const std::string& option, const std::string& text) {
   std::vector<Mask> masks;
-  std::size_t start = 0;
-  int depth = 0;
-  for (std::size_t i = 0; i <= text.size(); ++i) {
-    if (i < text.size() && text[i] != ',') {
-      depth += text[i] == '(' ? 1 : text[i] == ')' ? -1 : 0;
-      continue;
-    }
-    if (i < text.size() && depth > 0) continue;  // a comma inside a mask's parentheses
-    const std::string item = text.substr(start, i - start);
+  for (const std::string& item : split_mask_list(text)) {
     if (item.empty()) fail("--", option, " expects a comma-separated list of masks, got an empty item in '", text, "'");
     try {
       masks.push_back(Mask::parse(item));
     } catch (const std::invalid_argument& error) {
       fail("--", option, ": ", error.what());
     }
-    start = i + 1;
   }
   return masks;
 }

@@ -399,6 +399,20 @@ class MaskParser {
 
 Mask Mask::parse(std::string_view text) { return MaskParser(text).parse_all(); }
 
+std::vector<std::string> split_mask_list(std::string_view text) {
+  std::vector<std::string> items(1);
+  int depth = 0;  // parentheses open at this character; unbalanced ones are left for Mask::parse
+  for (char c : text) {
+    if (c == ',' && depth <= 0) {
+      items.emplace_back();
+      continue;
+    }
+    depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+    items.back().push_back(c);
+  }
+  return items;
+}
+
 const char* Mask::syntax() { return kSyntax; }
 
 bool operator==(const Mask& x, const Mask& y) {

@@ -154,6 +154,12 @@ class Mask {
   bool bigbird_random_hit(std::int64_t qb, std::int64_t kb, std::int64_t key_blocks) const;
 };
 
+// The items of a comma-separated list of masks in Mask::parse's text, as the command lines take
+// them (bench --masks, verify --masks): a comma inside a mask's parentheses belongs to the mask, so
+// "causal,union(causal,global_tokens(count=2))" has two items. Empty items are kept ("" has one,
+// "causal," two) for the caller to refuse naming its option; an item is not parsed here.
+std::vector<std::string> split_mask_list(std::string_view text);
+
 inline Mask operator&(const Mask& x, const Mask& y) { return Mask::intersection({x, y}); }
 inline Mask operator|(const Mask& x, const Mask& y) { return Mask::union_of({x, y}); }
 

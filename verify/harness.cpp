@@ -62,26 +62,24 @@ SweepConfig attention_sweep(const std::string& name, const AttentionImpl& impl, 
   const std::string fn = "check_attention(" + name + "): ";
   if (options.ops.empty()) throw std::invalid_argument(fn + "ops is empty, expected attention ops such as sdpa");
   SweepConfig config;
-  std::vector<std::string> known_masks;
+  // Each mask text is read as verify --masks reads it (verify/sweep.hpp: a family or a Mask::parse text).
+  for (const std::string& m : options.masks) {
+    try {
+      config.masks.push_back(mask_choice(m));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(fn + "masks: " + e.what());
+    }
+  }
   for (const std::string& op : options.ops) {
     const OpCase& c = find_op_case(op);
     if (c.masks == std::vector<std::string>{""} || !contains(c.variants, name)) {
       throw std::invalid_argument(fn + "op '" + op + "' does not run attention implementation '" + name +
                                   "' (its variants: " + joined(c.variants) + ")");
     }
-    for (const std::string& m : c.masks) {
-      if (!contains(known_masks, m)) known_masks.push_back(m);
-    }
-    // An op that has none of the masks asked for is left out (sdpa_large_scores runs three mask kinds).
-    if (options.masks.empty() ||
-        std::any_of(options.masks.begin(), options.masks.end(), [&](const std::string& m) { return contains(c.masks, m); })) {
+    // An op that has none of the masks asked for is left out (sdpa_large_scores runs three mask families).
+    if (config.masks.empty() ||
+        std::any_of(config.masks.begin(), config.masks.end(), [&](const std::string& m) { return op_takes_mask(c, m); })) {
       config.ops.push_back(op);
-    }
-  }
-  for (const std::string& m : options.masks) {
-    if (!contains(known_masks, m)) {
-      throw std::invalid_argument(fn + "mask '" + m + "' is not a mask of ops " + joined(options.ops) + " (" +
-                                  joined(known_masks) + ")");
     }
   }
   if (config.ops.empty()) {
@@ -96,7 +94,6 @@ SweepConfig attention_sweep(const std::string& name, const AttentionImpl& impl, 
   }
   config.shapes = options.shapes;
   config.variants = {name};
-  config.masks = options.masks;
   config.seeds = options.seeds;
   config.references = options.references;
   config.fd = options.fd;
@@ -171,8 +168,11 @@ std::size_t register_attention_tests(const std::string& suite, AttentionImpl imp
     for (const std::string& op : options.ops) {
       const OpCase& c = find_op_case(op);
       const std::vector<Dims>& shapes = options.shapes.empty() ? c.default_shapes : options.shapes;
-      for (const std::string& mask : c.masks) {
-        if (!options.masks.empty() && !contains(options.masks, mask)) continue;
+      std::vector<std::string> masks;
+      for (const std::string& m : options.masks) masks.push_back(mask_choice(m));
+      for (const std::string& mask : options.masks.empty() ? c.masks : masks) {
+        if (!op_takes_mask(c, mask)) continue;
+        check_mask_fits(c, mask, shapes);
         if (c.runs && !c.runs(CaseParams{shapes.front(), name, mask})) continue;
         for (Dtype dt : options.dtypes) {
           if (!has_dtype(registered, dt)) continue;

@@ -45,7 +45,12 @@ struct Verdict {
 struct AttentionCheckOptions {
   std::vector<std::string> ops = {"sdpa", "sdpa_large_scores"};
   std::vector<Dims> shapes;        // empty: each op's default shapes (Dims: N queries, Nk keys, B, H, Dh)
-  std::vector<std::string> masks;  // empty: every mask kind the implementation takes (verify --list names them)
+  // Empty: every mask family the implementation takes (verify --list names them). Else texts read as
+  // verify --masks reads its items, by the same code (verify/sweep.hpp: mask_choice, op_takes_mask,
+  // check_mask_fits): a family name (the sweep's sample of that kind, sized to each shape) or a
+  // concrete mask in Mask::parse's text, e.g. "sliding_window(left=256,right=0)", whose rows carry
+  // its Mask::name(). A text that is neither, or a concrete mask that does not fit a shape, is refused.
+  std::vector<std::string> masks;
   std::vector<Dtype> dtypes = {Dtype::f32, Dtype::f64};  // those the implementation has
   std::vector<Reference> references;                     // empty: each op's (naive, libtorch, finite_difference)
   std::vector<std::uint64_t> seeds = {1, 2};
@@ -66,7 +71,8 @@ Verdict check_attention(const std::string& name, const AttentionCheckOptions& op
 Verdict check_attention(AttentionImpl impl, const AttentionCheckOptions& options = {});
 
 // One GoogleTest case per check group, each run as check_attention of that group:
-// <suite>.<op>_<dtype>_<reference>_<mask> (e.g. MyKernel.sdpa_float_libtorch_causal), for the ops,
+// <suite>.<op>_<dtype>_<reference>_<mask> (e.g. MyKernel.sdpa_float_libtorch_causal, or with a
+// concrete mask MyKernel.sdpa_float_libtorch_sliding_window(left=2,right=0)), for the ops,
 // masks the implementation takes, dtypes it has and references of `options` (finite differences only
 // with a double forward and a backward). A failing case lists the rows that disagreed. `impl` is
 // registered first; if that fails (its name is taken or malformed) the single case

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/errors.hpp"
 #include "variants/registry.hpp"
 #include "verify/footprint.hpp"
 #include "verify/ops/op_cases.hpp"
@@ -99,6 +100,75 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
+bool contains(const std::vector<std::string>& items, const std::string& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+const char* const kMaskListExpected =
+    "expected a comma-separated list of mask families (see verify --list) or masks in Mask::parse's text";
+
+}  // namespace
+
+std::vector<std::string> mask_families() {
+  std::vector<std::string> names;
+  for (const OpCase& c : op_cases()) {
+    for (const std::string& m : c.masks) {
+      if (!m.empty() && !contains(names, m)) names.push_back(m);
+    }
+  }
+  return names;
+}
+
+bool is_mask_family(const std::string& text) { return !text.empty() && contains(mask_families(), text); }
+
+std::optional<Mask> concrete_mask(const std::string& text) {
+  if (is_mask_family(text)) return std::nullopt;
+  try {
+    return Mask::parse(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--masks '" + printable(text) + "': neither a mask family (" + joined(mask_families()) +
+                                ") nor a concrete mask: " + e.what());
+  }
+}
+
+std::string mask_choice(const std::string& text) {
+  const std::optional<Mask> mask = concrete_mask(text);
+  return mask ? mask->name() : text;
+}
+
+std::vector<std::string> parse_mask_list(const std::string& text) {
+  const std::string quoted = "--masks '" + printable(text) + "': ";
+  if (text.empty()) throw std::invalid_argument(quoted + "empty, " + kMaskListExpected);
+  std::vector<std::string> masks;
+  for (const std::string& item : split_mask_list(text)) {
+    if (item.empty()) throw std::invalid_argument(quoted + "empty item, " + kMaskListExpected);
+    const std::string mask = mask_choice(item);
+    if (contains(masks, mask)) throw std::invalid_argument(quoted + mask + " is given twice");
+    masks.push_back(mask);
+  }
+  return masks;
+}
+
+bool op_takes_mask(const OpCase& c, const std::string& text) {
+  if (text.empty()) return false;
+  if (contains(c.masks, text)) return true;
+  return c.check_concrete_mask && !is_mask_family(text);
+}
+
+void check_mask_fits(const OpCase& c, const std::string& text, const std::vector<Dims>& shapes) {
+  const std::optional<Mask> mask = text.empty() ? std::nullopt : concrete_mask(text);
+  if (!mask || !c.check_concrete_mask) return;
+  for (const Dims& dims : shapes) {
+    try {
+      c.check_concrete_mask(*mask, dims);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--masks '" + text + "' does not fit a shape: " + e.what());
+    }
+  }
+}
+
+namespace {
+
 // An op's variants as a user reads them: "" is the op's own path (gpt's reference attention).
 std::string variant_names(const std::vector<std::string>& variants) {
   std::string out;
@@ -146,18 +216,24 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
   } else {
     for (const OpCase& c : op_cases()) selected.push_back(&c);
   }
+  // A mask text that is neither a family nor a concrete mask, before anything else about masks.
+  for (const std::string& m : config.masks) concrete_mask(m);
   // Only the choices an op has: a variant or mask filter leaves ops without that choice as they are.
-  auto chosen = [](const std::vector<std::string>& own, const std::vector<std::string>& wanted) {
+  auto chosen = [](const std::vector<std::string>& own, const std::vector<std::string>& wanted,
+                   const std::function<bool(const std::string&)>& takes) {
     if (wanted.empty() || own == std::vector<std::string>{""}) return own;
     std::vector<std::string> out;
     for (const std::string& w : wanted) {
-      if (std::find(own.begin(), own.end(), w) != own.end()) out.push_back(w);
+      if (takes(w)) out.push_back(w);
     }
     return out;
   };
   std::vector<OpPlan> plans;
   for (const OpCase* c : selected) {
-    OpPlan plan{c, chosen(c->variants, config.variants), chosen(c->masks, config.masks), {},
+    OpPlan plan{c,
+                chosen(c->variants, config.variants, [c](const std::string& v) { return contains(c->variants, v); }),
+                chosen(c->masks, config.masks, [c](const std::string& m) { return op_takes_mask(*c, m); }),
+                {},
                 config.shapes.empty() ? &c->default_shapes : &config.shapes};
     // naive compares with the naive attention kernel: it applies to the ops that have one
     for (Reference r : config.references.empty() ? c->references : config.references) {
@@ -169,13 +245,17 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
                 variant_names(c->variants) + ")";
     } else if (plan.masks.empty()) {
       missing = "--masks '" + joined(config.masks) + "': op " + c->name + " has none of them (its masks: " +
-                joined(c->masks) + ")";
+                joined(c->masks) + (c->check_concrete_mask ? ", or a concrete mask in Mask::parse's text" : "") + ")";
     } else if (plan.references.empty()) {
       missing = "--references '" + joined(config.references) + "': none applies to op " + c->name +
                 " (naive applies to attention kernels only; its references: " + joined(c->references) + ")";
     }
     if (missing.empty()) plans.push_back(plan);
     else if (ops_named) throw std::invalid_argument(missing);
+  }
+  // A concrete mask must apply to every shape of every op that runs it, before any work.
+  for (const OpPlan& plan : plans) {
+    for (const std::string& text : plan.masks) check_mask_fits(*plan.op, text, *plan.shapes);
   }
   if (plans.empty() || config.seeds.empty() || config.dtypes.empty()) {
     throw std::invalid_argument("--variants '" + joined(config.variants) + "', --masks '" + joined(config.masks) +

@@ -3,9 +3,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/mask.hpp"
 #include "verify/checks.hpp"
 
 namespace ped::verify {
@@ -38,7 +40,11 @@ struct OpCase {
   std::vector<Dims> default_shapes;
   std::function<Problem(const CaseParams&, std::uint64_t seed)> make;
   std::vector<std::string> variants = {""};  // attention kernels: the variants it runs
-  std::vector<std::string> masks = {""};     // attention kernels: the mask names it runs
+  std::vector<std::string> masks = {""};     // attention kernels: the mask families it runs
+  // Ops that also take a concrete mask (Mask::parse's text) where a family name goes. Throws
+  // std::invalid_argument naming the op and the shape when the mask cannot apply to the sizes
+  // (Mask::validate: an explicit block layout of another size). Empty: the op takes its families only.
+  std::function<void(const Mask&, const Dims&)> check_concrete_mask;
   // The references this op is checked against by default (attention kernels add naive).
   std::vector<Reference> references = {Reference::libtorch, Reference::finite_difference};
   // Whether a variant x mask combination runs (an implementation that does not take a mask kind
@@ -54,6 +60,34 @@ struct OpCase {
 const std::vector<OpCase>& op_cases();
 const OpCase& find_op_case(const std::string& name);  // throws std::invalid_argument if unknown
 
+// The masks of a sweep (SweepConfig::masks, verify --masks, AttentionCheckOptions::masks) are texts,
+// each either
+//   - a mask family, one of mask_families(): each op's sample of that kind, sized to each shape
+//     (verify/ops/sdpa_case.cpp); the CSV's mask column holds the family name; or
+//   - a concrete mask in Mask::parse's text (core/mask.hpp), e.g. "sliding_window(left=256,right=0)",
+//     run as it is at every shape of the ops that take concrete masks; the mask column holds its
+//     Mask::name(), which Mask::parse reads back.
+// A text that is a family name is the family ("causal" and "none" are both, and mean the same).
+std::vector<std::string> mask_families();  // over every op, in op order
+bool is_mask_family(const std::string& text);
+// The mask a concrete-mask text names; std::nullopt for a family name. Throws std::invalid_argument
+// naming --masks, the text, the families and Mask::parse's error for a text that is neither.
+std::optional<Mask> concrete_mask(const std::string& text);
+// The text as the sweep runs and reports it: a family name unchanged, a concrete mask as its
+// Mask::name() (Mask::parse accepts only that canonical text, so the text itself). Throws as
+// concrete_mask.
+std::string mask_choice(const std::string& text);
+// A --masks value: its items split as bench --masks splits them (split_mask_list: commas inside a
+// mask's parentheses do not split), each through mask_choice. Throws std::invalid_argument naming
+// --masks and the value for an empty value or item, an item given twice, or an item mask_choice refuses.
+std::vector<std::string> parse_mask_list(const std::string& text);
+// Whether op c runs the mask text: a family it lists, or a concrete mask where it takes those.
+bool op_takes_mask(const OpCase& c, const std::string& text);
+// Throws std::invalid_argument naming --masks, the mask, the op and the shape when the text is a
+// concrete mask that does not fit one of `shapes` of op c (plan_sweep calls it for every op and mask
+// it plans, before any problem is built).
+void check_mask_fits(const OpCase& c, const std::string& text, const std::vector<Dims>& shapes);
+
 inline constexpr double kDefaultMemoryBudgetGib = 8;
 inline constexpr double kMaxMemoryBudgetGib = 1 << 20;  // 1 PiB: a budget, not a way to switch the estimate off
 
@@ -61,7 +95,7 @@ struct SweepConfig {
   std::vector<std::string> ops;          // empty: every op
   std::vector<Dims> shapes;              // empty: each op's default shapes
   std::vector<std::string> variants;     // empty: each op's variants
-  std::vector<std::string> masks;        // empty: each op's masks
+  std::vector<std::string> masks;        // empty: each op's mask families; else families or concrete masks
   std::vector<std::uint64_t> seeds = {1, 2};
   std::vector<Dtype> dtypes = {Dtype::f32, Dtype::f64};
   std::vector<Reference> references;     // empty: each op's references
@@ -83,6 +117,8 @@ struct PlannedProblem {
 // before any problem is built when
 //   - the estimated peak (every problem's inputs, held until the end, plus the largest check)
 //     exceeds memory_budget_gib (--memory-budget-gib, or the sizes of --shape);
+//   - a mask is neither a family nor a Mask::parse text, or a concrete mask does not fit a shape of
+//     an op that takes it (--masks);
 //   - an op named in `ops` gets no check: none of its variants or masks is selected (--variants,
 //     --masks), or none of `references` applies to it (naive applies to attention kernels only);
 //   - the selection holds no check at all;

@@ -108,7 +108,10 @@ int run(int argc, char** argv) {
   CLI::Option* variants_option =
       app.add_option("--variants", variants, "Attention kernels: comma-separated variants (default: all)");
   CLI::Option* masks_option =
-      app.add_option("--masks", masks, "Attention kernels: comma-separated mask names (default: all; see --list)");
+      app.add_option("--masks", masks,
+                     "Attention kernels: comma-separated masks, each a family (the sweep's sample of that kind, sized "
+                     "to each shape; see --list) or a concrete mask in Mask::parse's text, e.g. "
+                     "sliding_window(left=256,right=0) (default: every family)");
   app.add_option("--seeds", seeds, "Comma-separated seeds, integers in [0, 2^64 - 1]")->capture_default_str();
   app.add_option("--dtypes", dtypes,
                  "Comma-separated among float,double,bfloat16,float16 (the 16-bit ones: attention plugins that declare "
@@ -215,7 +218,7 @@ int run(int argc, char** argv) {
       return items;
     };
     if (*variants_option) config.variants = choices("--variants", variants, &OpCase::variants);
-    if (*masks_option) config.masks = choices("--masks", masks, &OpCase::masks);
+    if (*masks_option) config.masks = parse_mask_list(masks);  // families or Mask::parse texts
     config.fd.full_jacobian_max_entries = parse_integer("--full-jacobian-max", full_jacobian_max, 0, 1'000'000'000);
     config.fd.directions = static_cast<int>(parse_integer("--directions", directions, 1, 1000));
     config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
@@ -248,12 +251,16 @@ int run(int argc, char** argv) {
         std::cout << "\n  variants:";
         for (const std::string& v : c.variants) std::cout << " " << v;
       }
-      if (c.masks.size() > 1) {
+      if (c.masks.size() > 1 || c.check_concrete_mask) {
         std::cout << "\n  masks:";
         for (const std::string& m : c.masks) std::cout << " " << m;
+        if (c.check_concrete_mask) std::cout << ", or any concrete mask";
       }
       std::cout << "\n";
     }
+    std::cout << "--masks takes the family names above (the sweep's sample of that kind, sized to each shape) and any "
+                 "concrete mask in Mask::parse's text:\n  "
+              << ped::Mask::syntax() << "\n";
     return 0;
   }
 

@@ -167,4 +167,23 @@ TEST(MaskParse, MessageGivesThePositionAndPrintableText) {
   EXPECT_NE(parse_error("causal\x01").find("'causal\\x01' at character 7:"), std::string::npos);
 }
 
+// A list of every kind's name, joined by commas, splits back into those names: commas inside a
+// mask's parentheses stay with it. Empty items are kept for the caller to refuse; parentheses that
+// do not balance are left for Mask::parse to refuse.
+TEST(SplitMaskList, SplitsOnlyAtTheTopLevel) {
+  std::vector<std::string> names;
+  std::string list;
+  for (const Mask& m : every_kind()) {
+    names.push_back(m.name());
+    if (!list.empty()) list += ',';
+    list += m.name();
+  }
+  EXPECT_EQ(ped::split_mask_list(list), names);
+  EXPECT_EQ(ped::split_mask_list("causal"), (std::vector<std::string>{"causal"}));
+  EXPECT_EQ(ped::split_mask_list(""), (std::vector<std::string>{""}));
+  EXPECT_EQ(ped::split_mask_list("causal,,none,"), (std::vector<std::string>{"causal", "", "none", ""}));
+  EXPECT_EQ(ped::split_mask_list("union(causal,none"), (std::vector<std::string>{"union(causal,none"}));
+  EXPECT_EQ(ped::split_mask_list("causal),none"), (std::vector<std::string>{"causal)", "none"}));
+}
+
 }  // namespace

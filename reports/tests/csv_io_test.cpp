@@ -1,6 +1,8 @@
 // Reading the tidy CSVs: good files round-trip; every kind of bad file gives an InputError that
 // names the file and the line.
 #include "core/atomic_file.hpp"
+#include "core/csv.hpp"
+#include "core/mask.hpp"
 #include "core/schemas.hpp"
 #include "reports/compare.hpp"
 #include "reports/csv_io.hpp"
@@ -188,6 +190,32 @@ TEST(ReadVerifyCsv, ReadsSixteenBitDtypes) {
   EXPECT_TRUE(rows[0].passed);
   EXPECT_EQ(rows[1].dtype, "float16");
   EXPECT_FALSE(rows[1].passed);
+}
+
+// verify --masks with a concrete mask: the mask cell holds its Mask::name(), commas and all, quoted by
+// csv_cell as verify writes it; the reader unquotes it, and the text parses back to the mask.
+TEST(ReadVerifyCsv, ReadsAConcreteMaskNameWithCommas) {
+  const Mask window = Mask::sliding_window(2, 0);
+  const Mask composite = Mask::union_of({Mask::causal(), Mask::global_tokens(2)});
+  const std::string fields = ",libtorch,out,1e-7,1e-7,1e-7,1e-5,true,1,x\n";
+  TempDirectory dir("ped-csv-test-");
+  const fs::path file = dir.path() / "verify.csv";
+  EXPECT_EQ(csv_cell(window.name()), "\"sliding_window(left=2,right=0)\"");
+  write_text(file,
+             "op,variant,dtype,shape,mask,reference,quantity,max_abs_err,max_rel_err,norm_rel_err,tolerance,passed,"
+             "seed,detail\n"
+             "sdpa,simple,float,B=1 H=2 Nq=5 Nk=7 d=4," + csv_cell(window.name()) + fields +
+             "sdpa,simple,double,B=1 H=2 Nq=5 Nk=7 d=4," + csv_cell(composite.name()) + fields +
+             "sdpa,simple,double,B=1 H=2 Nq=5 Nk=7 d=4," + csv_cell("bigbird") + fields);
+  const std::vector<VerifyRow> rows = read_verify_csv(file);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].mask, "sliding_window(left=2,right=0)");
+  EXPECT_TRUE(Mask::parse(rows[0].mask) == window);
+  EXPECT_EQ(rows[1].mask, "union(causal,global_tokens(count=2))");
+  EXPECT_TRUE(Mask::parse(rows[1].mask) == composite);
+  EXPECT_EQ(rows[2].mask, "bigbird");  // a family name, not a mask text
+  EXPECT_EQ(rows[1].quantity, "out");
+  EXPECT_TRUE(rows[1].passed);
 }
 
 const std::string samples_header = "variant,pass,dtype,batch,heads,seq_len,head_dim,mask,threads,repetition,time_ns\n";

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "twins/gpt_twin.hpp"
 #include "verify/ops/op_cases.hpp"
@@ -42,10 +43,31 @@ std::vector<std::string> gpt_variants() {
   return variants;
 }
 
+// The family causal, or a concrete mask in Mask::parse's text.
 Mask mask_of(const std::string& name) {
   if (name.empty() || name == "causal") return Mask::causal();
-  if (name == "causal_sliding_window") return Mask::causal_sliding_window(2);
-  throw std::invalid_argument("gpt: unknown mask '" + name + "', expected causal or causal_sliding_window");
+  if (const std::optional<Mask> concrete = concrete_mask(name)) return *concrete;
+  throw std::invalid_argument("gpt: unknown mask family '" + name + "', expected causal or a concrete mask");
+}
+
+std::string gpt_shape(const Dims& d, bool lora) {
+  return lora ? shape_string({{"B", d.B}, {"N", d.N}, {"V", d.V}, {"T", d.T}, {"D", d.D}, {"H", d.H}, {"F", d.F}, {"R", d.R}})
+              : shape_string({{"B", d.B}, {"N", d.N}, {"V", d.V}, {"T", d.T}, {"D", d.D}, {"H", d.H}, {"F", d.F}});
+}
+
+// A concrete mask applies when it fits the N x N scores and leaves every token a key to attend to:
+// the model's softmax (and its LibTorch twin's) over a row without one is 0 / 0.
+void check_concrete_mask(const std::string& op, bool lora, const Mask& mask, const Dims& d) {
+  const std::string where = "op " + op + ", shape " + gpt_shape(d, lora);
+  mask.validate(where.c_str(), d.N, d.N);
+  std::vector<KeyInterval> keys;
+  for (std::int64_t i = 0; i < d.N; ++i) {
+    mask.row_intervals(i, d.N, d.N, keys);
+    if (keys.empty()) {
+      throw std::invalid_argument(where + ": token " + std::to_string(i) +
+                                  " sees no key, and the model's softmax needs one in every row");
+    }
+  }
 }
 
 OpCase make_gpt_case(const std::string& name, bool lora) {
@@ -61,11 +83,15 @@ OpCase make_gpt_case(const std::string& name, bool lora) {
   c.variants = lora ? std::vector<std::string>{"", "flash"} : gpt_variants();
   if (!lora) c.registry_variants = gpt_variants;
   c.masks = {"causal"};  // a sliding window is exercised by verify/tests/gpt_training_test.cpp
+  c.check_concrete_mask = [name, lora](const Mask& mask, const Dims& d) { check_concrete_mask(name, lora, mask, d); };
+  // The reference path takes every mask; a kernel the kinds it declares.
+  c.runs = [](const CaseParams& cp) {
+    return cp.variant.empty() || attention_impl(cp.variant).supports(mask_of(cp.mask));
+  };
   c.make = [name, lora](const CaseParams& cp, std::uint64_t seed) {
     const Dims& d = cp.dims;
     Problem p{.op = name, .variant = cp.variant,
-              .shape = lora ? shape_string({{"B", d.B}, {"N", d.N}, {"V", d.V}, {"T", d.T}, {"D", d.D}, {"H", d.H}, {"F", d.F}, {"R", d.R}})
-                            : shape_string({{"B", d.B}, {"N", d.N}, {"V", d.V}, {"T", d.T}, {"D", d.D}, {"H", d.H}, {"F", d.F}}),
+              .shape = gpt_shape(d, lora),
               .mask = cp.mask.empty() ? "causal" : cp.mask, .seed = seed};
     require_sizes(d.D % d.H == 0, p.op, p.shape, "H to divide D");
     require_sizes(d.N <= d.T, p.op, p.shape, "N <= T (the positional table)");

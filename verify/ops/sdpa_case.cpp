@@ -1,12 +1,15 @@
 // The attention implementations of the registry (variants/registry.hpp: the built-in kernels and
 // any loaded plugin; scaled dot-product attention on [B, H, N, d] tensors), every implementation x
-// every mask kind it takes, against the naive kernel, LibTorch and finite differences.
+// every mask kind it takes (each family's sample, or the concrete masks of --masks), against the naive
+// kernel, LibTorch and finite differences.
 //
 // Carrier layout: q is held as a column-major (d, B*H*Nq) matrix, whose memory is exactly the
 // row-major [B, H, Nq, d] buffer the kernels take (k, v alike with Nk); out likewise, lse (from the
 // forward's row stats) as (1, B*H*Nq).
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "plugin_host/reduced_precision.hpp"
 #include "twins/masks.hpp"
@@ -26,8 +29,12 @@ const std::vector<std::string>& mask_names() {
   return names;
 }
 
-// Mask parameters are small so that the sweep's short sequences see every pattern's structure.
+// A family's sample (mask parameters small so that the sweep's short sequences see every pattern's
+// structure), or the concrete mask a Mask::parse text names, as it is.
 Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::uint64_t seed) {
+  if (std::find(mask_names().begin(), mask_names().end(), name) == mask_names().end()) {
+    if (const std::optional<Mask> concrete = concrete_mask(name)) return *concrete;
+  }
   if (name == "none") return Mask::none();
   if (name == "causal") return Mask::causal();
   if (name == "sliding_window") return Mask::sliding_window(3, 2);
@@ -183,12 +190,22 @@ void add_reduced_precision(Problem& p, const AttentionImpl& impl, const Attentio
   };
 }
 
+std::string sdpa_shape(const Dims& d) {
+  return shape_string({{"B", d.B}, {"H", d.H}, {"Nq", d.N}, {"Nk", d.Nk > 0 ? d.Nk : d.N}, {"d", d.Dh}});
+}
+
+// A concrete mask applies when it fits the Nq x Nk scores (an explicit layout of their size).
+void check_concrete_mask(const std::string& op, const Mask& mask, const Dims& d) {
+  const std::string where = "op " + op + ", shape " + sdpa_shape(d);
+  mask.validate(where.c_str(), d.N, d.Nk > 0 ? d.Nk : d.N);
+}
+
 Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::uint64_t seed, double input_scale) {
   const Dims& d = params.dims;
   const std::int64_t nk = d.Nk > 0 ? d.Nk : d.N;
   Problem p{.op = op,
             .variant = params.variant,
-            .shape = shape_string({{"B", d.B}, {"H", d.H}, {"Nq", d.N}, {"Nk", nk}, {"d", d.Dh}}),
+            .shape = sdpa_shape(d),
             .mask = params.mask,
             .seed = seed};
   const AttentionShape shape{.batch = d.B, .heads = d.H, .seq_q = d.N, .seq_k = nk, .head_dim = d.Dh};
@@ -246,6 +263,7 @@ OpCase sdpa_case() {
            .references = {Reference::naive, Reference::libtorch, Reference::finite_difference},
            .runs = takes_mask,
            .registry_variants = attention_impl_names};
+  c.check_concrete_mask = [](const Mask& mask, const Dims& d) { check_concrete_mask("sdpa", mask, d); };
   c.make = [](const CaseParams& cp, std::uint64_t seed) { return make_sdpa_problem("sdpa", cp, seed, 1.0); };
   return c;
 }
@@ -260,6 +278,7 @@ OpCase sdpa_large_scores_case() {
            .references = {Reference::naive, Reference::libtorch},
            .runs = takes_mask,
            .registry_variants = attention_impl_names};
+  c.check_concrete_mask = [](const Mask& mask, const Dims& d) { check_concrete_mask("sdpa_large_scores", mask, d); };
   c.make = [](const CaseParams& cp, std::uint64_t seed) {
     // |q| ~ |k| ~ 100 * d^(1/4): scores s q.k of order 1e4
     Problem p = make_sdpa_problem("sdpa_large_scores", cp, seed,

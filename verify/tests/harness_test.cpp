@@ -113,6 +113,32 @@ TEST(Harness, CheckAttentionRefusesWhatChecksNothing) {
   EXPECT_THROW(check_attention("harness_causal_only", o), std::invalid_argument);
 }
 
+// options.masks takes what verify --masks takes, by the same code: a concrete mask runs as it is and
+// its rows carry its name; a text that is neither a family nor a mask is refused naming it.
+TEST(Harness, CheckAttentionTakesConcreteMasks) {
+  AttentionCheckOptions o = small_options();
+  o.ops = {"sdpa"};
+  o.masks = {"sliding_window(left=2,right=0)", "causal"};
+  const Verdict v = check_attention(flash_as("harness_concrete"), o);
+  EXPECT_TRUE(v.passed()) << v.failure_report();
+  std::set<std::string> masks;
+  for (const CheckRow& r : v.rows) masks.insert(r.mask);
+  EXPECT_EQ(masks, (std::set<std::string>{"sliding_window(left=2,right=0)", "causal"}));
+  o.masks = {"sliding_window(left=2)"};
+  try {
+    check_attention("harness_concrete", o);
+    ADD_FAILURE() << "sliding_window(left=2) accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("check_attention(harness_concrete): masks: --masks 'sliding_window(left=2)': "
+                                         "neither a mask family"),
+              std::string::npos)
+        << e.what();
+  }
+  // An explicit layout of one block of 8 x 8 does not fit N = 9: refused before any check.
+  o.masks = {"explicit_blocks(block_q=8,block_k=8,rows=1,cols=1,visible=1)"};
+  EXPECT_THROW(check_attention("harness_concrete", o), std::invalid_argument);
+}
+
 // register_attention_tests at namespace scope, as a user's test file does: the cases below run as
 // part of this executable, and Harness.RegisteredCases checks their names.
 AttentionCheckOptions registered_options() {
@@ -121,6 +147,15 @@ AttentionCheckOptions registered_options() {
   return o;
 }
 PED_ATTENTION_TESTS(HarnessRegisteredFlash, flash_as("harness_registered"), registered_options());
+AttentionCheckOptions registered_concrete_options() {
+  AttentionCheckOptions o = small_options();
+  o.ops = {"sdpa"};
+  o.masks = {"sliding_window(left=2,right=0)"};
+  o.dtypes = {Dtype::f64};
+  o.references = {Reference::libtorch};
+  return o;
+}
+PED_ATTENTION_TESTS(HarnessRegisteredConcrete, flash_as("harness_registered_concrete"), registered_concrete_options());
 
 TEST(Harness, RegisteredCases) {
   const testing::UnitTest& unit = *testing::UnitTest::GetInstance();
@@ -140,6 +175,18 @@ TEST(Harness, RegisteredCases) {
     for (const char* ref : {"naive", "libtorch"}) expected.insert(std::string("sdpa_large_scores_") + dtype + "_" + ref + "_causal");
   }
   EXPECT_EQ(names, expected);
+}
+
+// A concrete mask's case is named by its Mask::name().
+TEST(Harness, RegisteredCaseOfAConcreteMask) {
+  const testing::UnitTest& unit = *testing::UnitTest::GetInstance();
+  std::set<std::string> names;
+  for (int i = 0; i < unit.total_test_suite_count(); ++i) {
+    const testing::TestSuite& suite = *unit.GetTestSuite(i);
+    if (std::string(suite.name()) != "HarnessRegisteredConcrete") continue;
+    for (int j = 0; j < suite.total_test_count(); ++j) names.insert(suite.GetTestInfo(j)->name());
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"sdpa_double_libtorch_sliding_window(left=2,right=0)"}));
 }
 
 // A kernel whose name is taken: one failing case that says so. Disabled, so that the suite passes;
