@@ -57,6 +57,7 @@ Range integer_range(const std::string& option) {
 double real_limit(const std::string& option) {
   if (option == "memory-budget-gib") return 1 << 20;  // 1 PiB
   if (option == "min-time") return 86400;            // a day per repetition
+  if (option == "plugin-timeout") return 86400;      // a day per trial run
   fail("no range for --", option);
 }
 
@@ -114,7 +115,7 @@ std::vector<std::int64_t> parse_sizes(const std::string& option, const std::stri
 const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib", "variants",   "passes",
                                     "masks",       "seq-lens", "head-dims",        "batch",      "heads",
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
-                                    "gemm-size",   "gemm",     "dry-run",          "plugin"};
+                                    "gemm-size",   "gemm",     "dry-run",          "plugin",     "plugin-timeout"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -157,6 +158,8 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.gemm = parse_switch(option, value);
   } else if (option == "dry-run") {
     config.dry_run = parse_switch(option, value);
+  } else if (option == "plugin-timeout") {
+    config.plugin_timeout = parse_positive_real(option, value);
   } else {
     fail("unknown option --", option);
   }
@@ -428,7 +431,7 @@ std::string usage() {
          "      [--passes forward,backward,forward_backward] [--masks none,causal,'sliding_window(left=256,right=0)',...]\n"
          "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
-         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]...\n"
+         "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]... [--plugin-timeout S]\n"
          "      [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }

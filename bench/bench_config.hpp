@@ -9,6 +9,7 @@
 
 #include "variants/attention.hpp"
 #include "core/mask.hpp"
+#include "plugin_host/child_process.hpp"
 #include "variants/registry.hpp"
 
 #include <cstdint>
@@ -130,6 +131,9 @@ struct BenchConfig {
   bool gemm = true;                       // the gemm/ benchmark (the ceiling is measured regardless)
   bool dry_run = false;                   // list the attention cases, estimates and skips; run nothing
   std::vector<std::string> plugins;       // --plugin libraries, loaded into the registry as contenders
+  // Seconds each trial run of a plugin may take in its child process (plugin_trial.hpp); past it the
+  // contender's benchmarks are skipped (300 s: plugin_host/child_process.hpp says why).
+  double plugin_timeout = static_cast<double>(plugin::kDefaultPluginTimeLimit.count()) / 1000;
 };
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
@@ -146,7 +150,7 @@ BenchConfig profile_config(const std::string& profile);
 //   --batch B [1, 65536]  --heads H [1, 65536]  --repetitions R [1, 100000]  --min-time S (0, 86400]
 //   --iterations I [1, 10^12]  --layers on|off  --layer-tokens 256,1024 [1, 131072]
 //   --gemm-size M [1, 46340]  --gemm on|off  --dry-run on|off
-//   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')
+//   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')  --plugin-timeout S (0, 86400]
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
 // --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);

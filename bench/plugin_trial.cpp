@@ -1,6 +1,7 @@
 #include "bench/plugin_trial.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -13,6 +14,8 @@ std::map<std::string, std::string> trial_run_plugins(const BenchConfig& config) 
   std::map<std::string, std::string> failed;
   if (config.seq_lens.empty()) return failed;
   const std::int64_t n = *std::min_element(config.seq_lens.begin(), config.seq_lens.end());
+  // Whole milliseconds, rounded up: a limit above zero never becomes zero, which would mean none.
+  const std::chrono::milliseconds time_limit(static_cast<long long>(std::ceil(config.plugin_timeout * 1000)));
   const bool any_backward = std::any_of(config.passes.begin(), config.passes.end(),
                                         [](Pass p) { return p != Pass::forward; });
   for (const Contender& contender : config.contenders) {
@@ -42,7 +45,7 @@ std::map<std::string, std::string> trial_run_plugins(const BenchConfig& config) 
                                   dout.data(), dq.data(), dk.data(), dv.data(), options);
             }
             return std::string("ok");
-          });
+          }, {.time_limit = time_limit});
           if (!outcome.completed) {
             failed[contender.name] = "plugin '" + contender.name + "' failed its trial run (" +
                                      (with_backward ? "forward and backward" : "forward") + ", mask " +

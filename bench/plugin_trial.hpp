@@ -1,8 +1,8 @@
 // Trial runs of plugin contenders, before any benchmark: a kernel from outside this project first
 // runs once per mask and head dim of the sweep, at its smallest sequence length, in a child
 // process (plugin_host/child_process.hpp), forward and (when the sweep times one) backward. A
-// crash, an error it returns or an exception is reported with the case, and that contender's
-// benchmarks are skipped instead of ending the run.
+// crash, an error it returns, an exception or a run past --plugin-timeout (the child is killed) is
+// reported with the case, and that contender's benchmarks are skipped instead of ending the run.
 #pragma once
 
 #include <map>

@@ -9,7 +9,12 @@
 #       [LAYOUTS contiguous strided]          --plugin-layouts (default: contiguous strided)
 #       [OPS sdpa sdpa_large_scores]          --ops (default: both)
 #       [CSV <file>]                          --out (default: <TEST_NAME>.csv in the current binary dir)
-#       [JUNIT <file>]                        --junit FILE (needs a verify that has --junit)
+#       [JUNIT <file>]                        --junit FILE
+#       [TIMEOUT <seconds>]                   --plugin-timeout: each check of the plugin may run this
+#                                             long (whole seconds, 1 to 86400; default verify's, 300)
+#                                             before it is killed and reported as a failed row; the
+#                                             test's CTest TIMEOUT becomes <seconds> + 1200, room for
+#                                             one check to reach the limit and for the rest of the run
 #       [EXPECT_FAILURE <regex>...]           a deliberately wrong plugin: the test passes only when
 #                                             verify exits 1 (a check failed, not a usage error or a
 #                                             crash) and its output matches every regex, e.g. the
@@ -21,7 +26,7 @@ include_guard(GLOBAL)
 set(PEDESTRIAN_EXPECT_FAILURE_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/pedestrianExpectFailure.cmake")
 
 function(pedestrian_add_attention_checks)
-  cmake_parse_arguments(PARSE_ARGV 0 arg "" "TARGET;NAME;TEST_NAME;CSV;JUNIT" "LAYOUTS;OPS;EXPECT_FAILURE;LABELS;EXTRA_ARGS")
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "TARGET;NAME;TEST_NAME;CSV;JUNIT;TIMEOUT" "LAYOUTS;OPS;EXPECT_FAILURE;LABELS;EXTRA_ARGS")
   if(arg_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "pedestrian_add_attention_checks: unknown arguments '${arg_UNPARSED_ARGUMENTS}'")
   endif()
@@ -33,6 +38,12 @@ function(pedestrian_add_attention_checks)
   endif()
   if(NOT PEDESTRIAN_VERIFY_EXECUTABLE)
     message(FATAL_ERROR "pedestrian_add_attention_checks: PEDESTRIAN_VERIFY_EXECUTABLE is not set (find_package(pedestrian) sets it)")
+  endif()
+  if(DEFINED arg_TIMEOUT AND NOT arg_TIMEOUT MATCHES "^[1-9][0-9]*$")
+    message(FATAL_ERROR "pedestrian_add_attention_checks: TIMEOUT '${arg_TIMEOUT}' is not a whole number of seconds in [1, 86400]")
+  endif()
+  if(DEFINED arg_TIMEOUT AND arg_TIMEOUT GREATER 86400)
+    message(FATAL_ERROR "pedestrian_add_attention_checks: TIMEOUT '${arg_TIMEOUT}' is not a whole number of seconds in [1, 86400]")
   endif()
   if(NOT arg_NAME)
     set(arg_NAME ${arg_TARGET})
@@ -67,6 +78,9 @@ function(pedestrian_add_attention_checks)
   if(arg_JUNIT)
     list(APPEND command --junit ${arg_JUNIT})
   endif()
+  if(DEFINED arg_TIMEOUT)
+    list(APPEND command --plugin-timeout ${arg_TIMEOUT})
+  endif()
   list(APPEND command ${arg_EXTRA_ARGS})
   if(arg_EXPECT_FAILURE)
     # The regexes travel as one argument, separated by a character that no regex here needs.
@@ -79,5 +93,12 @@ function(pedestrian_add_attention_checks)
   endif()
   if(arg_LABELS)
     set_tests_properties(${arg_TEST_NAME} PROPERTIES LABELS "${arg_LABELS}")
+  endif()
+  if(DEFINED arg_TIMEOUT)
+    # Above verify's own limit, so that a check that hangs is reported by verify (a failed row naming
+    # the case) instead of CTest ending the whole test; 1200 s more for the rest of the run: the
+    # default selection of a correct kernel (9216 rows) takes about 40 s on two cores.
+    math(EXPR ctest_timeout "${arg_TIMEOUT} + 1200")
+    set_tests_properties(${arg_TEST_NAME} PROPERTIES TIMEOUT ${ctest_timeout})
   endif()
 endfunction()

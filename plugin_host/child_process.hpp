@@ -23,6 +23,13 @@ struct ChildLimits {
   std::chrono::milliseconds time_limit{0};
 };
 
+// The time limit verify and bench give each child process that runs a plugin, unless told otherwise
+// (--plugin-timeout): one check of verify's default sweep, or one trial run of bench at its smallest
+// sequence length, takes well under a second, so 300 s is far above any of them on a slow or busy CI
+// machine, yet ends the job of a plugin that hangs in minutes rather than at the CI's own limit
+// (often hours).
+inline constexpr std::chrono::milliseconds kDefaultPluginTimeLimit{300'000};
+
 // Forks; the child runs work() and sends its result back through a pipe, then ends with _exit
 // (no atexit handlers, no stdio flush of the parent's buffers, which are flushed before the fork).
 // An exception escaping work() is reported as the failure "threw: <what>". The child leads a

@@ -66,7 +66,8 @@ std::vector<CheckRow> check_one(const Problem& p, Dtype dt, Reference ref, const
 
 std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
-                                    const FiniteDifferenceOptions& options, double tolerance_scale) {
+                                    const FiniteDifferenceOptions& options, double tolerance_scale,
+                                    std::chrono::milliseconds isolated_time_limit) {
   if (!(tolerance_scale > 0 && tolerance_scale <= 1)) {
     throw std::invalid_argument("check_problem: tolerance_scale = " + std::to_string(tolerance_scale) +
                                 ", expected (0, 1]");
@@ -81,7 +82,8 @@ std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& 
       // 16-bit dtypes: one check against the float64 truth, measured against LibTorch's error in the
       // same dtype (verify/reduced_precision.hpp); no finite differences, and naive is the truth.
       if (is_reduced(dt) && ref != Reference::libtorch) continue;
-      std::vector<CheckRow> part = p.isolate ? check_one_in_child(p, dt, ref, options) : check_one(p, dt, ref, options);
+      std::vector<CheckRow> part = p.isolate ? check_one_in_child(p, dt, ref, options, isolated_time_limit)
+                                           : check_one(p, dt, ref, options);
       const bool overridden =
           !is_reduced(dt) && (dt == Dtype::f64 ? p.tolerance_f64 : p.tolerance_f32).has_value();
       for (CheckRow& r : part) {

@@ -1,8 +1,10 @@
 // The two independent references every op is checked against.
 #pragma once
 
+#include <chrono>
 #include <vector>
 
+#include "plugin_host/child_process.hpp"
 #include "verify/metrics.hpp"
 #include "verify/problem.hpp"
 
@@ -39,10 +41,12 @@ std::vector<CheckRow> check_against_finite_differences(const Problem& problem, D
 std::vector<CheckRow> check_one(const Problem& problem, Dtype dtype, Reference reference,
                                 const FiniteDifferenceOptions& options = {});
 
-// check_one in a child process (isolated_checks.cpp), for code that may crash: the rows come back
-// through a pipe; a crash or an exit becomes one failed row naming the signal or status and the case.
+// check_one in a child process (isolated_checks.cpp), for code that may crash or hang: the rows come
+// back through a pipe; a crash or an exit becomes one failed row naming the signal or status and the
+// case, and so does a child still running after `time_limit` (killed then; zero: no limit).
 std::vector<CheckRow> check_one_in_child(const Problem& problem, Dtype dtype, Reference reference,
-                                         const FiniteDifferenceOptions& options = {});
+                                         const FiniteDifferenceOptions& options = {},
+                                         std::chrono::milliseconds time_limit = plugin::kDefaultPluginTimeLimit);
 
 // A failed row of quantity "*" for `reference` in `dtype` (a check that could not compare anything).
 CheckRow failed_check_row(const Problem& problem, Dtype dtype, Reference reference, const std::string& detail);
@@ -51,9 +55,10 @@ CheckRow failed_check_row(const Problem& problem, Dtype dtype, Reference referen
 // `tolerance_scale`, in (0, 1] (std::invalid_argument otherwise): a check can be made stricter, never
 // looser; a scaled row says so in its detail. Skips the dtypes the problem does not have
 // and finite differences without a backward or a double forward; checks a problem marked
-// `isolate` in child processes.
+// `isolate` in child processes, each given `isolated_time_limit` (check_one_in_child).
 std::vector<CheckRow> check_problem(const Problem& problem, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
-                                    const FiniteDifferenceOptions& options = {}, double tolerance_scale = 1);
+                                    const FiniteDifferenceOptions& options = {}, double tolerance_scale = 1,
+                                    std::chrono::milliseconds isolated_time_limit = plugin::kDefaultPluginTimeLimit);
 
 }  // namespace ped::verify

@@ -85,15 +85,16 @@ std::vector<CheckRow> decode(const std::string& text) {
 }  // namespace
 
 std::vector<CheckRow> check_one_in_child(const Problem& p, Dtype dtype, Reference reference,
-                                         const FiniteDifferenceOptions& options) {
-  const plugin::ChildOutcome outcome =
-      plugin::run_in_child([&] { return encode(check_one(p, dtype, reference, options)); });
+                                         const FiniteDifferenceOptions& options, std::chrono::milliseconds time_limit) {
+  const plugin::ChildOutcome outcome = plugin::run_in_child(
+      [&] { return encode(check_one(p, dtype, reference, options)); }, {.time_limit = time_limit});
   if (outcome.completed) return decode(outcome.output);
   const std::string the_case = p.op + (p.variant.empty() ? "" : "/" + p.variant) + " " + to_string(dtype) + " [" +
                                p.shape + "]" + (p.mask.empty() ? "" : " mask=" + p.mask) +
                                " seed=" + std::to_string(p.seed) + " vs " + to_string(reference);
   const std::string detail = "child process " + outcome.failure + " while checking " + the_case;
-  std::cerr << "verify: " << detail << "; the other checks go on\n";
+  std::cerr << "verify: " << detail << "; the other checks go on"
+            << (outcome.timed_out ? " (verify --plugin-timeout sets the limit)" : "") << "\n";
   return {failed_check_row(p, dtype, reference, detail)};
 }
 

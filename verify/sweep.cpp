@@ -352,7 +352,8 @@ std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, co
   std::vector<CheckRow> rows;
   for (std::size_t i = 0; i < planned.size(); ++i) {
     std::vector<CheckRow> part =
-        check_problem(planned[i].problem, config.dtypes, planned[i].references, config.fd, config.tolerance_scale);
+        check_problem(planned[i].problem, config.dtypes, planned[i].references, config.fd, config.tolerance_scale,
+                      config.isolated_time_limit);
     rows.insert(rows.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     if (progress) progress(planned[i].problem, i + 1, planned.size());
   }

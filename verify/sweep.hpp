@@ -1,6 +1,7 @@
 // The registry of ops under test and the sweep over ops x shapes x seeds x dtypes x references.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -104,6 +105,9 @@ struct SweepConfig {
   double memory_budget_gib = kDefaultMemoryBudgetGib;
   // Every tolerance is multiplied by this, in (0, 1]: it can only tighten a check (check_problem).
   double tolerance_scale = 1;
+  // The wall-clock time each check of a problem marked `isolate` (a plugin) may run in its child
+  // process; past it the check is a failed row (check_one_in_child). Zero: no limit.
+  std::chrono::milliseconds isolated_time_limit = plugin::kDefaultPluginTimeLimit;
 };
 
 // One problem of the sweep and the references it is checked against.
@@ -127,7 +131,8 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config);
 
 using ProgressFn = std::function<void(const Problem&, std::size_t done, std::size_t total)>;
 
-// Checks every planned problem; `config` gives the dtypes, finite-difference options and tolerance scale.
+// Checks every planned problem; `config` gives the dtypes, finite-difference options, tolerance scale
+// and the time limit of isolated checks.
 std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, const SweepConfig& config,
                                   const ProgressFn& progress = {});
 

@@ -148,6 +148,12 @@ int run(int argc, char** argv) {
   app.add_option("--plugin-layouts", plugin_layouts,
                  "Layouts the plugins get: contiguous (default) and/or strided (transposed, padded views; variant "
                  "NAME[strided])");
+  // Default: plugin::kDefaultPluginTimeLimit (300 s, far above one check of the default sweep).
+  std::string plugin_timeout = std::to_string(ped::plugin::kDefaultPluginTimeLimit.count() / 1000);
+  app.add_option("--plugin-timeout", plugin_timeout,
+                 "Seconds each plugin check may run in its child process, in (0, 86400]; past it the child is killed "
+                 "and the check is a failed row naming the case, and the other checks go on")
+      ->capture_default_str();
   app.add_flag("--list", list, "List the ops and their default shapes, then exit")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   app.add_flag("--quiet", quiet, "No progress lines")->multi_option_policy(CLI::MultiOptionPolicy::Throw);
@@ -224,6 +230,9 @@ int run(int argc, char** argv) {
     config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
                                             "(0, " + std::to_string(static_cast<long long>(kMaxMemoryBudgetGib)) + "]");
     config.tolerance_scale = parse_number("--tolerance-scale", tolerance_scale, 0, 1, "(0, 1]");
+    // Whole milliseconds, rounded up: a limit above zero never becomes zero, which would mean none.
+    config.isolated_time_limit = std::chrono::milliseconds(
+        static_cast<long long>(std::ceil(parse_number("--plugin-timeout", plugin_timeout, 0, 86400, "(0, 86400]") * 1000)));
     check_out_path("--out", out);
     if (*junit_option) {
       check_out_path("--junit", junit);

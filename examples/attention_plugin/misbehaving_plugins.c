@@ -3,10 +3,15 @@
  *   PED_EXAMPLE_RETURNS_ERROR   "returns_error": forward fails with code 7 and a message
  *   PED_EXAMPLE_WRITES_NAN      "writes_nan": forward correct except one NaN in out
  *   PED_EXAMPLE_CRASHES         "crashes": forward writes through a null pointer when Nq > 8
+ *   PED_EXAMPLE_HANGS           "hangs": forward never returns when Nq > 8 (waits for a signal)
  *   PED_EXAMPLE_ABI_VERSION_2   "abi_version_two": describes itself as ABI version 2
  *   PED_EXAMPLE_NO_ENTRY_POINT  exports a misspelled entry point and no pedestrian_attention_plugin
  *   PED_EXAMPLE_BFLOAT16_ONLY   "bfloat16_only": declares bfloat16 alone, without float32 or float64
  * The arithmetic, where there is any, is simple_attention_kernel.c's. */
+#ifdef PED_EXAMPLE_HANGS
+#define _POSIX_C_SOURCE 200112L /* pause() of <unistd.h>, under C99 without extensions */
+#include <unistd.h>
+#endif
 #include <math.h>
 #include <pedestrian/attention_plugin.h>
 #include <stdio.h>
@@ -41,6 +46,14 @@ static int forward(const PedAttentionForwardArgs* args, char* error, size_t capa
 static int* volatile nowhere = NULL; /* volatile: the compiler cannot see that it is null */
 static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
   if (args->q->shape[2] > 8) *nowhere = 1; /* SIGSEGV */
+  return simple_attention_forward(args, error, capacity);
+}
+#elif defined(PED_EXAMPLE_HANGS)
+#define NAME "hangs"
+static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  if (args->q->shape[2] > 8) {
+    for (;;) pause(); /* until a signal ends the process */
+  }
   return simple_attention_forward(args, error, capacity);
 }
 #else

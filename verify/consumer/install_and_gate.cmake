@@ -3,7 +3,8 @@
 # examples/gate_your_kernel against an installed pedestrian, as another project's CI would run it:
 # installs the build into a fresh prefix; configures and builds the example against that prefix only;
 # runs its CTest tests (the correct plugin passes every check, the deliberately wrong ones are caught
-# by name, the in-process kernel and the gradcheck of the user layer pass); then benchmarks the
+# by name, the hanging one is killed at its TIMEOUT, the in-process kernel and the gradcheck of the
+# user layer pass); checks the JUnit files of JUNIT and the CTest TIMEOUT of TIMEOUT; then benchmarks the
 # correct plugin with the installed bench, converts and summarizes with report, checks that its
 # variant is in the report, and gates the run against itself with report compare (exit 0).
 file(REMOVE_RECURSE ${WORK_DIR})
@@ -55,7 +56,7 @@ endif()
 run(${CTEST_COMMAND} --test-dir ${build} -j2 --output-on-failure)
 set(ctest_output "${run_output}")
 foreach(test attention_checks_simple attention_checks_no_rowsum_term attention_checks_causal_off_by_one
-             attention_checks_ignores_strides MyAttention.sdpa_float_libtorch_causal
+             attention_checks_ignores_strides attention_checks_hangs MyAttention.sdpa_float_libtorch_causal
              MyAttention.sdpa_double_finite_difference_bigbird MyAttention.sdpa_large_scores_double_naive_causal
              MyLayer.GradcheckPasses MyLayer.GradcheckCatchesAWrongBackward)
   if(NOT ctest_output MATCHES " ${test} [.]+ +Passed")
@@ -68,6 +69,69 @@ require_match(${csv} "\nsdpa_large_scores,simple\\[strided\\],float,[^\n]*,libto
 file(READ ${csv} text)
 if(text MATCHES ",false,")
   message(FATAL_ERROR "${csv} holds a failed check")
+endif()
+
+# JUNIT: the correct kernel's JUnit file is well-formed, one test case per CSV row, none failed; the
+# deliberately wrong kernel's holds a <failure> whose message names dq.
+find_program(XMLLINT xmllint)
+if(NOT XMLLINT)
+  message(FATAL_ERROR "xmllint not found (Debian package libxml2-utils, scripts/install-deps.sh)")
+endif()
+function(xpath file expression)
+  run(${XMLLINT} --xpath "${expression}" ${file})
+  string(STRIP "${run_output}" value)
+  set(xpath_value "${value}" PARENT_SCOPE)
+endfunction()
+set(junit ${build}/attention_checks_simple.xml)
+if(NOT EXISTS ${junit})
+  message(FATAL_ERROR "JUNIT ${junit} was not written")
+endif()
+run(${XMLLINT} --noout ${junit})
+file(STRINGS ${csv} csv_lines)
+list(LENGTH csv_lines csv_rows)
+math(EXPR csv_rows "${csv_rows} - 1")
+xpath(${junit} "count(//testcase)")
+if(NOT xpath_value EQUAL csv_rows)
+  message(FATAL_ERROR "${junit}: ${xpath_value} test cases, ${csv_rows} CSV rows")
+endif()
+xpath(${junit} "concat(/testsuites/@failures, ' ', /testsuites/@errors, ' ', count(//failure | //error))")
+if(NOT xpath_value STREQUAL "0 0 0")
+  message(FATAL_ERROR "${junit}: failures, errors and their elements are '${xpath_value}', expected none")
+endif()
+set(junit ${build}/attention_checks_no_rowsum_term.xml)
+run(${XMLLINT} --noout ${junit})
+xpath(${junit} "count(//testcase[@classname='verify.sdpa.no_rowsum_term']/failure[starts-with(@message, 'dq: norm_rel_err ')])")
+if(NOT xpath_value GREATER 0)
+  message(FATAL_ERROR "${junit} has no <failure> of no_rowsum_term whose message names dq")
+endif()
+
+# TIMEOUT: verify gets --plugin-timeout, and the CTest test's own TIMEOUT lies above it.
+run(${CTEST_COMMAND} --test-dir ${build} -R "^attention_checks_hangs$" --show-only=json-v1)
+string(JSON hangs_test GET "${run_output}" tests 0)
+string(JSON argument_count LENGTH "${hangs_test}" command)
+set(hangs_plugin_timeout "")
+math(EXPR last_argument "${argument_count} - 2")
+foreach(i RANGE ${last_argument})
+  string(JSON argument GET "${hangs_test}" command ${i})
+  if(argument STREQUAL "--plugin-timeout")
+    math(EXPR next "${i} + 1")
+    string(JSON hangs_plugin_timeout GET "${hangs_test}" command ${next})
+  endif()
+endforeach()
+if(NOT hangs_plugin_timeout STREQUAL "1")
+  message(FATAL_ERROR "attention_checks_hangs does not pass --plugin-timeout 1:\n${hangs_test}")
+endif()
+string(JSON hangs_property_count LENGTH "${hangs_test}" properties)
+set(hangs_ctest_timeout "")
+math(EXPR last_property "${hangs_property_count} - 1")
+foreach(i RANGE ${last_property})
+  string(JSON name GET "${hangs_test}" properties ${i} name)
+  if(name STREQUAL "TIMEOUT")
+    string(JSON hangs_ctest_timeout GET "${hangs_test}" properties ${i} value)
+  endif()
+endforeach()
+if(NOT hangs_ctest_timeout EQUAL 1201)
+  message(FATAL_ERROR "attention_checks_hangs has CTest TIMEOUT '${hangs_ctest_timeout}', expected 1 + 1200")
 endif()
 
 # Benchmarks of the correct plugin next to flash (one tiny size, nine repetitions), then the report.
