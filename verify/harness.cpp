@@ -99,6 +99,11 @@ SweepConfig attention_sweep(const std::string& name, const AttentionImpl& impl, 
   config.fd = options.fd;
   config.memory_budget_gib = options.memory_budget_gib;
   config.tolerance_scale = options.tolerance_scale;
+  if (options.isolated_time_limit.count() <= 0) {
+    throw std::invalid_argument("check_attention: isolated_time_limit = " +
+                                std::to_string(options.isolated_time_limit.count()) + " ms, expected > 0");
+  }
+  config.isolated_time_limit = options.isolated_time_limit;
   return config;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <armadillo>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -57,6 +58,10 @@ struct AttentionCheckOptions {
   FiniteDifferenceOptions fd;
   double tolerance_scale = 1;                // in (0, 1]: tightens only
   double memory_budget_gib = kDefaultMemoryBudgetGib;
+  // Time each check of an implementation marked `isolate` (a plugin) may run in its child process,
+  // as verify --plugin-timeout: past it the child is killed and the check is a failed row naming the
+  // case and the limit. Must be > 0.
+  std::chrono::milliseconds isolated_time_limit = plugin::kDefaultPluginTimeLimit;
   std::string csv_path;                      // non-empty: the rows are also written there (atomically)
 };
 

@@ -3,8 +3,10 @@
 #include "verify/harness.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -89,6 +91,36 @@ TEST(Harness, CheckAttentionCatchesAWrongKernel) {
   EXPECT_TRUE(float_passed);
   EXPECT_NE(v.failure_report().find("harness_wrong_out double"), std::string::npos) << v.failure_report();
   EXPECT_NE(v.failure_report().find(": out norm_rel_err "), std::string::npos) << v.failure_report();
+}
+
+// An isolated implementation that never returns: each check ends at the options' time limit as a
+// failed row naming it, and check_attention returns.
+TEST(Harness, CheckAttentionEndsAHangingCheckAtItsTimeLimit) {
+  AttentionImpl impl = flash_as("harness_hangs");
+  impl.forward_f32 = [](const AttentionShape&, const Mask&, float, const float*, const float*, const float*, float*,
+                        RowStatistic<float>*, const AttentionOptions&) {
+    for (;;) ::pause();
+  };
+  impl.forward_f64 = nullptr;
+  impl.backward_f32 = nullptr;
+  impl.backward_f64 = nullptr;
+  impl.mask_kinds = mask_kind_bit(Mask::Kind::none);
+  impl.isolate = true;
+  AttentionCheckOptions o = small_options();
+  o.ops = {"sdpa"};
+  o.shapes = {Dims{.N = 5, .H = 1, .B = 1, .Nk = 5, .Dh = 2}};
+  o.seeds = {1};
+  o.isolated_time_limit = std::chrono::milliseconds(200);
+  const Verdict v = check_attention(impl, o);
+  EXPECT_FALSE(v.passed());
+  ASSERT_FALSE(v.rows.empty());
+  for (const CheckRow& r : v.rows) {
+    EXPECT_FALSE(r.passed);
+    EXPECT_EQ(r.quantity, "*");
+    EXPECT_NE(r.detail.find("did not finish within 0.2 s and was killed"), std::string::npos) << r.detail;
+  }
+  o.isolated_time_limit = std::chrono::milliseconds(0);
+  EXPECT_THROW(check_attention("harness_hangs", o), std::invalid_argument);
 }
 
 TEST(Harness, CheckAttentionRefusesWhatChecksNothing) {
