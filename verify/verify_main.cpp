@@ -61,7 +61,7 @@ double parse_number(const std::string& option, const std::string& text, double l
   return *value;
 }
 
-// Every name `member` lists over the ops (variants or masks), for messages and validation.
+// Every name `member` lists over the ops (today the variants, for --variants), for messages and validation.
 std::vector<std::string> known_names(std::vector<std::string> OpCase::*member) {
   std::vector<std::string> names;
   for (const OpCase& c : op_cases()) {
