@@ -30,8 +30,9 @@ Format format_of(Dtype dtype) {
 // ---- LibTorch in the dtype -------------------------------------------------------------------------
 
 // LibTorch 1.13 on the CPU has bfloat16 matmul, softmax, its backward and logsumexp, but no float16
-// matmul ("bmm" not implemented for 'Half'), softmax or logsumexp. float16 is emulated: every op in
-// float, its result rounded to float16 (what a float16 kernel accumulating in float returns).
+// matmul, softmax or logsumexp (LibTorch refuses float16 bmm on the CPU). So the float16 reference
+// is emulated: every op in float, its result rounded to float16 (what a float16 kernel accumulating
+// in float returns). The row's detail says so.
 struct Arithmetic {
   at::ScalarType compute;
   bool round_each_op;  // emulated float16
