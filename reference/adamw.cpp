@@ -69,13 +69,16 @@ double AdamW<T>::step(GptTensors<T>& params, GptTensors<T>& grads) {
   const T step_size = static_cast<T>(cfg_.lr / bc1);
   for (const GptEntry& e : params.layout().entries) {
     if (!e.trainable) continue;
-    T* p = params.data().data() + e.offset;
-    const T* g = grads.data().data() + e.offset;
-    T* m = m_.data().data() + e.offset;
-    T* v = v_.data().data() + e.offset;
-    const bool decays = e.decay && cfg_.weight_decay != 0;
-    for (std::size_t i = 0; i < e.size(); ++i) {
-      if (decays) p[i] *= decay;
+    // four distinct buffers; one vectorised pass (the same operations in the same order per element)
+    T* __restrict p = params.data().data() + e.offset;
+    const T* __restrict g = grads.data().data() + e.offset;
+    T* __restrict m = m_.data().data() + e.offset;
+    T* __restrict v = v_.data().data() + e.offset;
+    const T keep = e.decay && cfg_.weight_decay != 0 ? decay : T(1);  // p * 1 is p exactly
+    const std::size_t n = e.size();
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      p[i] *= keep;
       m[i] = m[i] * b1 + one_b1 * g[i];
       v[i] = v[i] * b2 + one_b2 * g[i] * g[i];
       const T denom = std::sqrt(v[i]) / sqrt_bc2 + eps;
