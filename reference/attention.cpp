@@ -1,10 +1,13 @@
 #include "reference/attention.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "reference/linear.hpp"
 #include "reference/softmax.hpp"
+#include "variants/kernels.hpp"  // exp_nonpositive, the kernels' vectorisable exp polynomial
 
 namespace ped::ref {
 
@@ -36,18 +39,83 @@ Mat<T> additive_mask(const Mask& mask, arma::uword n) {
   return m;
 }
 
+namespace {
+
+// Column-major C (m, n) <- alpha op(A) op(B) + beta C on raw pointers with leading dimensions: the
+// per-head blocks of Q, K, V (D, *) are (dh, N) submatrices with leading dimension D, used in place.
+inline void gemm_cm(bool ta, bool tb, arma::uword m, arma::uword n, arma::uword kk, float alpha, const float* a,
+                    arma::uword lda, const float* b, arma::uword ldb, float beta, float* c, arma::uword ldc) {
+  cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(kk), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
+inline void gemm_cm(bool ta, bool tb, arma::uword m, arma::uword n, arma::uword kk, double alpha, const double* a,
+                    arma::uword lda, const double* b, arma::uword ldb, double beta, double* c, arma::uword ldc) {
+  cblas_dgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(kk), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
+
+// The rows' workspace of one thread (a row statistic per query), kept across calls: a second call of
+// the same or a smaller size allocates nothing.
+template <class T>
+T* row_workspace(std::size_t n) {
+  thread_local std::vector<T> w;
+  if (w.size() < n) w.resize(n);
+  return w.data();
+}
+
+// In place on s (n, n), column-major, row i the scores of query i: s <- softmax_rows(s + mask), as
+// softmax_rows_forward (a fully masked row stays zero). Vectorised along the columns (contiguous),
+// exp by the kernels' polynomial (its argument s - rowmax is <= 0 or -inf).
+template <class T>
+void masked_softmax_rows(T* __restrict s, const T* __restrict mask, arma::uword n, T* __restrict row) {
+  constexpr T minus_inf = -std::numeric_limits<T>::infinity();
+  for (arma::uword i = 0; i < n; ++i) row[i] = minus_inf;
+  for (arma::uword j = 0; j < n; ++j) {
+    T* sj = s + j * n;
+    const T* mj = mask + j * n;
+#pragma omp simd
+    for (arma::uword i = 0; i < n; ++i) {
+      sj[i] += mj[i];
+      row[i] = std::max(row[i], sj[i]);
+    }
+  }
+  for (arma::uword i = 0; i < n; ++i) row[i] = row[i] == minus_inf ? T(0) : row[i];
+  T* sum = row + n;
+  for (arma::uword i = 0; i < n; ++i) sum[i] = T(0);
+  for (arma::uword j = 0; j < n; ++j) {
+    T* sj = s + j * n;
+#pragma omp simd
+    for (arma::uword i = 0; i < n; ++i) {
+      sj[i] = ped::detail::exp_nonpositive(sj[i] - row[i]);
+      sum[i] += sj[i];
+    }
+  }
+  for (arma::uword i = 0; i < n; ++i) sum[i] = T(1) / (sum[i] > T(0) ? sum[i] : T(1));  // zero rows stay zero
+  for (arma::uword j = 0; j < n; ++j) {
+    T* sj = s + j * n;
+#pragma omp simd
+    for (arma::uword i = 0; i < n; ++i) sj[i] *= sum[i];
+  }
+}
+
+}  // namespace
+
 template <class T>
 void attention_heads_forward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
                              const Mat<T>& additive_mask, arma::uword col0, arma::Cube<T>& p, arma::uword slice0,
                              Mat<T>& o) {
-  const arma::uword dh = q.n_rows / heads, n = additive_mask.n_rows;
-  const arma::span cols(col0, col0 + n - 1);
+  const arma::uword d = q.n_rows, dh = d / heads, n = additive_mask.n_rows;
+  T* row = row_workspace<T>(2 * n);
   for (arma::uword h = 0; h < heads; ++h) {
-    const arma::span rows(h * dh, (h + 1) * dh - 1);
-    // masked entries are -inf: probability 0
-    const Mat<T> s = scale * q(rows, cols).t() * k(rows, cols) + additive_mask;  // (N, N)
-    p.slice(slice0 + h) = softmax_rows_forward(s);
-    o(rows, cols) = v(rows, cols) * p.slice(slice0 + h).t();
+    const std::size_t at = col0 * d + h * dh;  // head h's block of sequence columns [col0, col0 + n)
+    T* ph = p.slice_memptr(slice0 + h);
+    // S_h = s Q_h^T K_h (N, N); masked entries are -inf: probability 0
+    gemm_cm(true, false, n, n, dh, scale, q.memptr() + at, d, k.memptr() + at, d, T(0), ph, n);
+    masked_softmax_rows(ph, additive_mask.memptr(), n, row);
+    // O_h = V_h P_h^T (dh, N)
+    gemm_cm(false, true, dh, n, n, T(1), v.memptr() + at, d, ph, n, T(0), o.memptr() + at, d);
   }
 }
 
@@ -55,20 +123,33 @@ template <class T>
 void attention_heads_backward(const Mat<T>& q, const Mat<T>& k, const Mat<T>& v, arma::uword heads, T scale,
                               const arma::Cube<T>& p, arma::uword slice0, const Mat<T>& dout, arma::uword col0,
                               Mat<T>& dq, Mat<T>& dk, Mat<T>& dv) {
-  const arma::uword dh = q.n_rows / heads, n = p.n_rows;
-  const arma::span cols(col0, col0 + n - 1);
+  const arma::uword d = q.n_rows, dh = d / heads, n = p.n_rows;
+  T* work = row_workspace<T>(n * n + n);  // dP_h then dS_h (N, N), and a row statistic (N)
+  T* row = work + n * n;
   for (arma::uword h = 0; h < heads; ++h) {
-    const arma::span rows(h * dh, (h + 1) * dh - 1);
-    const Mat<T>& ph = p.slice(slice0 + h);
-    const Mat<T> doh = dout(rows, cols);
-    // forward: O_h = V_h P_h^T
-    dv(rows, cols) = doh * ph;
-    const Mat<T> dph = doh.t() * v(rows, cols);
-    // forward: P_h = softmax_rows(S_h); masked entries have P = 0 and so dS = 0
-    const Mat<T> dsh = softmax_rows_backward(dph, ph);
-    // forward: S_h = s Q_h^T K_h
-    dq(rows, cols) = scale * k(rows, cols) * dsh.t();
-    dk(rows, cols) = scale * q(rows, cols) * dsh;
+    const std::size_t at = col0 * d + h * dh;
+    const T* ph = p.slice_memptr(slice0 + h);
+    const T* doh = dout.memptr() + at;
+    // forward: O_h = V_h P_h^T  =>  dV_h = dO_h P_h, dP_h = dO_h^T V_h
+    gemm_cm(false, false, dh, n, n, T(1), doh, d, ph, n, T(0), dv.memptr() + at, d);
+    gemm_cm(true, false, n, n, dh, T(1), doh, d, v.memptr() + at, d, T(0), work, n);
+    // forward: P_h = softmax_rows(S_h)  =>  dS_ij = P_ij (dP_ij - sum_k dP_ik P_ik); masked P = 0 gives dS = 0
+    for (arma::uword i = 0; i < n; ++i) row[i] = T(0);
+    for (arma::uword j = 0; j < n; ++j) {
+      const T* wj = work + j * n;
+      const T* pj = ph + j * n;
+#pragma omp simd
+      for (arma::uword i = 0; i < n; ++i) row[i] += wj[i] * pj[i];
+    }
+    for (arma::uword j = 0; j < n; ++j) {
+      T* wj = work + j * n;
+      const T* pj = ph + j * n;
+#pragma omp simd
+      for (arma::uword i = 0; i < n; ++i) wj[i] = (wj[i] - row[i]) * pj[i];
+    }
+    // forward: S_h = s Q_h^T K_h  =>  dQ_h = s K_h dS_h^T, dK_h = s Q_h dS_h
+    gemm_cm(false, true, dh, n, n, scale, k.memptr() + at, d, work, n, T(0), dq.memptr() + at, d);
+    gemm_cm(false, false, dh, n, n, scale, q.memptr() + at, d, work, n, T(0), dk.memptr() + at, d);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -421,30 +422,33 @@ void attention_core_forward(const GptConfig& cfg, arma::uword batch, arma::uword
 }
 
 // backward: dV_h = dO_h P, dP = dO_h^T V_h, dS = softmax_rows'(dP), dQ_h = s K_h dS^T, dK_h = s Q_h dS
+// into w.dq, w.dk, w.dv
 template <class T>
 void attention_core_backward(const GptConfig& cfg, arma::uword batch, arma::uword seq, const GptBlockCache<T>& c,
-                             const Mat<T>& dout, Mat<T>& dq, Mat<T>& dk, Mat<T>& dv) {
+                             const Mat<T>& dout, GptWorkspace<T>& w) {
   const arma::uword d = c.q.n_rows, heads = cfg.heads, dh = d / heads;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
-  dq.set_size(d, batch * seq);
-  dk.set_size(d, batch * seq);
-  dv.set_size(d, batch * seq);
+  w.dq.set_size(d, batch * seq);
+  w.dk.set_size(d, batch * seq);
+  w.dv.set_size(d, batch * seq);
   if (cfg.attention != kReferenceAttention) {
-    std::vector<T> doh, dqh(c.qh.size()), dkh(c.kh.size()), dvh(c.vh.size());
-    to_heads(dout, batch, seq, heads, doh);
+    to_heads(dout, batch, seq, heads, w.doh);
+    w.dqh.resize(c.qh.size());
+    w.dkh.resize(c.kh.size());
+    w.dvh.resize(c.vh.size());
     const AttentionShape shape{.batch = static_cast<std::int64_t>(batch), .heads = static_cast<std::int64_t>(heads),
                                .seq_q = static_cast<std::int64_t>(seq), .seq_k = static_cast<std::int64_t>(seq),
                                .head_dim = static_cast<std::int64_t>(dh)};
     run_backward<T>(attention_impl(cfg.attention), shape, cfg.mask, scale, c.qh.data(), c.kh.data(), c.vh.data(),
-                    c.oh.data(), c.stats.data(), doh.data(), dqh.data(), dkh.data(), dvh.data(),
+                    c.oh.data(), c.stats.data(), w.doh.data(), w.dqh.data(), w.dkh.data(), w.dvh.data(),
                     AttentionOptions{.threads = cfg.threads});
-    from_heads(dqh, batch, seq, heads, dq);
-    from_heads(dkh, batch, seq, heads, dk);
-    from_heads(dvh, batch, seq, heads, dv);
+    from_heads(w.dqh, batch, seq, heads, w.dq);
+    from_heads(w.dkh, batch, seq, heads, w.dk);
+    from_heads(w.dvh, batch, seq, heads, w.dv);
     return;
   }
   for (arma::uword b = 0; b < batch; ++b) {
-    attention_heads_backward(c.q, c.k, c.v, heads, scale, c.p, b * heads, dout, b * seq, dq, dk, dv);
+    attention_heads_backward(c.q, c.k, c.v, heads, scale, c.p, b * heads, dout, b * seq, w.dq, w.dk, w.dv);
   }
 }
 
@@ -464,8 +468,12 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
   for (arma::uword b = 0; b < batch; ++b) x.cols(b * seq, (b + 1) * seq - 1) += pos;
   lap(GptProfile::embedding);
   cache.blocks.resize(l.blocks.size());
-  // the reference path's additive mask, built once for every block
-  const Mat<T> mask = cfg_.attention == kReferenceAttention ? additive_mask<T>(cfg_.mask, seq) : Mat<T>();
+  // the reference path's additive mask, built once for every block and kept for the next forward
+  if (cfg_.attention == kReferenceAttention && (cache.mask.n_rows != seq || !(cache.mask_of == cfg_.mask))) {
+    cache.mask = additive_mask<T>(cfg_.mask, seq);
+    cache.mask_of = cfg_.mask;
+  }
+  const Mat<T>& mask = cache.mask;
   for (std::size_t i = 0; i < l.blocks.size(); ++i) {
     const GptBlockIndex& bi = l.blocks[i];
     GptBlockCache<T>& c = cache.blocks[i];
@@ -486,7 +494,7 @@ Mat<T> Gpt<T>::forward_to_hidden(const TokenIds& inputs, arma::uword batch, arma
     c.b = layer_norm_forward(c.x1, params_.col(bi.ln2_gamma), params_.col(bi.ln2_beta), eps, c.ln2);
     lap(GptProfile::layer_norm);
     c.h = proj(proj_w1).forward(c.b, c.ax[proj_w1]);
-    c.g = gelu_forward(c.h, cfg_.approx);
+    gelu_forward(c.h, cfg_.approx, c.g);
     x = residual_forward(c.x1, proj(proj_w2).forward(c.g, c.ax[proj_w2]));
     lap(GptProfile::mlp);
   }
@@ -527,6 +535,115 @@ Mat<T> Gpt<T>::logits(const TokenIds& inputs, arma::uword batch) const {
 }
 
 template <class T>
+Col<T> Gpt<T>::decode_step(std::int64_t token, GptDecodeState<T>& state) const {
+  constexpr const char* fn = "Gpt::decode_step";
+  const GptLayout& l = params_.layout();
+  const arma::uword pos = state.length, d = cfg_.width, heads = cfg_.heads, dh = d / heads;
+  if (pos >= cfg_.context) throw_invalid(fn, "the state holds ", pos, " tokens, the context T = ", cfg_.context, " is full");
+  if (token < 0 || static_cast<arma::uword>(token) >= cfg_.vocab) {
+    throw_invalid(fn, "token ", token, " is outside the vocabulary [0, ", cfg_.vocab, ")");
+  }
+  // the full forward over pos + 1 tokens uses row pos of the mask at length pos + 1; the cached keys
+  // and values of the earlier rows were made at their own lengths, the same rows only if the mask's
+  // rows do not depend on the length
+  const auto n64 = static_cast<std::int64_t>(pos + 1), t64 = static_cast<std::int64_t>(cfg_.context);
+  std::vector<KeyInterval> keys, keys_full;
+  cfg_.mask.row_intervals(static_cast<std::int64_t>(pos), n64, n64, keys);
+  cfg_.mask.row_intervals(static_cast<std::int64_t>(pos), t64, t64, keys_full);
+  if (keys.size() != keys_full.size() ||
+      !std::equal(keys.begin(), keys.end(), keys_full.begin(),
+                  [](const KeyInterval& a, const KeyInterval& b) { return a.lo == b.lo && a.hi == b.hi; })) {
+    throw_invalid(fn, "mask ", cfg_.mask.name(), " gives row ", pos, " different keys at length ", pos + 1, " and ",
+                  cfg_.context, "; a key/value cache needs rows that do not depend on the length");
+  }
+  if (state.k.size() != l.blocks.size() || (!state.k.empty() && state.k[0].n_rows != d)) {
+    state.k.assign(l.blocks.size(), Mat<T>(d, cfg_.context));
+    state.v.assign(l.blocks.size(), Mat<T>(d, cfg_.context));
+  }
+  const T eps = static_cast<T>(cfg_.eps);
+  const T scale = T(1) / std::sqrt(static_cast<T>(dh));
+  // forward: x = W_E[:, token] + W_P[:, pos]
+  Mat<T> x = params_.mat(l.wte).col(static_cast<arma::uword>(token)) + params_.mat(l.wpe).col(pos);
+  Col<T> s(pos + 1);
+  Mat<T> o(d, 1);
+  std::array<Mat<T>, 6> ax;
+  for (std::size_t i = 0; i < l.blocks.size(); ++i) {
+    const GptBlockIndex& bi = l.blocks[i];
+    auto proj = [&](std::size_t j) { return projection(cfg_, params_, bi, j, merged_); };
+    LayerNormCache<T> ln;
+    const Mat<T> a = layer_norm_forward(x, params_.col(bi.ln1_gamma), params_.col(bi.ln1_beta), eps, ln);
+    const Mat<T> q = proj(proj_q).forward(a, ax[proj_q]);
+    state.k[i].col(pos) = proj(proj_k).forward(a, ax[proj_k]);
+    state.v[i].col(pos) = proj(proj_v).forward(a, ax[proj_v]);
+    // per head: s_j = scale q_h . k_h,j over the visible keys j, p = softmax(s), o_h = sum_j p_j v_h,j
+    for (arma::uword h = 0; h < heads; ++h) {
+      const arma::span rows(h * dh, (h + 1) * dh - 1);
+      s.fill(-std::numeric_limits<T>::infinity());
+      for (const KeyInterval& kv : keys) {
+        for (auto j = static_cast<arma::uword>(kv.lo); j < static_cast<arma::uword>(kv.hi); ++j) {
+          s(j) = scale * arma::dot(q(rows, arma::span(0, 0)), state.k[i](rows, arma::span(j, j)));
+        }
+      }
+      const T m = s.max();
+      if (m == -std::numeric_limits<T>::infinity()) {  // no visible key: a zero row, as softmax_rows_forward
+        o(rows, arma::span(0, 0)).zeros();
+        continue;
+      }
+      const Col<T> p = arma::exp(s - m);
+      o(rows, arma::span(0, 0)) = state.v[i](rows, arma::span(0, pos)) * (p / arma::accu(p));
+    }
+    const Mat<T> x1 = x + proj(proj_o).forward(o, ax[proj_o]);
+    LayerNormCache<T> ln2;
+    const Mat<T> b = layer_norm_forward(x1, params_.col(bi.ln2_gamma), params_.col(bi.ln2_beta), eps, ln2);
+    const Mat<T> g = gelu_forward(proj(proj_w1).forward(b, ax[proj_w1]), cfg_.approx);
+    x = x1 + proj(proj_w2).forward(g, ax[proj_w2]);
+  }
+  LayerNormCache<T> lnf;
+  const Mat<T> hf = layer_norm_forward(x, params_.col(l.lnf_gamma), params_.col(l.lnf_beta), eps, lnf);
+  state.length = pos + 1;
+  return params_.mat(l.wte).t() * hf;
+}
+
+template <class T>
+TokenIds gpt_generate(const Gpt<T>& model, const TokenIds& prompt, std::size_t count, double temperature,
+                      std::mt19937_64& rng, bool cached) {
+  constexpr const char* fn = "gpt_generate";
+  const arma::uword context = model.config().context;
+  if (prompt.empty()) throw_invalid(fn, "empty prompt, expected at least one token");
+  if (prompt.size() > context) throw_invalid(fn, "prompt of ", prompt.size(), " tokens exceeds the context T = ", context);
+  if (!(temperature > 0) || !std::isfinite(temperature)) throw_invalid(fn, "temperature = ", temperature, ", expected > 0");
+  gpt_sequence_length(model.config(), prompt, 1, fn);  // tokens in the vocabulary
+  TokenIds ids = prompt;
+  ids.reserve(prompt.size() + count);
+  std::size_t start = 0;  // the window is ids[start, ids.size())
+  GptDecodeState<T> state;
+  Col<T> z;
+  if (cached) {
+    for (const auto t : ids) z = model.decode_step(t, state);
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!cached) {
+      const TokenIds window(ids.begin() + static_cast<std::ptrdiff_t>(start), ids.end());
+      const Mat<T> all = model.logits(window, 1);
+      z = all.col(all.n_cols - 1);
+    }
+    arma::vec p = arma::conv_to<arma::vec>::from(z) / temperature;
+    p = arma::exp(p - p.max());
+    std::discrete_distribution<std::int64_t> pick(p.begin(), p.end());
+    ids.push_back(pick(rng));
+    if (ids.size() - start > context) {  // full: restart from the last T/2 tokens (at least the new one)
+      start = ids.size() - std::max<std::size_t>(context / 2, 1);
+      if (cached) {
+        state.reset();
+        for (std::size_t j = start; j + 1 < ids.size(); ++j) model.decode_step(ids[j], state);
+      }
+    }
+    if (cached) z = model.decode_step(ids.back(), state);
+  }
+  return ids;
+}
+
+template <class T>
 void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
   constexpr const char* fn = "Gpt::backward";
   const GptLayout& l = params_.layout();
@@ -563,8 +680,8 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
     auto proj = [&](std::size_t j) { return projection(cfg_, params_, bi, j, merged_); };
     // forward: y = x1 + W2 g + b2, g = gelu(h), h = W1 b + b1, b = ln2(x1)
     ResidualGrads<T> r2 = residual_backward(dx);
-    const Mat<T> dg = proj(proj_w2).backward(r2.dfx, c.g, c.ax[proj_w2], g);
-    const Mat<T> dh = gelu_backward(dg, c.h, cfg_.approx);
+    Mat<T> dh = proj(proj_w2).backward(r2.dfx, c.g, c.ax[proj_w2], g);  // dg, then in place dh
+    gelu_backward(dh, c.h, cfg_.approx, dh);
     const Mat<T> db = proj(proj_w1).backward(dh, c.b, c.ax[proj_w1], g);
     lap(GptProfile::mlp);
     LayerNormGrads<T> g2 = layer_norm_backward(db, params_.col(bi.ln2_gamma), c.ln2);
@@ -574,11 +691,11 @@ void Gpt<T>::backward(const GptCache<T>& cache, GptTensors<T>& g) const {
     ResidualGrads<T> r1 = residual_backward(dx1);
     const Mat<T> d_o = proj(proj_o).backward(r1.dfx, c.o, c.ax[proj_o], g);
     lap(GptProfile::out_proj);
-    Mat<T> dq, dk, dv;
-    attention_core_backward(cfg_, batch, seq, c, d_o, dq, dk, dv);
+    GptWorkspace<T>& w = cache.work;
+    attention_core_backward(cfg_, batch, seq, c, d_o, w);
     lap(GptProfile::attention);
-    const Mat<T> da = proj(proj_q).backward(dq, c.a, c.ax[proj_q], g) + proj(proj_k).backward(dk, c.a, c.ax[proj_k], g) +
-                      proj(proj_v).backward(dv, c.a, c.ax[proj_v], g);
+    const Mat<T> da = proj(proj_q).backward(w.dq, c.a, c.ax[proj_q], g) +
+                      proj(proj_k).backward(w.dk, c.a, c.ax[proj_k], g) + proj(proj_v).backward(w.dv, c.a, c.ax[proj_v], g);
     lap(GptProfile::qkv);
     LayerNormGrads<T> g1 = layer_norm_backward(da, params_.col(bi.ln1_gamma), c.ln1);
     dx = r1.dx + g1.dx;
@@ -629,5 +746,7 @@ template class GptTensors<float>;
 template class GptTensors<double>;
 template class Gpt<float>;
 template class Gpt<double>;
+template TokenIds gpt_generate<float>(const Gpt<float>&, const TokenIds&, std::size_t, double, std::mt19937_64&, bool);
+template TokenIds gpt_generate<double>(const Gpt<double>&, const TokenIds&, std::size_t, double, std::mt19937_64&, bool);
 
 }  // namespace ped::ref

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,16 @@ struct GptProfile {
   std::array<double, parts> forward{}, backward{};  // seconds
 };
 
+// Scratch of backward, kept with the cache so that a step of the same shape reuses it.
+template <class T>
+struct GptWorkspace {
+  Mat<T> dq, dk, dv;                    // (D, BN) attention's input gradients
+  std::vector<T> doh, dqh, dkh, dvh;    // kernel attention: [B, H, N, dh] buffers
+};
+
+// What forward keeps for backward. Reuse one cache across steps of the same shape (B, N): the
+// attention path's buffers (probabilities, head-major copies, the additive mask, backward's
+// workspace) and GELU's output keep their memory and are not allocated again.
 template <class T>
 struct GptCache {
   GptProfile* profile = nullptr;   // not owned; null: no timing
@@ -167,6 +178,17 @@ struct GptCache {
   Mat<T> hf;                       // (D, BN) lnf(xf), input of the tied head
   CrossEntropyCache<T> ce;
   T loss = T(0);
+  Mat<T> mask;                     // reference attention: mask_of as an additive (N, N) matrix, N = mask.n_rows
+  Mask mask_of = Mask::none();
+  mutable GptWorkspace<T> work;    // backward's scratch (backward takes the cache as const)
+};
+
+// Incremental decoding of one sequence: the keys and values of every position fed so far, per layer.
+template <class T>
+struct GptDecodeState {
+  arma::uword length = 0;     // tokens fed so far; the next one takes position `length`
+  std::vector<Mat<T>> k, v;   // per layer (D, T), columns 0 .. length-1 filled
+  void reset() { length = 0; }
 };
 
 template <class T>
@@ -190,6 +212,13 @@ class Gpt {
   T forward(const TokenIds& inputs, const TokenIds& targets, arma::uword batch, GptCache<T>& cache) const;
   // Logits (V, B*N) of every position, no loss.
   Mat<T> logits(const TokenIds& inputs, arma::uword batch) const;
+  // Feeds `token` at position state.length (a key/value cache: one token's work per call, attention
+  // over the cached keys and values) and returns the logits (V) of the token after it: the last column
+  // of logits(the tokens fed since the state was empty, 1), up to rounding (dot products here, matrix
+  // products there). Throws when the state holds T tokens already, when the token is outside the
+  // vocabulary, or when the mask's row of this position depends on the sequence length (decoding
+  // needs a mask whose row i is the same for every length > i: causal, causal sliding windows).
+  Col<T> decode_step(std::int64_t token, GptDecodeState<T>& state) const;
 
   // Overwrites grads with d loss / d parameter for every trainable entry and zero for frozen ones;
   // the tied embedding's gradient is the sum of its input and output uses.
@@ -208,6 +237,19 @@ class Gpt {
   GptTensors<T> params_;
   bool merged_ = false;
 };
+
+// Text generation: `count` tokens drawn after `prompt` (1 <= prompt size), each from
+// softmax(logits / temperature) of the tokens before it by std::discrete_distribution on `rng`. The
+// model sees at most T tokens: when the window is full it restarts from its last T/2 tokens (T = 1:
+// from none but the newest), so every prediction sees between T/2 and T tokens once there are that
+// many. `cached` runs it with a key/value cache (GptDecodeState: one decode_step per token, and
+// T/2 of them at each restart); otherwise one full forward of the window per token. Both see the
+// same windows, so they draw the same tokens up to the rounding of their logits. Returns the prompt
+// followed by the drawn tokens. Throws on an empty prompt, a prompt longer than T, a temperature
+// that is not > 0, or a mask decode_step refuses (cached).
+template <class T>
+TokenIds gpt_generate(const Gpt<T>& model, const TokenIds& prompt, std::size_t count, double temperature,
+                      std::mt19937_64& rng, bool cached);
 
 // Sizes of a batch: N = inputs / B; throws naming `function` if they do not fit the configuration.
 arma::uword gpt_sequence_length(const GptConfig& cfg, const TokenIds& inputs, arma::uword batch, const char* function);

@@ -116,9 +116,9 @@ double evaluate(const Model& model, const TokenIds& data, const Options& o, std:
   std::mt19937_64 rng(o.seed * 7919 + salt);
   TokenIds inputs, targets;
   double sum = 0;
+  ped::ref::GptCache<float> cache;
   for (int i = 0; i < o.eval_batches; ++i) {
     sample_batch(data, o.batch, o.context, rng, inputs, targets);
-    ped::ref::GptCache<float> cache;
     sum += model.forward(inputs, targets, o.batch, cache);
   }
   return sum / o.eval_batches;
@@ -140,21 +140,16 @@ ped::Mask parse_mask(const std::string& text, std::int64_t context) {
   return mask;
 }
 
+// The sample: --sample-chars characters after the first 16 of the validation text (at most T), drawn
+// with a key/value cache (ped::ref::gpt_generate: one decode step per character; the model sees the
+// last T/2 to T characters).
 std::string generate(const Model& model, const Corpus& c, const Options& o) {
   std::mt19937_64 rng(o.seed + 17);
-  TokenIds ids(c.val.begin(), c.val.begin() + static_cast<long>(std::min<std::size_t>(c.val.size(), 16)));
+  const std::size_t prompt = std::min<std::size_t>({c.val.size(), 16, o.context});
+  const TokenIds ids = ped::ref::gpt_generate(model, TokenIds(c.val.begin(), c.val.begin() + static_cast<long>(prompt)),
+                                              static_cast<std::size_t>(o.sample_chars), o.temperature, rng, true);
   std::string out;
   for (TokenIds::value_type t : ids) out.push_back(c.alphabet[static_cast<std::size_t>(t)]);
-  for (int i = 0; i < o.sample_chars; ++i) {
-    const std::size_t keep = std::min<std::size_t>(ids.size(), o.context);
-    const TokenIds window(ids.end() - static_cast<long>(keep), ids.end());
-    const arma::fmat z = model.logits(window, 1);
-    arma::vec p = arma::conv_to<arma::vec>::from(z.col(z.n_cols - 1)) / o.temperature;
-    p = arma::exp(p - p.max());
-    std::discrete_distribution<std::int64_t> pick(p.begin(), p.end());
-    ids.push_back(pick(rng));
-    out.push_back(c.alphabet[static_cast<std::size_t>(ids.back())]);
-  }
   return out;
 }
 
@@ -256,6 +251,7 @@ int run(const Options& o) {
   std::mt19937_64 rng(o.seed);
   TokenIds inputs, targets;
   double train_eval = 0, val_eval = 0;
+  ped::ref::GptCache<float> cache;  // one for every step: its buffers are reused
   for (int step = 1; step <= o.steps; ++step) {
     // linear warmup, then cosine decay to 10% of the peak
     const double progress = static_cast<double>(step - 1) / std::max(1, o.steps - 1);
@@ -263,7 +259,6 @@ int run(const Options& o) {
                       (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
     opt.set_lr(lr);
     sample_batch(c.train, o.batch, o.context, rng, inputs, targets);
-    ped::ref::GptCache<float> cache;
     const double loss = model.forward(inputs, targets, o.batch, cache);
     if (!std::isfinite(loss)) throw_diverged("the batch loss", loss, step);
     model.backward(cache, grads);
