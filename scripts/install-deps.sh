@@ -7,6 +7,7 @@ packages=(
   cmake g++ make git pkg-config
   libarmadillo-dev     # reference/: matrix expressions
   libopenblas-dev      # BLAS for Armadillo and LibTorch; without it both fall back to reference BLAS
+  libxsmm-dev          # variants/: the attention kernels' tile GEMMs (optional: PED_LIBXSMM=OFF builds without it)
   libtorch-dev         # verify/ and bench/: the LibTorch twins and baselines
   libgtest-dev libgmock-dev
   libbenchmark-dev     # bench/
