@@ -85,7 +85,7 @@ std::string describe(Op op, Shape s, int pad, double alpha, double beta) {
 template <class T>
 void check_all_cases() {
   const T eps = std::numeric_limits<T>::epsilon();
-  const std::vector<Shape> shapes{{128, 128, 64}, {128, 64, 128}, {128, 128, 128}, {64, 64, 64}, {64, 128, 64},
+  const std::vector<Shape> shapes{{128, 128, 64}, {128, 64, 128}, {128, 128, 128}, {64, 64, 64},   {64, 128, 64},
                                   {37, 53, 19},   {1, 1, 1},      {128, 7, 128},   {200, 130, 64}, {64, 64, 300}};
   unsigned seed = 1;
   for (Op op : {Op::nn, Op::nt, Op::tn}) {
@@ -110,8 +110,8 @@ void check_all_cases() {
                 const long double want = alpha * sum + beta * static_cast<long double>(c0[at]);
                 const long double bound = 2 * s.k * eps * (std::abs(alpha) * mag + std::abs(beta * c0[at]));
                 if (!(std::abs(static_cast<long double>(p.c[at]) - want) <= bound) && bad++ < 3) {
-                  ADD_FAILURE() << "C[" << i << ", " << j << "] = " << p.c[at] << ", want "
-                                << static_cast<double>(want) << " within " << static_cast<double>(bound);
+                  ADD_FAILURE() << "C[" << i << ", " << j << "] = " << p.c[at] << ", want " << static_cast<double>(want)
+                                << " within " << static_cast<double>(bound);
                 }
               }
               for (int j = s.n; j < p.ldc; ++j) {

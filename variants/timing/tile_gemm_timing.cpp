@@ -20,7 +20,7 @@
 //   kern   the bare LIBXSMM kernel (nn and tn with alpha 1 only): pointer fetched once, no copies
 //   first  microseconds of the first LIBXSMM call of the row: code generation where the shape is
 //          new to the process (rows sharing a kernel shape reuse it), plus one product
-// Usage: ped_tile_gemm_timing [threads=1,2] [rounds=5] [ms=40]   (ms: minimum time per measurement)
+// Usage: ped_tile_gemm_timing [threads=1,2] [rounds=10] [ms=10]   (ms: minimum CPU time per measurement)
 #include <cblas.h>
 #include <libxsmm.h>
 #include <omp.h>
@@ -121,13 +121,16 @@ void call(Impl impl, const Case& cs, T alpha, T beta, Operands<T>& o, Kernel<T> 
   const int m = cs.m, n = cs.n, k = cs.k;
   switch (impl) {
     case Impl::blas:
-      blas(cs.op == Op::tn ? CblasTrans : CblasNoTrans, cs.op == Op::nt ? CblasTrans : CblasNoTrans, m, n,
-                      k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
+      blas(cs.op == Op::tn ? CblasTrans : CblasNoTrans, cs.op == Op::nt ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+           o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
       return;
     case Impl::xsmm:
-      if (cs.op == Op::nn) ped::detail::xsmm::gemm_nn(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
-      if (cs.op == Op::nt) ped::detail::xsmm::gemm_nt(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
-      if (cs.op == Op::tn) ped::detail::xsmm::gemm_tn(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
+      if (cs.op == Op::nn)
+        ped::detail::xsmm::gemm_nn(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
+      if (cs.op == Op::nt)
+        ped::detail::xsmm::gemm_nt(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
+      if (cs.op == Op::tn)
+        ped::detail::xsmm::gemm_tn(m, n, k, alpha, o.a.data(), o.lda, o.b.data(), o.ldb, beta, o.c.data(), o.ldc);
       return;
     case Impl::kern:
       kern(o.b.data(), o.a.data(), o.c.data());
@@ -145,8 +148,8 @@ double thread_seconds() {
 // GFLOP/s of `threads` threads each repeating the call on its own operands for at least `ms` of
 // its own CPU time; the sum of the threads' rates.
 template <class T>
-double rate(Impl impl, const Case& cs, T alpha, T beta, std::vector<Operands<T>>& ops, Kernel<T> kern,
-            int threads, double ms) {
+double rate(Impl impl, const Case& cs, T alpha, T beta, std::vector<Operands<T>>& ops, Kernel<T> kern, int threads,
+            double ms) {
   std::vector<double> rates(static_cast<std::size_t>(threads));
 #pragma omp parallel num_threads(threads)
   {
@@ -197,8 +200,7 @@ void run(const char* type, const std::vector<int>& thread_counts, int rounds, do
     // The bare kernel (nn, tn with alpha 1): column-major (n, m, k) on (b, a).
     const bool bare = !cs.scaled && cs.op != Op::nt;
     const Kernel<T> kern =
-        bare ? dispatch(T{}, cs.n, cs.m, cs.k, cs.n, cs.op == Op::nn ? cs.k : cs.m, cs.n, cs.beta1,
-                                   cs.op == Op::tn)
+        bare ? dispatch(T{}, cs.n, cs.m, cs.k, cs.n, cs.op == Op::nn ? cs.k : cs.m, cs.n, cs.beta1, cs.op == Op::tn)
              : nullptr;
     for (int threads : thread_counts) {
       std::vector<Operands<T>> ops;
@@ -230,8 +232,8 @@ std::vector<int> thread_list(const std::string& text) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
-    const auto value =
-        ped::parse_integer_in<int>(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start), 1, 1024);
+    const auto value = ped::parse_integer_in<int>(
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start), 1, 1024);
     if (!value) return {};
     out.push_back(*value);
     if (comma == std::string::npos) return out;
@@ -245,18 +247,21 @@ int main(int argc, char** argv) {
   namespace cli = ped::cli;
   CLI::App app{"ped_tile_gemm_timing: LIBXSMM against OpenBLAS on the attention kernels' tile GEMMs"};
   std::string threads_text = "1,2";
-  int rounds = 5;
-  double ms = 40;
+  int rounds = 10;
+  double ms = 10;
   app.add_option("threads", threads_text, "comma-separated thread counts, each 1 to 1024")
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
-            return thread_list(text).empty() ? "expected a comma-separated list of integers 1 to 1024, got '" + text + "'"
-                                             : "";
+            return thread_list(text).empty()
+                       ? "expected a comma-separated list of integers 1 to 1024, got '" + text + "'"
+                       : "";
           },
           "T[,T...]"))
       ->capture_default_str();
   app.add_option("rounds", rounds, "rounds (best of)")->check(cli::integer_in(1, 1000))->capture_default_str();
-  app.add_option("ms", ms, "minimum milliseconds per measurement")->check(cli::real_in(1, false, 60000))->capture_default_str();
+  app.add_option("ms", ms, "minimum thread CPU milliseconds per measurement")
+      ->check(cli::real_in(1, false, 60000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -265,7 +270,9 @@ int main(int argc, char** argv) {
   const std::vector<int> thread_counts = thread_list(threads_text);
   openblas_set_num_threads(1);
   libxsmm_init();
-  std::printf("GFLOP/s = 2 m n k calls / thread CPU time, summed over threads; ratio = LIBXSMM / OpenBLAS; first_us: first LIBXSMM call of the row (with code generation where the shape is new)\n");
+  std::printf(
+      "GFLOP/s = 2 m n k calls / thread CPU time, summed over threads; ratio = LIBXSMM / OpenBLAS; first_us: first "
+      "LIBXSMM call of the row (with code generation where the shape is new)\n");
   std::printf("%-6s %2s %4s %3s  %-11s %s %11s  %6s  %8s %8s %6s  %8s %6s  %8s  %s\n", "type", "T", "tile", "d", "call",
               "op", "m x n x k", "", "blas", "xsmm", "ratio", "kern", "ratio", "first_us", "max rel diff");
   run<float>("float", thread_counts, rounds, ms);
