@@ -5,8 +5,11 @@
 //   tn: C = A^T B    ->  C^T = B^T A   : column-major NT on (b, a)
 //   nt: C = A B^T    ->  C^T = B A^T   : needs a transposed first operand, so B is copied transposed
 //                                        into per-thread scratch, then NN on (scratch, a).
-// alpha != 1 goes into a copy of B (nt: the transposed copy itself), so the kernel runs with alpha 1
-// and the caller's beta.
+// alpha != 1: with beta 0, C is scaled after the product, C = alpha (A B), as OpenBLAS applies
+// alpha: a score tile S = s Q K^T recomputed here in a backward pass then stays close to the bits of
+// the wider product (OpenBLAS) its forward computed (scaling each K element first instead put scores
+// of 2e4 a few ulp apart: verify's SdpaAccuracy float test failed on the blocked kernel's dK, dV).
+// With beta 1, alpha goes into the copy of B (nt: the transposed copy itself).
 #include "variants/xsmm_gemm.hpp"
 
 #include <cblas.h>
@@ -89,14 +92,26 @@ const T* transposed(int n, int kk, T alpha, const T* b, int ldb) {
   return bt;
 }
 
+// C (m, n) *= alpha, row by row.
+template <class T>
+void scale_rows(int m, int n, T alpha, T* c, int ldc) {
+  for (int i = 0; i < m; ++i) {
+    T* row = c + static_cast<std::ptrdiff_t>(i) * ldc;
+#pragma omp simd
+    for (int j = 0; j < n; ++j) row[j] *= alpha;
+  }
+}
+
 // Each falls back to OpenBLAS where handles() says no or LIBXSMM has no kernel.
 template <class T>
 void nn(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c, int ldc) {
   if (handles(m, n, kk, beta)) {
+    const bool beta1 = beta != T{0};
     int ldbs = ldb;
-    const T* bs = scaled(kk, n, alpha, b, ldbs);
-    if (const Kernel<T> f = dispatch(T{}, n, m, kk, ldbs, lda, ldc, beta != T{0}, false)) {
+    const T* bs = beta1 ? scaled(kk, n, alpha, b, ldbs) : b;
+    if (const Kernel<T> f = dispatch(T{}, n, m, kk, ldbs, lda, ldc, beta1, false)) {
       f(bs, a, c);
+      if (!beta1 && alpha != T{1}) scale_rows(m, n, alpha, c, ldc);
       return;
     }
   }
@@ -106,10 +121,12 @@ void nn(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb,
 template <class T>
 void tn(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c, int ldc) {
   if (handles(m, n, kk, beta)) {
+    const bool beta1 = beta != T{0};
     int ldbs = ldb;
-    const T* bs = scaled(kk, n, alpha, b, ldbs);
-    if (const Kernel<T> f = dispatch(T{}, n, m, kk, ldbs, lda, ldc, beta != T{0}, true)) {
+    const T* bs = beta1 ? scaled(kk, n, alpha, b, ldbs) : b;
+    if (const Kernel<T> f = dispatch(T{}, n, m, kk, ldbs, lda, ldc, beta1, true)) {
       f(bs, a, c);
+      if (!beta1 && alpha != T{1}) scale_rows(m, n, alpha, c, ldc);
       return;
     }
   }
@@ -119,8 +136,10 @@ void tn(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb,
 template <class T>
 void nt(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb, T beta, T* c, int ldc) {
   if (handles(m, n, kk, beta)) {
-    if (const Kernel<T> f = dispatch(T{}, n, m, kk, n, lda, ldc, beta != T{0}, false)) {
-      f(transposed(n, kk, alpha, b, ldb), a, c);
+    const bool beta1 = beta != T{0};
+    if (const Kernel<T> f = dispatch(T{}, n, m, kk, n, lda, ldc, beta1, false)) {
+      f(transposed(n, kk, beta1 ? alpha : T{1}, b, ldb), a, c);
+      if (!beta1 && alpha != T{1}) scale_rows(m, n, alpha, c, ldc);
       return;
     }
   }

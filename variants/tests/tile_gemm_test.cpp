@@ -1,12 +1,13 @@
 // The tile GEMM wrappers of variants/kernels.hpp (gemm_nt, gemm_nn, gemm_tn), on whichever backend the
 // build chose (LIBXSMM for tile shapes under PED_LIBXSMM, OpenBLAS otherwise), against a product
-// accumulated in long double: every transpose, alpha 1 and not, beta 0 and 1, tight and padded
-// leading dimensions, tile shapes, ragged edge tiles and shapes above the tile limit. Also: beta 0
-// ignores C (NaN there does not leak), the padding between rows of C stays untouched, and the result
-// is bitwise the same computed on any thread.
+// accumulated in long double: every transpose, alpha 1 and not, beta 0, 1 and 0.5 (OpenBLAS's), tight
+// and padded leading dimensions, tile shapes, ragged edge tiles and shapes above the tile limit.
+// Also: beta 0 ignores C (NaN there does not leak), the padding between rows of C stays untouched,
+// and the result is bitwise the same computed on any thread.
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -92,7 +93,7 @@ void check_all_cases() {
     for (const Shape& s : shapes) {
       for (int pad : {0, 3}) {
         for (T alpha : {T{1}, T{0.125}, static_cast<T>(1 / std::sqrt(128.0))}) {
-          for (T beta : {T{0}, T{1}}) {
+          for (T beta : {T{0}, T{1}, T{0.5}}) {
             Problem<T> p = make<T>(op, s, pad, alpha, beta, seed++);
             const std::vector<T> c0 = p.c;
             run(p);
@@ -147,6 +148,20 @@ void check_beta_zero_ignores_c() {
 TEST(TileGemm, BetaZeroIgnoresCFloat) { check_beta_zero_ignores_c<float>(); }
 TEST(TileGemm, BetaZeroIgnoresCDouble) { check_beta_zero_ignores_c<double>(); }
 
+#if defined(PED_LIBXSMM)
+// LIBXSMM takes the tile shapes (every dimension 1 to 128, beta 0 or 1) and nothing else.
+TEST(TileGemm, LibxsmmTakesTileShapesOnly) {
+  EXPECT_TRUE(detail::xsmm::handles(128, 128, 64, 0.0f));
+  EXPECT_TRUE(detail::xsmm::handles(128, 64, 128, 1.0));
+  EXPECT_TRUE(detail::xsmm::handles(1, 1, 1, 1.0f));
+  EXPECT_FALSE(detail::xsmm::handles(129, 64, 64, 0.0f));
+  EXPECT_FALSE(detail::xsmm::handles(64, 129, 64, 0.0));
+  EXPECT_FALSE(detail::xsmm::handles(64, 64, 129, 1.0f));
+  EXPECT_FALSE(detail::xsmm::handles(0, 64, 64, 1.0f));
+  EXPECT_FALSE(detail::xsmm::handles(64, 64, 64, 0.5f));
+}
+#endif
+
 // The same product computed by each of 4 threads at once (each with its own C) is bitwise the
 // serial result: per-thread scratch, one kernel per shape.
 template <class T>
@@ -172,6 +187,34 @@ void check_same_on_every_thread() {
 
 TEST(TileGemm, SameOnEveryThreadFloat) { check_same_on_every_thread<float>(); }
 TEST(TileGemm, SameOnEveryThreadDouble) { check_same_on_every_thread<double>(); }
+
+// With beta 0, alpha multiplies the finished sum, bitwise C = alpha * (A op B) as OpenBLAS computes
+// it (not a sum of alpha-scaled terms): a score tile recomputed in a backward pass then stays with the
+// rounding of the forward's wider product (verify's SdpaAccuracy, scores of 2e4 at scale 200).
+template <class T>
+void check_alpha_after_sum() {
+  for (Op op : {Op::nn, Op::nt, Op::tn}) {
+    for (const Shape& s : {Shape{100, 128, 8}, Shape{128, 128, 64}, Shape{128, 64, 128}, Shape{64, 64, 128}}) {
+      for (T alpha : {T{200}, static_cast<T>(1 / std::sqrt(128.0))}) {
+        Problem<T> scaled = make<T>(op, s, 0, alpha, T{0}, 31);
+        Problem<T> plain = scaled;
+        plain.alpha = T{1};
+        run(scaled);
+        run(plain);
+        SCOPED_TRACE(describe(op, s, 0, alpha, 0));
+        int bad = 0;
+        for (std::size_t e = 0; e < plain.c.size(); ++e) {
+          if (scaled.c[e] != alpha * plain.c[e] && bad++ < 3) {
+            ADD_FAILURE() << "C[" << e << "] = " << scaled.c[e] << ", alpha * product " << alpha * plain.c[e];
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TileGemm, AlphaAfterTheSumFloat) { check_alpha_after_sum<float>(); }
+TEST(TileGemm, AlphaAfterTheSumDouble) { check_alpha_after_sum<double>(); }
 
 }  // namespace
 }  // namespace ped
