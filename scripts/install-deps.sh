@@ -8,6 +8,7 @@ packages=(
   libarmadillo-dev     # reference/: matrix expressions
   libopenblas-dev      # BLAS for Armadillo and LibTorch; without it both fall back to reference BLAS
   libsleef-dev         # reference/: GELU's vectorised erf
+  libxsmm-dev          # variants/: the attention kernels' tile GEMMs (optional: PED_LIBXSMM=OFF builds without it)
   libtorch-dev         # verify/ and bench/: the LibTorch twins and baselines
   libgtest-dev libgmock-dev
   libbenchmark-dev     # bench/

@@ -21,6 +21,9 @@
 
 #include "variants/attention.hpp"
 #include "variants/common.hpp"
+#if defined(PED_LIBXSMM)
+#include "variants/xsmm_gemm.hpp"
+#endif
 
 namespace ped::detail {
 
@@ -60,31 +63,53 @@ class BlasSingleThreaded {
   int saved_;
 };
 
+// Built with PED_LIBXSMM (CMake option, ON where LIBXSMM is found) the tile-sized products (every
+// dimension up to xsmm::kMaxDim, beta 0 or 1) run on LIBXSMM (variants/xsmm_gemm.hpp), the others on
+// OpenBLAS. Either way a shape always takes the same path, whatever the thread count.
+
 // C (m, n) <- alpha A B^T + beta C, A (m, kk), B (n, kk).
 inline void gemm_nt(int m, int n, int kk, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                     float* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_nt(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm_nt(int m, int n, int kk, double alpha, const double* a, int lda, const double* b, int ldb,
                     double beta, double* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_nt(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 // C (m, n) <- alpha A B + beta C, A (m, kk), B (kk, n).
 inline void gemm_nn(int m, int n, int kk, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                     float* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_nn(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm_nn(int m, int n, int kk, double alpha, const double* a, int lda, const double* b, int ldb,
                     double beta, double* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_nn(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 // C (m, n) <- alpha A^T B + beta C, A (kk, m), B (kk, n).
 inline void gemm_tn(int m, int n, int kk, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                     float* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_tn(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 inline void gemm_tn(int m, int n, int kk, double alpha, const double* a, int lda, const double* b, int ldb,
                     double beta, double* c, int ldc) {
+#if defined(PED_LIBXSMM)
+  if (xsmm::handles(m, n, kk, beta)) return xsmm::gemm_tn(m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
