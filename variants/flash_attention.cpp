@@ -33,7 +33,7 @@ void flash_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
   detail::forward_with_nonfinite(
       shape, mask, q, k, v, out, stats, threads, [&](const T* qf, const T* kf, const T* vf) {
         detail::tiled_attention_forward(shape, mask, scale, qf, kf, vf, out, stats, tile_q(options), tile_k(options),
-                                        threads);
+                                        threads, options.phases);
       });
 }
 
@@ -48,7 +48,7 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       shape, mask, q, k, v, out, stats, dout, dq, dk, dv, threads,
       [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
         detail::tiled_attention_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, tile_q(options),
-                                         tile_k(options), threads);
+                                         tile_k(options), threads, options.phases);
       });
 }
 

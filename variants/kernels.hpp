@@ -9,7 +9,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -47,6 +49,41 @@ inline int resolve_threads(const AttentionOptions& o) { return o.threads > 0 ? o
 inline int team(int threads, std::int64_t units) {
   return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, units)));
 }
+
+// ---- phase timing ---------------------------------------------------------------------------------
+
+// One thread's clock for AttentionOptions::phases: lap(p) adds the time since the previous start()
+// or lap() to phase p. Without a sink (phases == nullptr) every call is one pointer test. Create one
+// per thread inside a parallel region; the destructor adds the thread's totals to the sink.
+class PhaseClock {
+ public:
+  explicit PhaseClock(PhaseTimes* sink) : sink_(sink) {
+    if (sink_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  ~PhaseClock() {
+    if (sink_ == nullptr) return;
+    for (std::size_t p = 0; p < kAttentionPhaseCount; ++p) {
+      if (local_[p] != 0) std::atomic_ref<std::int64_t>(sink_->ns[p]).fetch_add(local_[p], std::memory_order_relaxed);
+    }
+  }
+  PhaseClock(const PhaseClock&) = delete;
+  PhaseClock& operator=(const PhaseClock&) = delete;
+
+  void start() {
+    if (sink_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  void lap(AttentionPhase p) {
+    if (sink_ == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    local_[static_cast<std::size_t>(p)] += std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  PhaseTimes* sink_;
+  std::chrono::steady_clock::time_point last_{};
+  std::array<std::int64_t, kAttentionPhaseCount> local_{};
+};
 
 // ---- BLAS ---------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ namespace ped::detail {
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads) {
+                             int threads, PhaseTimes* phases) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -24,6 +24,7 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
     Scratch<T> sbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) S, then P
     std::vector<T> m(static_cast<std::size_t>(bq));       // (Bq) running row max
     std::vector<double> l(static_cast<std::size_t>(bq));  // (Bq) running row sum
+    PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.rows; ++unit) {
       const std::int64_t x = unit / layout.rows, br = unit % layout.rows;
@@ -36,9 +37,9 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
         const std::int64_t bc = layout.col_index[e], j0 = bc * tile_k;
         const Tile t{i0, rows, j0, std::min(tile_k, nk - j0), layout.at(br, bc)};
         forward_tile(mask, t, nq, nk, d, scale, q + x * qStrideBH + i0 * d, k + x * kStrideBH + j0 * d,
-                             v + x * kStrideBH + j0 * d, sbuf.data(), m.data(), l.data(), acc);
+                             v + x * kStrideBH + j0 * d, sbuf.data(), m.data(), l.data(), acc, clock);
       }
-      forward_finish(rows, d, m.data(), l.data(), acc, stats + x * nq + i0);
+      forward_finish(rows, d, m.data(), l.data(), acc, stats + x * nq + i0, clock);
     }
   }
 }
@@ -46,7 +47,7 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads) {
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -74,7 +75,8 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
                        dq + qo, dk + ko, dv + ko};
   };
   // dQ of one (b, h, tile row), over its non-empty tiles left to right.
-  auto row_unit = [&](std::int64_t x, std::int64_t br, T* p, T* ds, std::vector<DominatedRow>& rowstate) {
+  auto row_unit = [&](std::int64_t x, std::int64_t br, T* p, T* ds, std::vector<DominatedRow>& rowstate,
+                      PhaseClock& clock) {
     const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
     std::fill(dq + x * qStrideBH + i0 * d, dq + x * qStrideBH + (i0 + rows) * d, T{0});
     std::vector<Candidate>& found = candidates[x * layout.rows + br];
@@ -87,15 +89,17 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     }
     for (std::int64_t e = layout.row_ptr[br]; e < layout.row_ptr[br + 1]; ++e) {
       const Tile t = tile_of(br, layout.col_index[e]);
-      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, true, false, hooks);
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, true, false, hooks, clock);
     }
     if (slice_dominated[x]) {
+      clock.start();
       dominated_finish(found, i0, rowstate.data(), dvec.data() + x * nq + i0);
       dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
+      clock.lap(AttentionPhase::dominated);
     }
   };
   // dK, dV of one (b, h, tile column), over its non-empty tiles top to bottom.
-  auto column_unit = [&](std::int64_t x, std::int64_t bc, T* p, T* ds) {
+  auto column_unit = [&](std::int64_t x, std::int64_t bc, T* p, T* ds, PhaseClock& clock) {
     const std::int64_t j0 = bc * tile_k, cols = std::min(tile_k, nk - j0);
     std::fill(dk + x * kStrideBH + j0 * d, dk + x * kStrideBH + (j0 + cols) * d, T{0});
     std::fill(dv + x * kStrideBH + j0 * d, dv + x * kStrideBH + (j0 + cols) * d, T{0});
@@ -104,7 +108,7 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       const Tile t = tile_of(br, bc);
       DominatedHooks hooks;
       if (slice_dominated[x]) hooks.put = &candidates[x * layout.rows + br];
-      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks);
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks, clock);
     }
   };
 
@@ -115,11 +119,14 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
       std::vector<DominatedRow> rowstate;
+      PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
       for (std::int64_t x = 0; x < bh; ++x) {
         if (slice_dominated[x]) {
-          for (std::int64_t br = 0; br < layout.rows; ++br) row_unit(x, br, pbuf.data(), dsbuf.data(), rowstate);
-          for (std::int64_t bc = 0; bc < layout.cols; ++bc) column_unit(x, bc, pbuf.data(), dsbuf.data());
+          for (std::int64_t br = 0; br < layout.rows; ++br) {
+            row_unit(x, br, pbuf.data(), dsbuf.data(), rowstate, clock);
+          }
+          for (std::int64_t bc = 0; bc < layout.cols; ++bc) column_unit(x, bc, pbuf.data(), dsbuf.data(), clock);
           continue;
         }
         std::fill(dq + x * qStrideBH, dq + (x + 1) * qStrideBH, T{0});
@@ -129,7 +136,7 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
           for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
             const Tile t = tile_of(layout.row_index[e], bc);
             backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true,
-                          DominatedHooks{});
+                          DominatedHooks{}, clock);
           }
         }
       }
@@ -142,25 +149,26 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));
     Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));
     std::vector<DominatedRow> rowstate;
+    PhaseClock clock(phases);
     // Pass A: dQ per (b, h, tile row).
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.rows; ++unit) {
-      row_unit(unit / layout.rows, unit % layout.rows, pbuf.data(), dsbuf.data(), rowstate);
+      row_unit(unit / layout.rows, unit % layout.rows, pbuf.data(), dsbuf.data(), rowstate, clock);
     }
     // Pass B: dK, dV per (b, h, tile column), after every row's candidates are known.
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.cols; ++unit) {
-      column_unit(unit / layout.cols, unit % layout.cols, pbuf.data(), dsbuf.data());
+      column_unit(unit / layout.cols, unit % layout.cols, pbuf.data(), dsbuf.data(), clock);
     }
   }
 }
 
 #define PED_INSTANTIATE(T)                                                                                            \
   template void tiled_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,   \
-                                           RowStats<T>*, std::int64_t, std::int64_t, int);                            \
+                                           RowStats<T>*, std::int64_t, std::int64_t, int, PhaseTimes*);                            \
   template void tiled_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,      \
                                             const T*, const RowStats<T>*, const T*, T*, T*, T*, std::int64_t,         \
-                                            std::int64_t, int);
+                                            std::int64_t, int, PhaseTimes*);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

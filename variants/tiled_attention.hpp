@@ -19,6 +19,7 @@
 // leaves each dominant entry out of dQ's tile products and adds its exact dS once the row is
 // complete, the column pass uses that same dS for dK. Extra memory: two (Bq, Bk) tiles and (Bq)
 // vectors per thread, plus D (B, H, Nq) in backward and the dominant entries found.
+// phases: AttentionOptions::phases (null: not timed).
 #pragma once
 
 #include "variants/attention.hpp"
@@ -28,11 +29,11 @@ namespace ped::detail {
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads);
+                             int threads, PhaseTimes* phases);
 
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads);
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases);
 
 }  // namespace ped::detail
