@@ -404,6 +404,32 @@ void dominated_put(const std::vector<Candidate>& found, std::int64_t i0, std::in
   }
 }
 
+// ds[row - i0, key - j0] <- 0 for the candidates inside a (rows, w) tile (ld): their dS enters the
+// gradients apart, once their row is complete (dominated_add_dq, dominated_add_dk).
+template <class T>
+void dominated_zero(const std::vector<Candidate>& found, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                    std::int64_t w, T* ds, std::int64_t ld) {
+  for (const Candidate& c : found) {
+    if (c.row < i0 || c.row >= i0 + rows || c.key < j0 || c.key >= j0 + w) continue;
+    ds[(c.row - i0) * ld + (c.key - j0)] = T{0};
+  }
+}
+
+// dk_j* += s dS_ij* q_i for each candidate with key in [j0, j1), in the order of `found` (sorted by
+// row, then key: for each key its rows in order): the dK term the tiles left out. dk (Nk, d) and
+// q (Nq, d) of the slice.
+template <class T>
+void dominated_add_dk(const std::vector<Candidate>& found, std::int64_t j0, std::int64_t j1, std::int64_t d, T scale,
+                      const T* q, T* dk) {
+  for (const Candidate& c : found) {
+    if (c.key < j0 || c.key >= j1) continue;
+    const T g = static_cast<T>(c.ds) * scale;
+    const T* qi = q + c.row * d;
+    T* dkj = dk + c.key * d;
+    for (std::int64_t e = 0; e < d; ++e) dkj[e] += g * qi[e];
+  }
+}
+
 // dq_i += s dS_ij* k_j* for each candidate (rows in order): the dQ term the tiles left out.
 // dq (Nq, d) and k (Nk, d) of the slice.
 template <class T>

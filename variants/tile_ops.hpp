@@ -95,12 +95,14 @@ struct TileArgs {
 };
 
 // Dominated-row handling of one tile (variants/kernels.hpp), selected by which members are set:
-// state and found in the pass that computes dQ row by row (A_i, B_i added up, candidates noted and
-// left out of the tile's dS), put in the pass that computes dK and dV (the candidates' final dS).
+// state and found where the tiles of whole rows are visited (A_i, B_i added up, candidates noted and
+// left out of the tile's dS); left_out where dK is computed from candidates found before (their dS
+// left out of the tile's dS). Either way a candidate's dS enters dQ and dK apart, once its row is
+// complete.
 struct DominatedHooks {
   DominatedRow* state = nullptr;             // the tile's rows
   std::vector<Candidate>* found = nullptr;
-  const std::vector<Candidate>* put = nullptr;
+  const std::vector<Candidate>* left_out = nullptr;
 };
 
 // Backward step of one tile, accumulating into dq (want_dq) and into dk, dv (want_dkv):
@@ -138,11 +140,11 @@ void backward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_
   if (hooks.found != nullptr) {
     for (std::size_t e = first_new; e < hooks.found->size(); ++e) {
       const Candidate& c = (*hooks.found)[e];
-      ds[(c.row - t.i0) * t.cols + (c.key - t.j0)] = T{0};  // added to dQ once the row is complete
+      ds[(c.row - t.i0) * t.cols + (c.key - t.j0)] = T{0};  // added apart once the row is complete
     }
   }
-  if (hooks.put != nullptr) dominated_put(*hooks.put, t.i0, t.rows, t.j0, t.cols, ds, t.cols);
-  if (hooks.found != nullptr || hooks.put != nullptr) clock.lap(AttentionPhase::dominated);
+  if (hooks.left_out != nullptr) dominated_zero(*hooks.left_out, t.i0, t.rows, t.j0, t.cols, ds, t.cols);
+  if (hooks.found != nullptr || hooks.left_out != nullptr) clock.lap(AttentionPhase::dominated);
   if (want_dkv) {
     gemm_tn(ic, id, ir, scale, ds, ic, a.q, id, T{1}, a.dk, id);
     clock.lap(AttentionPhase::dk_gemm);

@@ -58,9 +58,10 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   std::vector<T> dvec(static_cast<std::size_t>(bh * nq));  // D (B, H, Nq) = rowsum(dO o O)
   rowsum_dout_out(dout, out, bh * nq, d, dvec.data(), threads);
 
-  // Slices holding a dominated row (variants/kernels.hpp) take the two-pass order whatever the
-  // threads: the row pass finds the candidates, leaves them out of dQ's tile products and adds their
-  // exact dS once the row is complete; the column pass puts the same dS in place for dK.
+  // Slices holding a dominated row (variants/kernels.hpp): whichever order visits the tiles of a row
+  // finds its candidates, adds up A_i, B_i (tiles left to right in both orders) and leaves the
+  // candidates out of the tiles' dS; once the row is complete their exact dS is added to dQ and dK
+  // apart, for each gradient row in the same order in both (dQ_i: keys in order; dK_j: rows in order).
   std::vector<std::uint8_t> slice_dominated(static_cast<std::size_t>(bh));
   for (std::int64_t x = 0; x < bh; ++x) slice_dominated[x] = any_dominated(stats + x * nq, nq);
   std::vector<std::vector<Candidate>> candidates(static_cast<std::size_t>(bh * layout.rows));  // per (b, h, tile row)
@@ -107,8 +108,16 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       const std::int64_t br = layout.row_index[e];
       const Tile t = tile_of(br, bc);
       DominatedHooks hooks;
-      if (slice_dominated[x]) hooks.put = &candidates[x * layout.rows + br];
+      if (slice_dominated[x]) hooks.left_out = &candidates[x * layout.rows + br];
       backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks, clock);
+    }
+    if (slice_dominated[x]) {
+      clock.start();
+      for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
+        dominated_add_dk(candidates[x * layout.rows + layout.row_index[e]], j0, j0 + cols, d, scale,
+                         q + x * qStrideBH, dk + x * kStrideBH);
+      }
+      clock.lap(AttentionPhase::dominated);
     }
   };
 
@@ -118,26 +127,34 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     {
       Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
-      std::vector<DominatedRow> rowstate;
+      std::vector<DominatedRow> rowstate;  // (Nq) A_i, B_i of a dominated slice
+      std::vector<Candidate> found;         // its candidates
       PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
       for (std::int64_t x = 0; x < bh; ++x) {
-        if (slice_dominated[x]) {
-          for (std::int64_t br = 0; br < layout.rows; ++br) {
-            row_unit(x, br, pbuf.data(), dsbuf.data(), rowstate, clock);
-          }
-          for (std::int64_t bc = 0; bc < layout.cols; ++bc) column_unit(x, bc, pbuf.data(), dsbuf.data(), clock);
-          continue;
-        }
         std::fill(dq + x * qStrideBH, dq + (x + 1) * qStrideBH, T{0});
         std::fill(dk + x * kStrideBH, dk + (x + 1) * kStrideBH, T{0});
         std::fill(dv + x * kStrideBH, dv + (x + 1) * kStrideBH, T{0});
+        DominatedHooks hooks;
+        if (slice_dominated[x]) {
+          rowstate.assign(static_cast<std::size_t>(nq), DominatedRow{});
+          found.clear();
+          hooks.found = &found;
+        }
         for (std::int64_t bc = 0; bc < layout.cols; ++bc) {
           for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
             const Tile t = tile_of(layout.row_index[e], bc);
-            backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true,
-                          DominatedHooks{}, clock);
+            if (slice_dominated[x]) hooks.state = rowstate.data() + t.i0;
+            backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true, hooks,
+                          clock);
           }
+        }
+        if (slice_dominated[x]) {
+          clock.start();
+          dominated_finish(found, 0, rowstate.data(), dvec.data() + x * nq);
+          dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
+          dominated_add_dk(found, 0, nk, d, scale, q + x * qStrideBH, dk + x * kStrideBH);
+          clock.lap(AttentionPhase::dominated);
         }
       }
     }
