@@ -7,6 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <numeric>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,12 +49,14 @@ void set_phase_counters(benchmark::State& state, const PhaseTimes& times, double
 
 namespace {
 
-// After the timed iterations, one more call of the same pass with AttentionOptions::phases set, so
-// the timing of the phases leaves the measured times alone.
+// After the timed iterations of a benchmark's first repetition, one more call of the same pass with
+// AttentionOptions::phases set, so the timing of the phases leaves the measured times alone (and
+// costs one call per benchmark, not per repetition).
 template <class Call>
-void time_phases(benchmark::State& state, const AttentionImpl& impl, AttentionOptions options, int threads,
-                 Call&& call) {
-  if (!impl.times_phases || memory_run_active()) return;
+void time_phases(benchmark::State& state, const AttentionCase& c, const AttentionImpl& impl, AttentionOptions options,
+                 int threads, Call&& call) {
+  static std::set<std::string> timed;  // benchmarks whose phases this process has timed
+  if (!impl.times_phases || memory_run_active() || !timed.insert(c.name()).second) return;
   PhaseTimes times;
   options.phases = &times;
   const auto t0 = std::chrono::steady_clock::now();
@@ -81,19 +84,19 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   switch (c.pass) {
     case Pass::forward:
       measured_loop(state, forward);
-      time_phases(state, impl, options, c.threads, forward_with);
+      time_phases(state, c, impl, options, c.threads, forward_with);
       break;
     case Pass::backward:
       forward();  // setup: out and stats for the timed backward
       measured_loop(state, backward);
-      time_phases(state, impl, options, c.threads, backward_with);
+      time_phases(state, c, impl, options, c.threads, backward_with);
       break;
     case Pass::forward_backward:
       measured_loop(state, [&] {
         forward();
         backward();
       });
-      time_phases(state, impl, options, c.threads, [&](const AttentionOptions& o) {
+      time_phases(state, c, impl, options, c.threads, [&](const AttentionOptions& o) {
         forward_with(o);
         backward_with(o);
       });
