@@ -8,7 +8,9 @@
 #include "variants/flash_attention.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "variants/kernels.hpp"
 #include "variants/nonfinite.hpp"
@@ -39,30 +41,44 @@ struct TileChoice {
 };
 constexpr TileChoice kTileChoices[] = {{kDefaultTileQ, 1.0}, {128, 0.9}, {64, 0.75}};
 
+// (query, key) pairs of the tiles of side x side that hold a visible pair: what the tiled kernels
+// compute. Row by row from the mask's intervals, with O(Nk / side) memory (a block layout at the
+// smallest side would take O((N / side)^2)).
+double computed_pairs(const Mask& mask, std::int64_t nq, std::int64_t nk, std::int64_t side) {
+  const std::int64_t cols = (nk + side - 1) / side;
+  std::vector<std::uint8_t> hit(static_cast<std::size_t>(cols));
+  std::vector<KeyInterval> intervals;
+  double pairs = 0.0;
+  for (std::int64_t i0 = 0; i0 < nq; i0 += side) {
+    const std::int64_t rows = std::min(side, nq - i0);
+    std::fill(hit.begin(), hit.end(), std::uint8_t{0});
+    for (std::int64_t i = i0; i < i0 + rows; ++i) {
+      mask.row_intervals(i, nq, nk, intervals);
+      for (const KeyInterval& iv : intervals) {
+        for (std::int64_t c = iv.lo / side; c <= (iv.hi - 1) / side; ++c) hit[static_cast<std::size_t>(c)] = 1;
+      }
+    }
+    for (std::int64_t c = 0; c < cols; ++c) {
+      if (hit[static_cast<std::size_t>(c)] != 0) pairs += static_cast<double>(rows * std::min(side, nk - c * side));
+    }
+  }
+  return pairs;
+}
+
 // The tiles of a call: the caller's (a tile left at 0 takes the default), or when both are 0 the
-// choice above with the least estimated time, computed pairs of the non-empty tiles / speed (the
-// first of equals). Depends on the mask and the sizes only, never on the threads.
+// choice above with the least estimated time, computed pairs / speed (the first of equals). Depends
+// on the mask and the sizes only, never on the threads.
 Tiles tiles_for(const Mask& mask, const AttentionShape& shape, const AttentionOptions& o) {
   if (o.tile_q > 0 || o.tile_k > 0) {
     return {o.tile_q > 0 ? o.tile_q : kDefaultTileQ, o.tile_k > 0 ? o.tile_k : kDefaultTileK};
   }
-  const std::int64_t nq = shape.seq_q, nk = shape.seq_k;
   Tiles best{kDefaultTileQ, kDefaultTileK};
   double best_cost = std::numeric_limits<double>::infinity();
   for (const TileChoice& choice : kTileChoices) {
-    const std::int64_t side = choice.side;
-    const BlockLayout layout = mask.block_layout(nq, nk, side, side);
-    double pairs = 0.0;
-    for (std::int64_t r = 0; r < layout.rows; ++r) {
-      const double rows = static_cast<double>(std::min(side, nq - r * side));
-      for (std::int64_t e = layout.row_ptr[r]; e < layout.row_ptr[r + 1]; ++e) {
-        pairs += rows * static_cast<double>(std::min(side, nk - layout.col_index[e] * side));
-      }
-    }
-    const double cost = pairs / choice.speed;
+    const double cost = computed_pairs(mask, shape.seq_q, shape.seq_k, choice.side) / choice.speed;
     if (cost < best_cost) {
       best_cost = cost;
-      best = {side, side};
+      best = {choice.side, choice.side};
     }
   }
   return best;

@@ -375,23 +375,45 @@ void dominated_scan(const T* p, const T* dp, std::int64_t rows, std::int64_t w, 
   }
 }
 
-// Once the candidates' rows are complete: their dS (state indexed by row - i0, dvec by row - i0,
-// the D of those rows). Sorted by (row, key), whatever order the tiles found them in.
-template <class T>
-void dominated_finish(std::vector<Candidate>& found, std::int64_t i0, const DominatedRow* state, const T* dvec) {
+// Once the candidates' rows are complete: their dS, with state_of(row) the A_i, B_i of a row and
+// d_of(row) its D. Sorted by (row, key), whatever order the tiles found them in.
+template <class T, class StateOf, class DOf>
+void dominated_finish_with(std::vector<Candidate>& found, StateOf state_of, DOf d_of) {
   std::stable_sort(found.begin(), found.end(), [](const Candidate& x, const Candidate& y) {
     return x.row != y.row ? x.row < y.row : x.key < y.key;
   });
   for (Candidate& c : found) {
-    const DominatedRow& st = state[c.row - i0];
+    const DominatedRow& st = state_of(c.row);
     if (st.candidates == 1) {
       c.ds = c.p * (c.dp * st.b - st.a);
     } else {
       // softmax_grad's value, in T as it computes it
       const T p = static_cast<T>(c.p), dp = static_cast<T>(c.dp);
-      c.ds = static_cast<double>(p * (dp - dvec[c.row - i0]));
+      c.ds = static_cast<double>(p * (dp - d_of(c.row)));
     }
   }
+}
+
+// The same with state and dvec indexed by row - i0 (the rows of one tile row).
+template <class T>
+void dominated_finish(std::vector<Candidate>& found, std::int64_t i0, const DominatedRow* state, const T* dvec) {
+  dominated_finish_with<T>(
+      found, [&](std::int64_t row) -> const DominatedRow& { return state[row - i0]; },
+      [&](std::int64_t row) { return dvec[row - i0]; });
+}
+
+// The same with A_i, B_i kept per tile row of tile_q rows: state[br] holds rows br tile_q .. (empty
+// for a tile row without a dominated row, which holds no candidate); dvec the D of the slice's rows.
+template <class T>
+void dominated_finish_tiled(std::vector<Candidate>& found, std::int64_t tile_q,
+                            const std::vector<std::vector<DominatedRow>>& state, const T* dvec) {
+  dominated_finish_with<T>(
+      found,
+      [&](std::int64_t row) -> const DominatedRow& {
+        const std::int64_t br = row / tile_q;
+        return state[static_cast<std::size_t>(br)][static_cast<std::size_t>(row - br * tile_q)];
+      },
+      [&](std::int64_t row) { return dvec[row]; });
 }
 
 // dS[row - i0, key - j0] <- the candidate's dS for the candidates inside a (rows, w) tile (ld).

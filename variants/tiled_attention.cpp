@@ -127,8 +127,10 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     {
       Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
-      std::vector<DominatedRow> rowstate;  // (Nq) A_i, B_i of a dominated slice
-      std::vector<Candidate> found;         // its candidates
+      // A_i, B_i of a dominated slice, per tile row; allocated only for the tile rows that hold a
+      // dominated row (the first rows of a causal mask, say), so that memory stays flat in N.
+      std::vector<std::vector<DominatedRow>> rowstate(static_cast<std::size_t>(layout.rows));
+      std::vector<Candidate> found;  // its candidates
       PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
       for (std::int64_t x = 0; x < bh; ++x) {
@@ -137,21 +139,30 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
         std::fill(dv + x * kStrideBH, dv + (x + 1) * kStrideBH, T{0});
         DominatedHooks hooks;
         if (slice_dominated[x]) {
-          rowstate.assign(static_cast<std::size_t>(nq), DominatedRow{});
+          for (std::int64_t br = 0; br < layout.rows; ++br) {
+            const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
+            std::vector<DominatedRow>& state = rowstate[static_cast<std::size_t>(br)];
+            state.clear();
+            if (any_dominated(stats + x * nq + i0, rows)) state.assign(static_cast<std::size_t>(rows), DominatedRow{});
+          }
           found.clear();
           hooks.found = &found;
         }
         for (std::int64_t bc = 0; bc < layout.cols; ++bc) {
           for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
-            const Tile t = tile_of(layout.row_index[e], bc);
-            if (slice_dominated[x]) hooks.state = rowstate.data() + t.i0;
+            const std::int64_t br = layout.row_index[e];
+            const Tile t = tile_of(br, bc);
+            if (slice_dominated[x]) {
+              std::vector<DominatedRow>& state = rowstate[static_cast<std::size_t>(br)];
+              hooks.state = state.empty() ? nullptr : state.data();  // no dominated row: nothing to scan
+            }
             backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true, hooks,
                           clock);
           }
         }
         if (slice_dominated[x]) {
           clock.start();
-          dominated_finish(found, 0, rowstate.data(), dvec.data() + x * nq);
+          dominated_finish_tiled(found, tile_q, rowstate, dvec.data() + x * nq);
           dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
           dominated_add_dk(found, 0, nk, d, scale, q + x * qStrideBH, dk + x * kStrideBH);
           clock.lap(AttentionPhase::dominated);

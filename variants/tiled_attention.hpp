@@ -19,8 +19,8 @@
 // are still visited left to right, so its sums A_i, B_i are the same in both orders; its dominant
 // entries are left out of the tiles' dS and their exact dS is added to dQ and dK apart once the row
 // is complete (in the one-pass order, once the slice is). Extra memory: two (Bq, Bk) tiles and (Bq)
-// vectors per thread, plus D (B, H, Nq) in backward, the A_i, B_i of one slice per thread in the
-// one-pass order, and the dominant entries found.
+// vectors per thread, plus D (B, H, Nq) in backward, the A_i, B_i of the tile rows that hold a
+// dominated row, and the dominant entries found.
 // phases: AttentionOptions::phases (null: not timed).
 #pragma once
 
