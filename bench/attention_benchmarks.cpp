@@ -3,8 +3,12 @@
 #include "bench/harness.hpp"
 #include "bench/libtorch_benchmarks.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <exception>
+#include <numeric>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace ped::bench {
@@ -29,6 +33,38 @@ struct AttentionBuffers {
   }
 };
 
+}  // namespace
+
+void set_phase_counters(benchmark::State& state, const PhaseTimes& times, double wall_ns, int threads) {
+  const std::int64_t timed = std::accumulate(times.ns.begin(), times.ns.end(), std::int64_t{0});
+  if (timed == 0 || !(wall_ns > 0.0) || threads < 1) return;  // an implementation that times no phase
+  const double capacity = wall_ns * threads;
+  for (std::size_t p = 0; p < kAttentionPhaseCount; ++p) {
+    state.counters[std::string(phase_counter_prefix) + to_string(static_cast<AttentionPhase>(p))] =
+        benchmark::Counter(static_cast<double>(times.ns[p]) / capacity);
+  }
+  state.counters[std::string(phase_counter_prefix) + phase_other] =
+      benchmark::Counter(std::max(0.0, 1.0 - static_cast<double>(timed) / capacity));
+}
+
+namespace {
+
+// After the timed iterations of a benchmark's first repetition, one more call of the same pass with
+// AttentionOptions::phases set, so the timing of the phases leaves the measured times alone (and
+// costs one call per benchmark, not per repetition).
+template <class Call>
+void time_phases(benchmark::State& state, const AttentionCase& c, const AttentionImpl& impl, AttentionOptions options,
+                 int threads, Call&& call) {
+  static std::set<std::string> timed;  // benchmarks whose phases this process has timed
+  if (!impl.times_phases || memory_run_active() || !timed.insert(c.name()).second) return;
+  PhaseTimes times;
+  options.phases = &times;
+  const auto t0 = std::chrono::steady_clock::now();
+  call(options);
+  const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+  set_phase_counters(state, times, wall, threads);
+}
+
 void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   const AttentionImpl& impl = implementation_of(c.contender);
   const AttentionShape shape = c.shape();
@@ -36,26 +72,33 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const AttentionOptions options{.threads = c.threads};
   AttentionBuffers b(shape);
-  const auto forward = [&] {
-    run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
-                       options);
+  const auto forward_with = [&](const AttentionOptions& o) {
+    run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(), o);
   };
-  const auto backward = [&] {
+  const auto backward_with = [&](const AttentionOptions& o) {
     run_backward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(),
-                        b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), options);
+                        b.dout.data(), b.dq.data(), b.dk.data(), b.dv.data(), o);
   };
+  const auto forward = [&] { forward_with(options); };
+  const auto backward = [&] { backward_with(options); };
   switch (c.pass) {
     case Pass::forward:
       measured_loop(state, forward);
+      time_phases(state, c, impl, options, c.threads, forward_with);
       break;
     case Pass::backward:
       forward();  // setup: out and stats for the timed backward
       measured_loop(state, backward);
+      time_phases(state, c, impl, options, c.threads, backward_with);
       break;
     case Pass::forward_backward:
       measured_loop(state, [&] {
         forward();
         backward();
+      });
+      time_phases(state, c, impl, options, c.threads, [&](const AttentionOptions& o) {
+        forward_with(o);
+        backward_with(o);
       });
       break;
   }

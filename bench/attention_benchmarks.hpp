@@ -9,6 +9,18 @@
 
 namespace ped::bench {
 
+// Where the time goes: after the timed iterations of its first repetition, each benchmark of a
+// variant that times its phases (AttentionOptions::phases: blocked, flash, sparse) runs one more
+// call of its pass with the timing on and reports, per phase, the counter phase_<name> = the phase's
+// time summed over threads / (threads x the call's wall time), and phase_other = 1 - their sum
+// (argument and non-finite checks, D = rowsum(dO o O), threads waiting). `report convert` writes
+// them to BENCH.phases.csv.
+inline constexpr const char* phase_counter_prefix = "phase_";
+inline constexpr const char* phase_other = "other";
+// Sets those counters from the phases of one call of `wall_ns` on `threads` threads; nothing when
+// no phase was timed.
+void set_phase_counters(benchmark::State& state, const PhaseTimes& times, double wall_ns, int threads);
+
 // The body of one attention benchmark (any contender).
 void attention_benchmark(benchmark::State& state, const AttentionCase& c);
 

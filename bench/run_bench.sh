@@ -5,7 +5,7 @@
 #
 # PROFILE is quick or full; BUILD_DIR (or $PED_BUILD_DIR) defaults to build/release under the
 # source tree. Writes OUTDIR/bench.json (Google Benchmark), OUTDIR/bench.csv and
-# OUTDIR/bench.samples.csv (report convert), and OUTDIR/bench.log (the progress lines).
+# OUTDIR/bench.samples.csv, OUTDIR/bench.phases.csv (report convert), and OUTDIR/bench.log (the progress lines).
 # Then: report summarize --bench OUTDIR/bench.csv --out OUTDIR/report
 set -eu
 

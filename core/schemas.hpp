@@ -31,6 +31,10 @@ inline constexpr std::array<std::string_view, 19> benchmark_columns = {
 inline constexpr std::array<std::string_view, 11> samples_columns = {
     "variant", "pass", "dtype", "batch", "heads", "seq_len", "head_dim", "mask", "threads", "repetition", "time_ns"};
 
+// BENCH.phases.csv (report convert): where the time goes, one row per (benchmark, phase).
+inline constexpr std::array<std::string_view, 11> phases_columns = {
+    "variant", "pass", "dtype", "batch", "heads", "seq_len", "head_dim", "mask", "threads", "phase", "fraction"};
+
 // report compare --csv: one row per benchmark of either run.
 inline constexpr std::array<std::string_view, 18> comparison_columns = {
     "variant",       "pass",          "dtype",          "batch",         "heads",       "seq_len",
@@ -65,5 +69,6 @@ constexpr bool starts_with(const std::array<std::string_view, N>& columns, const
 static_assert(starts_with(benchmark_columns, benchmark_key_columns));
 static_assert(starts_with(samples_columns, benchmark_key_columns));
 static_assert(starts_with(comparison_columns, benchmark_key_columns));
+static_assert(starts_with(phases_columns, benchmark_key_columns));
 
 }  // namespace ped::schema

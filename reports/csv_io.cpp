@@ -29,6 +29,16 @@ fs::path samples_path_for(const fs::path& bench_csv) {
   return samples;
 }
 
+fs::path phases_path_for(const fs::path& bench_csv) {
+  fs::path phases = bench_csv;
+  if (phases.extension() == ".csv") {
+    phases.replace_extension(".phases.csv");
+  } else {
+    phases += ".phases.csv";
+  }
+  return phases;
+}
+
 namespace {
 
 // The nine key columns (schema::benchmark_key_columns) come first in both benchmark readers, in this order.
@@ -136,6 +146,20 @@ std::optional<FieldProblem> find_problem(const Sample& sample) {
   return time_problem("time_ns", sample.time_ns);
 }
 
+std::optional<FieldProblem> find_problem(const PhaseRow& row) {
+  if (auto problem = key_problem(row.key)) return problem;
+  if (row.phase.empty()) return FieldProblem{"phase", "empty phase"};
+  for (const char c : row.phase) {
+    if (!((c >= 'a' && c <= 'z') || c == '_')) {
+      return FieldProblem{"phase", concat("phase '", printable(row.phase), "' is not [a-z_]+")};
+    }
+  }
+  if (!(std::isfinite(row.fraction) && row.fraction >= 0.0 && row.fraction <= 1.0)) {
+    return FieldProblem{"fraction", "fraction must be a finite number in [0, 1]"};
+  }
+  return std::nullopt;
+}
+
 bool verify_verdict(const VerifyRow& row) {
   return std::isfinite(row.max_abs_err) && std::isfinite(row.max_rel_err) && std::isfinite(row.norm_rel_err) &&
          row.norm_rel_err <= row.tolerance;
@@ -231,6 +255,29 @@ std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& sou
   return samples;
 }
 
+std::vector<PhaseRow> parse_phases_csv(std::string_view text, const fs::path& source) {
+  static constexpr const auto& names = schema::phases_columns;
+  std::array<bool, 11> required;
+  required.fill(true);
+  std::vector<PhaseRow> rows;
+  std::map<std::pair<BenchmarkKey, std::string>, std::size_t> line_of_phase;
+  csv::read_columns(source, text, names, required, [&](const csv::Row<11>& row) {
+    PhaseRow out;
+    out.key = key_from(row);
+    out.phase = row.label(9);
+    out.fraction = row.number(10);
+    out.line = row.line();
+    refuse_problem(row, names, out);
+    const auto [it, inserted] = line_of_phase.emplace(std::pair{out.key, out.phase}, out.line);
+    if (!inserted) {
+      row.fail(9, concat("phase ", out.phase, " of ", benchmark_name(out.key), " appears twice (first on line ",
+                         it->second, ")"));
+    }
+    rows.push_back(std::move(out));
+  });
+  return rows;
+}
+
 std::vector<VerifyRow> parse_verify_csv(std::string_view text, const fs::path& source) {
   static constexpr const auto& names = schema::verify_columns;
   std::array<bool, 14> required;
@@ -268,6 +315,8 @@ std::vector<Sample> read_samples_csv(const fs::path& file) { return parse_sample
 
 std::vector<VerifyRow> read_verify_csv(const fs::path& file) { return parse_verify_csv(csv::read_text_file(file), file); }
 
+std::vector<PhaseRow> read_phases_csv(const fs::path& file) { return parse_phases_csv(csv::read_text_file(file), file); }
+
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
   std::string out = schema::header_line(schema::benchmark_columns);
   std::map<BenchmarkKey, std::size_t> index_of_key;
@@ -302,6 +351,28 @@ std::string format_samples_csv(const std::vector<Sample>& samples) {
                     " of ", benchmark_name(sample.key));
     }
     out += concat(key_cells(sample.key), ",", sample.repetition, ",", format_number(sample.time_ns), "\n");
+  }
+  return out;
+}
+
+}  // namespace ped::reports
+
+namespace ped::reports {
+
+std::string format_phases_csv(const std::vector<PhaseRow>& rows) {
+  std::string out = schema::header_line(schema::phases_columns);
+  std::map<std::pair<BenchmarkKey, std::string>, std::size_t> index_of_phase;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const PhaseRow& row = rows[i];
+    if (const std::optional<FieldProblem> problem = find_problem(row)) {
+      throw_invalid("format_phases_csv", "row ", i, " (", printable(benchmark_name(row.key)), "): ", problem->what,
+                    " in column '", problem->column, "'");
+    }
+    if (const auto [it, inserted] = index_of_phase.emplace(std::pair{row.key, row.phase}, i); !inserted) {
+      throw_invalid("format_phases_csv", "rows ", it->second, " and ", i, " are both phase ", row.phase, " of ",
+                    benchmark_name(row.key));
+    }
+    out += concat(key_cells(row.key), ",", csv_cell(row.phase), ",", format_number(row.fraction), "\n");
   }
   return out;
 }

@@ -12,6 +12,16 @@
 // The nine key columns match a row of BENCH.csv; time_ns is the wall time of one iteration in that
 // repetition (Google Benchmark's real_time, per iteration). `report compare` tests these samples.
 //
+// Phases companion (BENCH.phases.csv beside BENCH.csv), where the time goes, one row per
+// (benchmark, phase):
+//   variant, pass, dtype, batch, heads, seq_len, head_dim, mask, threads, phase, fraction
+// phase is a phase of AttentionOptions::phases (variants/attention.hpp: score_gemm, mask, softmax,
+// value_gemm, dv_gemm, dp_gemm, softmax_grad, dq_gemm, dk_gemm, dominated) or `other`; fraction is
+// that phase's time summed over threads / (threads x wall time) of one timed call of the benchmark's
+// pass (bench's phase_<name> counters, the median over repetitions), in [0, 1]; a benchmark's
+// fractions add up to 1 (other is the rest). Only implementations that time their phases have rows;
+// the file may hold none (header only).
+//
 // Verify CSV (from the `verify` command), one row per comparison:
 //   op, variant, dtype, shape, mask, reference, quantity, max_abs_err, max_rel_err, norm_rel_err,
 //   tolerance, passed, seed   (variant may be empty; passed is true|false)
@@ -71,6 +81,13 @@ struct Sample {
   std::size_t line = 0;
 };
 
+struct PhaseRow {
+  BenchmarkKey key;
+  std::string phase;
+  double fraction = 0.0;
+  std::size_t line = 0;
+};
+
 struct VerifyRow {
   std::string op;
   std::string variant;
@@ -90,6 +107,8 @@ struct VerifyRow {
 
 // BENCH.csv -> BENCH.samples.csv (any other name: NAME -> NAME.samples.csv).
 std::filesystem::path samples_path_for(const std::filesystem::path& bench_csv);
+// BENCH.csv -> BENCH.phases.csv (any other name: NAME -> NAME.phases.csv).
+std::filesystem::path phases_path_for(const std::filesystem::path& bench_csv);
 
 // The longest time of one iteration a file may hold: one day. No benchmark of this suite comes near
 // it, and the bound keeps sums, squares and ratios of times far from overflow (a median of two
@@ -103,6 +122,7 @@ inline constexpr double max_time_ns = 8.64e13;
 //   benchmark   repetitions >= 1; 0 < min_ns <= median_ns <= max_ns <= max_time_ns; gflops,
 //               peak_bytes, fraction_of_gemm nan (not measured) or finite and >= 0; keys unique
 //   sample      repetition >= 0; 0 < time_ns <= max_time_ns; (key, repetition) unique
+//   phase       phase [a-z_]+; fraction finite in [0, 1]; (key, phase) unique
 //   verify      op not empty; each error nan, inf or >= 0; tolerance finite and > 0; passed equal to
 //               verify_verdict(row)
 // A problem found in a row: the column and what is wrong with its value.
@@ -112,6 +132,7 @@ struct FieldProblem {
 };
 std::optional<FieldProblem> find_problem(const BenchmarkRow& row);
 std::optional<FieldProblem> find_problem(const Sample& sample);
+std::optional<FieldProblem> find_problem(const PhaseRow& row);
 std::optional<FieldProblem> find_problem(const VerifyRow& row);
 
 // The verdict the numbers of a verify row give: every error finite and norm_rel_err <= tolerance
@@ -124,6 +145,9 @@ bool verify_verdict(const VerifyRow& row);
 std::vector<BenchmarkRow> read_benchmark_csv(const std::filesystem::path& file);
 std::vector<Sample> read_samples_csv(const std::filesystem::path& file);
 std::vector<VerifyRow> read_verify_csv(const std::filesystem::path& file);
+// A phases file may hold no data rows (header only): none of its benchmarks timed phases.
+std::vector<PhaseRow> read_phases_csv(const std::filesystem::path& file);
+std::vector<PhaseRow> parse_phases_csv(std::string_view text, const std::filesystem::path& source);
 std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const std::filesystem::path& source);
 std::vector<Sample> parse_samples_csv(std::string_view text, const std::filesystem::path& source);
 std::vector<VerifyRow> parse_verify_csv(std::string_view text, const std::filesystem::path& source);
@@ -132,5 +156,6 @@ std::vector<VerifyRow> parse_verify_csv(std::string_view text, const std::filesy
 // refuse the file).
 std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows);
 std::string format_samples_csv(const std::vector<Sample>& samples);
+std::string format_phases_csv(const std::vector<PhaseRow>& rows);
 
 }  // namespace ped::reports

@@ -245,6 +245,20 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     measured.peak_bytes = counter("max_bytes_used", "", true);
     if (std::isnan(measured.peak_bytes)) measured.peak_bytes = counter("peak_bytes", "counter ", true);
     measured.gemm_gflops = counter("gemm_gflops", "counter ", false);
+    for (const auto& [field, value] : entry.items()) {
+      if (!field.starts_with("phase_")) continue;
+      const std::string phase = field.substr(6);
+      const bool named = !phase.empty() && std::all_of(phase.begin(), phase.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || c == '_';
+      });
+      if (!named) throw_input_error(where, ": counter ", printable(field), " is not named phase_[a-z_]+");
+      if (!value.is_number()) throw_input_error(where, ": counter ", field, " is not a number");
+      const double fraction = value.get<double>();
+      if (!(std::isfinite(fraction) && fraction >= 0.0 && fraction <= 1.0)) {
+        throw_input_error(where, ": counter ", field, " ", fraction, " is not a number in [0, 1]");
+      }
+      measured.phases.emplace_back(phase, fraction);
+    }
     run.samples.push_back(std::move(measured));
   }
   return run;
@@ -316,6 +330,13 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
     row.host = context.host;
     row.date = context.date;
     tidy.rows.push_back(std::move(row));
+    std::map<std::string, std::vector<double>> phase_fractions;
+    for (const MeasuredSample* measured : group) {
+      for (const auto& [phase, fraction] : measured->phases) phase_fractions[phase].push_back(fraction);
+    }
+    for (const auto& [phase, fractions] : phase_fractions) {
+      tidy.phases.push_back(PhaseRow{key, phase, median(fractions), 0});
+    }
   }
   return tidy;
 }

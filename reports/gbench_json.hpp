@@ -16,6 +16,8 @@
 //   counter "flop"         -> FLOP per iteration; without it the FlashAttention model below
 //   "max_bytes_used" (MemoryManager) or counter "peak_bytes" -> peak heap bytes
 //   counter "gemm_gflops"  -> in-run SGEMM GFLOP/s at the same thread count (the ceiling)
+//   counters "phase_<name>" -> where the time goes: the fraction of phase <name> (bench's
+//                             attention_benchmarks.hpp), a number in [0, 1]
 // and from "context": host_name, date, and git_rev (benchmark::AddCustomContext("git_rev", ...)).
 #pragma once
 
@@ -27,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ped::reports {
@@ -42,6 +45,7 @@ struct MeasuredSample {
   double flop = std::numeric_limits<double>::quiet_NaN();
   double peak_bytes = std::numeric_limits<double>::quiet_NaN();
   double gemm_gflops = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::pair<std::string, double>> phases;  // (phase name without "phase_", fraction)
 };
 
 struct GbenchRun {
@@ -58,7 +62,8 @@ std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const st
 // CSV could not hold: a control character in a name or in context.host_name, date, git_rev; a size
 // counter or repetition_index that is not an integer in [1 (0 for repetition_index), 2^53]; a time
 // outside (0, max_time_ns]; a flop or gemm_gflops counter that is not finite and > 0, a byte count
-// not finite and >= 0; the same (benchmark, repetition_index) twice.
+// not finite and >= 0; a phase_ counter that is not a number in [0, 1] or whose name is not
+// phase_[a-z_]+; the same (benchmark, repetition_index) twice.
 GbenchRun parse_gbench_json(std::string_view text, const std::string& source);
 GbenchRun read_gbench_json(const std::filesystem::path& file);
 
@@ -70,6 +75,7 @@ double model_flop(const BenchmarkKey& key);
 struct TidyBenchmarks {
   std::vector<BenchmarkRow> rows;  // sorted by key
   std::vector<Sample> samples;     // sorted by key, repetitions renumbered 0.. per key
+  std::vector<PhaseRow> phases;    // sorted by key, then phase name; per phase the median over repetitions
 };
 
 // One row per key: median, min, max of time_ns over its samples; gflops = flop / median_ns

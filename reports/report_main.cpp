@@ -119,9 +119,11 @@ int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv
   StagedFiles staged;
   staged.add(out_csv, format_benchmark_csv(tidy.rows));
   staged.add(samples_path_for(out_csv), format_samples_csv(tidy.samples));
+  staged.add(phases_path_for(out_csv), format_phases_csv(tidy.phases));
   staged.commit();
-  std::cout << "wrote " << out_csv.string() << " (" << tidy.rows.size() << " benchmarks) and "
-            << samples_path_for(out_csv).string() << " (" << tidy.samples.size() << " samples)\n";
+  std::cout << "wrote " << out_csv.string() << " (" << tidy.rows.size() << " benchmarks), "
+            << samples_path_for(out_csv).string() << " (" << tidy.samples.size() << " samples) and "
+            << phases_path_for(out_csv).string() << " (" << tidy.phases.size() << " phase fractions)\n";
   for (const std::string& skipped : errored) std::cerr << "report convert: skipped " << skipped << "\n";
   if (other_runs) std::cerr << "report convert: left out " << other_runs << " runs of non-attention benchmarks\n";
   return exit_ok;

@@ -269,6 +269,66 @@ std::string fits_section(const std::vector<FitRow>& fits) {
   return md;
 }
 
+// The phases of AttentionOptions::phases (variants/attention.hpp) in the kernels' order, then `other`;
+// a phase name not listed here goes after them, alphabetically.
+constexpr const char* kPhaseOrder[] = {"score_gemm", "mask",    "softmax", "value_gemm", "dv_gemm", "dp_gemm",
+                                       "softmax_grad", "dq_gemm", "dk_gemm", "dominated", "other"};
+
+std::size_t phase_rank(const std::string& phase) {
+  const auto it = std::find(std::begin(kPhaseOrder), std::end(kPhaseOrder), phase);
+  return static_cast<std::size_t>(it - std::begin(kPhaseOrder));
+}
+
+}  // namespace
+
+std::string time_split_section(const std::vector<PhaseRow>& phases) {
+  if (phases.empty()) return {};
+  // series -> (variant, N) -> phase -> fraction
+  std::map<SeriesKey, std::map<std::pair<std::string, std::int64_t>, std::map<std::string, double>>> table;
+  for (const PhaseRow& row : phases) table[series_of(row.key)][{row.key.variant, row.key.seq_len}][row.phase] = row.fraction;
+  std::string md = "## Where the time goes\n\n";
+  md += "Share of each phase in one extra call of the benchmark's pass, timed phase by phase after its timed "
+        "iterations: the phase's time summed over threads / (threads × the call's wall time), in percent. "
+        "score GEMM S = s Q Kᵀ (recomputed in backward), mask: hidden pairs of partial tiles, softmax: row max, exp "
+        "and sums (backward: P from the row stats), value GEMM O += P V, dV = Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − D), "
+        "dQ = s dS K, dK = s dSᵀ Q, dominated: rows dominated by one key; other: the rest (checks, D = rowsum(dO ∘ O), "
+        "threads waiting). Only variants that time their phases are listed.\n\n";
+  for (const auto& [series, curves] : table) {
+    std::set<std::string> seen;
+    for (const auto& [curve, fractions] : curves) {
+      for (const auto& [phase, fraction] : fractions) seen.insert(phase);
+    }
+    std::vector<std::string> columns(seen.begin(), seen.end());
+    std::stable_sort(columns.begin(), columns.end(),
+                     [](const std::string& a, const std::string& b) { return phase_rank(a) < phase_rank(b); });
+    // A phase no benchmark of the series spends time in (say dominated) would be a column of zeros.
+    std::erase_if(columns, [&](const std::string& phase) {
+      for (const auto& [curve, fractions] : curves) {
+        const auto it = fractions.find(phase);
+        if (it != fractions.end() && it->second > 0.0) return false;
+      }
+      return true;
+    });
+    md += concat("### ", describe(series), "\n\n| variant | N |");
+    for (const std::string& phase : columns) md += concat(" ", markdown_cell(phase), " |");
+    md += "\n|---|---:|";
+    for (std::size_t c = 0; c < columns.size(); ++c) md += "---:|";
+    md += "\n";
+    for (const auto& [curve, fractions] : curves) {
+      md += concat("| ", markdown_cell(curve.first), " | ", curve.second, " |");
+      for (const std::string& phase : columns) {
+        const auto it = fractions.find(phase);
+        md += concat(" ", it == fractions.end() ? std::string("–") : format_fixed(100.0 * it->second, 1), " |");
+      }
+      md += "\n";
+    }
+    md += "\n";
+  }
+  return md;
+}
+
+namespace {
+
 std::string verify_section(const std::vector<VerifyRow>& rows, const fs::path& source) {
   struct Group {
     std::size_t rows = 0;
@@ -403,6 +463,11 @@ SummaryResult write_summary(const SummaryOptions& options) {
   const std::vector<BenchmarkRow> rows = read_benchmark_csv(options.bench_csv);
   std::vector<VerifyRow> verify_rows;
   if (options.verify_csv) verify_rows = read_verify_csv(*options.verify_csv);
+  // Where the time goes: BENCH.phases.csv beside BENCH.csv, when report convert wrote one.
+  std::vector<PhaseRow> phase_rows;
+  const fs::path phases_csv = phases_path_for(options.bench_csv);
+  std::error_code phases_error;
+  if (fs::exists(phases_csv, phases_error)) phase_rows = read_phases_csv(phases_csv);
   if (options.plot_format != "png" && options.plot_format != "svg") {
     throw_input_error("write_summary: plot format '", options.plot_format, "' is not png or svg");
   }
@@ -433,6 +498,7 @@ SummaryResult write_summary(const SummaryOptions& options) {
   if (!plots_made) md += concat("Plots skipped: ", result.plot_note, ".\n\n");
   md += benchmark_section(rows, table, figures_of, plots_made);
   md += fits_section(fits);
+  md += time_split_section(phase_rows);
   if (options.verify_csv) md += verify_section(verify_rows, *options.verify_csv);
 
   staged.add(options.out_dir / "fits.csv", format_fits_csv(fits));

@@ -1,4 +1,5 @@
 // `report summarize`: a benchmark CSV (and optionally a verify CSV) -> summary.md, fits.csv, plots.
+// When BENCH.phases.csv lies beside the benchmark CSV, summary.md has a "Where the time goes" section.
 //
 // Benchmarks are grouped into series: same pass, dtype, mask, head_dim, batch, heads and threads;
 // within a series each variant is a curve over N = seq_len.
@@ -57,6 +58,11 @@ std::string format_fits_csv(const std::vector<FitRow>& fits);
 
 // The variant every other is measured against ("speed-up over LibTorch SDPA").
 inline constexpr const char* baseline_variant = "libtorch_sdpa";
+
+// "## Where the time goes": per series, a table of each variant and N with the percentage of each
+// phase (BENCH.phases.csv, csv_io.hpp); phases at zero in every row of a series are left out. Empty
+// text when there are no rows.
+std::string time_split_section(const std::vector<PhaseRow>& phases);
 
 struct SummaryOptions {
   std::filesystem::path bench_csv;

@@ -23,6 +23,22 @@ const char* to_string(Variant v) {
   return "unknown";
 }
 
+const char* to_string(AttentionPhase phase) {
+  switch (phase) {
+    case AttentionPhase::score_gemm: return "score_gemm";
+    case AttentionPhase::mask: return "mask";
+    case AttentionPhase::softmax: return "softmax";
+    case AttentionPhase::value_gemm: return "value_gemm";
+    case AttentionPhase::dv_gemm: return "dv_gemm";
+    case AttentionPhase::dp_gemm: return "dp_gemm";
+    case AttentionPhase::softmax_grad: return "softmax_grad";
+    case AttentionPhase::dq_gemm: return "dq_gemm";
+    case AttentionPhase::dk_gemm: return "dk_gemm";
+    case AttentionPhase::dominated: return "dominated";
+  }
+  return "unknown";
+}
+
 Variant parse_variant(const std::string& name) {
   for (Variant v : {Variant::naive, Variant::blocked, Variant::flash, Variant::sparse}) {
     if (name == to_string(v)) return v;

@@ -60,7 +60,9 @@
 // the offending values.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -99,11 +101,45 @@ struct RowStats {
   }
 };
 
+// Where the time of a call goes: the phases the blocked, flash and sparse kernels time when
+// AttentionOptions::phases is set (naive times none). Each is one step of the per-tile (blocked:
+// per-strip) math of the header comment above.
+enum class AttentionPhase : std::uint8_t {
+  score_gemm,    // S = s Q K^T (forward, and its recomputation in backward)
+  mask,          // hidden pairs of partial tiles set to -inf
+  softmax,       // forward: row max, exp, row sums, rescaling, normalisation; backward: P from the row stats
+  value_gemm,    // forward: O += P V
+  dv_gemm,       // backward: dV += P^T dO
+  dp_gemm,       // backward: dP = dO V^T
+  softmax_grad,  // backward: dS = P o (dP - D)
+  dq_gemm,       // backward: dQ += s dS K
+  dk_gemm,       // backward: dK += s dS^T Q
+  dominated,     // backward: rows dominated by one key (their scan, exact dS and dQ term)
+};
+inline constexpr std::size_t kAttentionPhaseCount = 10;
+// "score_gemm", "mask", ...: the enumerator's name.
+const char* to_string(AttentionPhase phase);
+
+// Nanoseconds spent in each phase (indexed by AttentionPhase), summed over the threads of the call.
+// Each thread times its own phases with std::chrono::steady_clock and adds them here once, when it
+// leaves a parallel region; time outside the phases (argument and non-finite checks, D =
+// rowsum(dO o O), waiting at barriers) is in none. Hence sum(ns) <= threads x the call's wall time.
+// The kernels add to what the struct holds: zero it before a call to time that call alone.
+struct PhaseTimes {
+  std::array<std::int64_t, kAttentionPhaseCount> ns{};
+  std::int64_t& operator[](AttentionPhase p) { return ns[static_cast<std::size_t>(p)]; }
+  std::int64_t operator[](AttentionPhase p) const { return ns[static_cast<std::size_t>(p)]; }
+};
+
 struct AttentionOptions {
   int threads = 0;             // OpenMP threads; 0 = omp_get_max_threads(); at most 1024
   std::int64_t tile_q = 0;     // blocked, flash: query rows per tile; 0 = the variant's default; at most 4096
   std::int64_t tile_k = 0;     // flash: keys per tile; 0 = the variant's default; at most 4096
   std::int64_t block_size = 64;  // sparse: block side of the block layout, in [1, 4096]
+  // When set, blocked, flash and sparse add the time of each phase of the call to it (PhaseTimes).
+  // Results are bitwise the same with or without it; null (the default) costs one pointer test per
+  // tile. Not thread-safe across concurrent calls sharing one PhaseTimes.
+  PhaseTimes* phases = nullptr;
 };
 
 // Fills out (B, H, Nq, d) and stats (B, H, Nq). scale is used as given (typically 1 / sqrt(d)) and

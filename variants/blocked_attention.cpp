@@ -10,6 +10,7 @@
 //   pass 2 per key strip j0 .. j0 + Bt: the same P, dS for the queries that see the strip, then
 //          dV_strip = P^T dO and dK_strip = s dS^T Q.
 // Memory O(Bt Nk) per thread in pass 1 and forward, O(Nq Bt) in pass 2.
+// AttentionOptions::phases, when set, gets the time of each phase of the strips (PhaseClock).
 #include "variants/blocked_attention.hpp"
 
 #include <algorithm>
@@ -67,6 +68,7 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
 #pragma omp parallel num_threads(detail::team(threads, bh * strips))
   {
     detail::Scratch<T> sbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) S, then P
+    detail::PhaseClock clock(options.phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * strips; ++unit) {
       const std::int64_t x = unit / strips, i0 = (unit % strips) * bt;
@@ -83,10 +85,13 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
       const std::int64_t w = keys.hi - keys.lo;
       T* s = sbuf.data();  // (rows, w), ld w
       // S = s Q_strip K[jlo:jhi]^T
+      clock.start();
       detail::gemm_nt(static_cast<int>(rows), static_cast<int>(w), static_cast<int>(d), scale, qs,
                       static_cast<int>(d), k + x * kStrideBH + keys.lo * d, static_cast<int>(d), T{0}, s,
                       static_cast<int>(w));
+      clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, s, w);
+      clock.lap(AttentionPhase::mask);
       for (std::int64_t r = 0; r < rows; ++r) {
         T* row = s + r * w;
         const T m = detail::row_max(row, w);
@@ -102,9 +107,11 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
         for (std::int64_t c = 0; c < w; ++c) row[c] *= inv;
         st[r] = RowStats<T>{m, inv};
       }
+      clock.lap(AttentionPhase::softmax);
       // O_strip = P V[jlo:jhi]
       detail::gemm_nn(static_cast<int>(rows), static_cast<int>(d), static_cast<int>(w), T{1}, s, static_cast<int>(w),
                       v + x * kStrideBH + keys.lo * d, static_cast<int>(d), T{0}, os, static_cast<int>(d));
+      clock.lap(AttentionPhase::value_gemm);
     }
   }
 }
@@ -141,6 +148,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
     std::vector<detail::DominatedRow> rowstate;
     detail::Scratch<T> pbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));   // (Bt, Nk) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) dP, then dS
+    detail::PhaseClock clock(options.phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * qstrips; ++unit) {
       const std::int64_t x = unit / qstrips, i0 = (unit % qstrips) * bt;
@@ -159,8 +167,11 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       T* p = pbuf.data();
       T* ds = dpbuf.data();
       // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum
+      clock.start();
       detail::gemm_nt(ir, iw, id, scale, q + x * qStrideBH + i0 * d, id, kx, id, T{0}, p, iw);
+      clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, p, w);
+      clock.lap(AttentionPhase::mask);
       for (std::int64_t r = 0; r < rows; ++r) {
         const T m = stats[x * nq + i0 + r].max;
         if (m == -std::numeric_limits<T>::infinity()) continue;
@@ -173,21 +184,28 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
         }
       }
       detail::probs_from_stats(p, rows, w, w, stats + x * nq + i0);
+      clock.lap(AttentionPhase::softmax);
       // forward: O = P V  =>  dP = dO V^T
       detail::gemm_nt(ir, iw, id, T{1}, dos, id, vx, id, T{0}, ds, iw);
+      clock.lap(AttentionPhase::dp_gemm);
       // forward: P = softmax_rows(S)  =>  dS = P o (dP - D); a dominated row's candidate: exact form
       if (dominated) {
         std::vector<detail::Candidate>& found = candidates[unit];
         rowstate.assign(static_cast<std::size_t>(rows), detail::DominatedRow{});
         detail::dominated_scan(p, ds, rows, w, w, i0, keys.lo, stats + x * nq + i0, rowstate.data(), found);
+        clock.lap(AttentionPhase::dominated);
         detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+        clock.lap(AttentionPhase::softmax_grad);
         detail::dominated_finish(found, i0, rowstate.data(), dvec.data() + x * nq + i0);
         detail::dominated_put(found, i0, rows, keys.lo, w, ds, w);
+        clock.lap(AttentionPhase::dominated);
       } else {
         detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
+        clock.lap(AttentionPhase::softmax_grad);
       }
       // forward: S = s Q K^T  =>  dQ = s dS K
       detail::gemm_nn(ir, id, iw, scale, ds, iw, kx, id, T{0}, dqs, id);
+      clock.lap(AttentionPhase::dq_gemm);
     }
   }
 
@@ -197,6 +215,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));   // (Nq, Bt) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));  // (Nq, Bt) dP, then dS
+    detail::PhaseClock clock(options.phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * kstrips; ++unit) {
       const std::int64_t x = unit / kstrips, j0 = (unit % kstrips) * bt;
@@ -223,25 +242,34 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       T* p = pbuf.data();
       T* ds = dpbuf.data();
       // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum   (rows, cols)
+      clock.start();
       detail::gemm_nt(ir, ic, id, scale, qs, id, k + x * kStrideBH + j0 * d, id, T{0}, p, ic);
+      clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, ilo, rows, j0, cols, nq, nk, p, cols);
+      clock.lap(AttentionPhase::mask);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t top = argmax[x * nq + ilo + r];
         if (top >= j0 && top < j0 + cols) p[r * cols + top - j0] = stats[x * nq + ilo + r].max;
       }
       detail::probs_from_stats(p, rows, cols, cols, stats + x * nq + ilo);
+      clock.lap(AttentionPhase::softmax);
       // forward: O = P V  =>  dV = P^T dO
       detail::gemm_tn(ic, id, ir, T{1}, p, ic, dos, id, T{0}, dvs, id);
+      clock.lap(AttentionPhase::dv_gemm);
       // dP = dO V^T, dS = P o (dP - D)
       detail::gemm_nt(ir, ic, id, T{1}, dos, id, v + x * kStrideBH + j0 * d, id, T{0}, ds, ic);
+      clock.lap(AttentionPhase::dp_gemm);
       detail::softmax_grad(p, ds, rows, cols, cols, dvec.data() + x * nq + ilo);
+      clock.lap(AttentionPhase::softmax_grad);
       if (dominated) {
         for (std::int64_t strip = ilo / bt; strip * bt < ihi; ++strip) {
           detail::dominated_put(candidates[x * qstrips + strip], ilo, rows, j0, cols, ds, cols);
         }
+        clock.lap(AttentionPhase::dominated);
       }
       // forward: S = s Q K^T  =>  dK = s dS^T Q
       detail::gemm_tn(ic, id, ir, scale, ds, ic, qs, id, T{0}, dks, id);
+      clock.lap(AttentionPhase::dk_gemm);
     }
   }
 }

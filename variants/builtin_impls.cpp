@@ -22,13 +22,15 @@ using Backward = void (*)(const AttentionShape&, const Mask&, T, const T*, const
 using WorkingBytes = double (*)(const AttentionShape&, std::size_t, int, bool);
 
 AttentionImpl kernel(const char* name, Forward<float> forward_f32, Forward<double> forward_f64,
-                     Backward<float> backward_f32, Backward<double> backward_f64, WorkingBytes working_bytes) {
+                     Backward<float> backward_f32, Backward<double> backward_f64, WorkingBytes working_bytes,
+                     bool times_phases) {
   return {.name = name,
           .forward_f32 = forward_f32,
           .forward_f64 = forward_f64,
           .backward_f32 = backward_f32,
           .backward_f64 = backward_f64,
-          .working_bytes = working_bytes};
+          .working_bytes = working_bytes,
+          .times_phases = times_phases};
 }
 
 double query_rows(const AttentionShape& s) {
@@ -57,13 +59,13 @@ double tiled_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
 std::vector<AttentionImpl> builtin_attention_impls() {
   return {
       kernel("naive", naive_attention_forward<float>, naive_attention_forward<double>,
-             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes),
+             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false),
       kernel("blocked", blocked_attention_forward<float>, blocked_attention_forward<double>,
-             blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes),
+             blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes, true),
       kernel("flash", flash_attention_forward<float>, flash_attention_forward<double>,
-             flash_attention_backward<float>, flash_attention_backward<double>, tiled_bytes),
+             flash_attention_backward<float>, flash_attention_backward<double>, tiled_bytes, true),
       kernel("sparse", sparse_attention_forward<float>, sparse_attention_forward<double>,
-             sparse_attention_backward<float>, sparse_attention_backward<double>, tiled_bytes),
+             sparse_attention_backward<float>, sparse_attention_backward<double>, tiled_bytes, true),
   };
 }
 

@@ -1,5 +1,7 @@
-// Flash attention (FlashAttention-2 style): Q tiles of tile_q rows (default 128) walk K/V tiles of
-// tile_k keys (default 128) with an online softmax; only the row stats are kept. The backward
+// Flash attention (FlashAttention-2 style): Q tiles of tile_q rows walk K/V tiles of tile_k keys
+// with an online softmax; only the row stats are kept. Without tiles in the options, square tiles of
+// 256, 128 or 64, whichever the mask's block layout makes cheapest (256 unless the mask hides most of
+// the larger tiles, as a narrow sliding window does); one given tile, the other 256. The backward
 // recomputes P from them tile by tile. Extra memory O(tile_q tile_k) per thread, independent of N.
 // Tiles the mask leaves empty are never computed.
 // B batch, H heads, Nq/Nk query/key tokens, d head dim; layouts as in variants/attention.hpp.

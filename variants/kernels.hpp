@@ -9,7 +9,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -47,6 +49,41 @@ inline int resolve_threads(const AttentionOptions& o) { return o.threads > 0 ? o
 inline int team(int threads, std::int64_t units) {
   return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, units)));
 }
+
+// ---- phase timing ---------------------------------------------------------------------------------
+
+// One thread's clock for AttentionOptions::phases: lap(p) adds the time since the previous start()
+// or lap() to phase p. Without a sink (phases == nullptr) every call is one pointer test. Create one
+// per thread inside a parallel region; the destructor adds the thread's totals to the sink.
+class PhaseClock {
+ public:
+  explicit PhaseClock(PhaseTimes* sink) : sink_(sink) {
+    if (sink_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  ~PhaseClock() {
+    if (sink_ == nullptr) return;
+    for (std::size_t p = 0; p < kAttentionPhaseCount; ++p) {
+      if (local_[p] != 0) std::atomic_ref<std::int64_t>(sink_->ns[p]).fetch_add(local_[p], std::memory_order_relaxed);
+    }
+  }
+  PhaseClock(const PhaseClock&) = delete;
+  PhaseClock& operator=(const PhaseClock&) = delete;
+
+  void start() {
+    if (sink_ != nullptr) last_ = std::chrono::steady_clock::now();
+  }
+  void lap(AttentionPhase p) {
+    if (sink_ == nullptr) return;
+    const auto now = std::chrono::steady_clock::now();
+    local_[static_cast<std::size_t>(p)] += std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  PhaseTimes* sink_;
+  std::chrono::steady_clock::time_point last_{};
+  std::array<std::int64_t, kAttentionPhaseCount> local_{};
+};
 
 // ---- BLAS ---------------------------------------------------------------------------------------
 
@@ -338,23 +375,45 @@ void dominated_scan(const T* p, const T* dp, std::int64_t rows, std::int64_t w, 
   }
 }
 
-// Once the candidates' rows are complete: their dS (state indexed by row - i0, dvec by row - i0,
-// the D of those rows). Sorted by (row, key), whatever order the tiles found them in.
-template <class T>
-void dominated_finish(std::vector<Candidate>& found, std::int64_t i0, const DominatedRow* state, const T* dvec) {
+// Once the candidates' rows are complete: their dS, with state_of(row) the A_i, B_i of a row and
+// d_of(row) its D. Sorted by (row, key), whatever order the tiles found them in.
+template <class T, class StateOf, class DOf>
+void dominated_finish_with(std::vector<Candidate>& found, StateOf state_of, DOf d_of) {
   std::stable_sort(found.begin(), found.end(), [](const Candidate& x, const Candidate& y) {
     return x.row != y.row ? x.row < y.row : x.key < y.key;
   });
   for (Candidate& c : found) {
-    const DominatedRow& st = state[c.row - i0];
+    const DominatedRow& st = state_of(c.row);
     if (st.candidates == 1) {
       c.ds = c.p * (c.dp * st.b - st.a);
     } else {
       // softmax_grad's value, in T as it computes it
       const T p = static_cast<T>(c.p), dp = static_cast<T>(c.dp);
-      c.ds = static_cast<double>(p * (dp - dvec[c.row - i0]));
+      c.ds = static_cast<double>(p * (dp - d_of(c.row)));
     }
   }
+}
+
+// The same with state and dvec indexed by row - i0 (the rows of one tile row).
+template <class T>
+void dominated_finish(std::vector<Candidate>& found, std::int64_t i0, const DominatedRow* state, const T* dvec) {
+  dominated_finish_with<T>(
+      found, [&](std::int64_t row) -> const DominatedRow& { return state[row - i0]; },
+      [&](std::int64_t row) { return dvec[row - i0]; });
+}
+
+// The same with A_i, B_i kept per tile row of tile_q rows: state[br] holds rows br tile_q .. (empty
+// for a tile row without a dominated row, which holds no candidate); dvec the D of the slice's rows.
+template <class T>
+void dominated_finish_tiled(std::vector<Candidate>& found, std::int64_t tile_q,
+                            const std::vector<std::vector<DominatedRow>>& state, const T* dvec) {
+  dominated_finish_with<T>(
+      found,
+      [&](std::int64_t row) -> const DominatedRow& {
+        const std::int64_t br = row / tile_q;
+        return state[static_cast<std::size_t>(br)][static_cast<std::size_t>(row - br * tile_q)];
+      },
+      [&](std::int64_t row) { return dvec[row]; });
 }
 
 // dS[row - i0, key - j0] <- the candidate's dS for the candidates inside a (rows, w) tile (ld).
@@ -364,6 +423,32 @@ void dominated_put(const std::vector<Candidate>& found, std::int64_t i0, std::in
   for (const Candidate& c : found) {
     if (c.row < i0 || c.row >= i0 + rows || c.key < j0 || c.key >= j0 + w) continue;
     ds[(c.row - i0) * ld + (c.key - j0)] = static_cast<T>(c.ds);
+  }
+}
+
+// ds[row - i0, key - j0] <- 0 for the candidates inside a (rows, w) tile (ld): their dS enters the
+// gradients apart, once their row is complete (dominated_add_dq, dominated_add_dk).
+template <class T>
+void dominated_zero(const std::vector<Candidate>& found, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                    std::int64_t w, T* ds, std::int64_t ld) {
+  for (const Candidate& c : found) {
+    if (c.row < i0 || c.row >= i0 + rows || c.key < j0 || c.key >= j0 + w) continue;
+    ds[(c.row - i0) * ld + (c.key - j0)] = T{0};
+  }
+}
+
+// dk_j* += s dS_ij* q_i for each candidate with key in [j0, j1), in the order of `found` (sorted by
+// row, then key: for each key its rows in order): the dK term the tiles left out. dk (Nk, d) and
+// q (Nq, d) of the slice.
+template <class T>
+void dominated_add_dk(const std::vector<Candidate>& found, std::int64_t j0, std::int64_t j1, std::int64_t d, T scale,
+                      const T* q, T* dk) {
+  for (const Candidate& c : found) {
+    if (c.key < j0 || c.key >= j1) continue;
+    const T g = static_cast<T>(c.ds) * scale;
+    const T* qi = q + c.row * d;
+    T* dkj = dk + c.key * d;
+    for (std::int64_t e = 0; e < d; ++e) dkj[e] += g * qi[e];
   }
 }
 

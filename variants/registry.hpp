@@ -58,6 +58,9 @@ struct AttentionImpl {
   // Code from outside this project (a plugin): verify runs its checks in a child process, so that
   // a crash is reported as a failed check instead of ending the run.
   bool isolate = false;
+  // It adds the time of its phases to AttentionOptions::phases (attention.hpp): bench then reports
+  // where its time goes.
+  bool times_phases = false;
 
   template <class T>
   bool supports() const {

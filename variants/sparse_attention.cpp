@@ -21,7 +21,7 @@ void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T s
   detail::forward_with_nonfinite(
       shape, mask, q, k, v, out, stats, threads, [&](const T* qf, const T* kf, const T* vf) {
         detail::tiled_attention_forward(shape, mask, scale, qf, kf, vf, out, stats, options.block_size,
-                                        options.block_size, threads);
+                                        options.block_size, threads, options.phases);
       });
 }
 
@@ -36,7 +36,7 @@ void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T 
       shape, mask, q, k, v, out, stats, dout, dq, dk, dv, threads,
       [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
         detail::tiled_attention_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options.block_size,
-                                         options.block_size, threads);
+                                         options.block_size, threads, options.phases);
       });
 }
 

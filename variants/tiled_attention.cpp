@@ -11,7 +11,7 @@ namespace ped::detail {
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads) {
+                             int threads, PhaseTimes* phases) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -24,6 +24,7 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
     Scratch<T> sbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) S, then P
     std::vector<T> m(static_cast<std::size_t>(bq));       // (Bq) running row max
     std::vector<double> l(static_cast<std::size_t>(bq));  // (Bq) running row sum
+    PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.rows; ++unit) {
       const std::int64_t x = unit / layout.rows, br = unit % layout.rows;
@@ -36,9 +37,9 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
         const std::int64_t bc = layout.col_index[e], j0 = bc * tile_k;
         const Tile t{i0, rows, j0, std::min(tile_k, nk - j0), layout.at(br, bc)};
         forward_tile(mask, t, nq, nk, d, scale, q + x * qStrideBH + i0 * d, k + x * kStrideBH + j0 * d,
-                             v + x * kStrideBH + j0 * d, sbuf.data(), m.data(), l.data(), acc);
+                             v + x * kStrideBH + j0 * d, sbuf.data(), m.data(), l.data(), acc, clock);
       }
-      forward_finish(rows, d, m.data(), l.data(), acc, stats + x * nq + i0);
+      forward_finish(rows, d, m.data(), l.data(), acc, stats + x * nq + i0, clock);
     }
   }
 }
@@ -46,7 +47,7 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads) {
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases) {
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -57,9 +58,10 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   std::vector<T> dvec(static_cast<std::size_t>(bh * nq));  // D (B, H, Nq) = rowsum(dO o O)
   rowsum_dout_out(dout, out, bh * nq, d, dvec.data(), threads);
 
-  // Slices holding a dominated row (variants/kernels.hpp) take the two-pass order whatever the
-  // threads: the row pass finds the candidates, leaves them out of dQ's tile products and adds their
-  // exact dS once the row is complete; the column pass puts the same dS in place for dK.
+  // Slices holding a dominated row (variants/kernels.hpp): whichever order visits the tiles of a row
+  // finds its candidates, adds up A_i, B_i (tiles left to right in both orders) and leaves the
+  // candidates out of the tiles' dS; once the row is complete their exact dS is added to dQ and dK
+  // apart, for each gradient row in the same order in both (dQ_i: keys in order; dK_j: rows in order).
   std::vector<std::uint8_t> slice_dominated(static_cast<std::size_t>(bh));
   for (std::int64_t x = 0; x < bh; ++x) slice_dominated[x] = any_dominated(stats + x * nq, nq);
   std::vector<std::vector<Candidate>> candidates(static_cast<std::size_t>(bh * layout.rows));  // per (b, h, tile row)
@@ -74,7 +76,8 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
                        dq + qo, dk + ko, dv + ko};
   };
   // dQ of one (b, h, tile row), over its non-empty tiles left to right.
-  auto row_unit = [&](std::int64_t x, std::int64_t br, T* p, T* ds, std::vector<DominatedRow>& rowstate) {
+  auto row_unit = [&](std::int64_t x, std::int64_t br, T* p, T* ds, std::vector<DominatedRow>& rowstate,
+                      PhaseClock& clock) {
     const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
     std::fill(dq + x * qStrideBH + i0 * d, dq + x * qStrideBH + (i0 + rows) * d, T{0});
     std::vector<Candidate>& found = candidates[x * layout.rows + br];
@@ -87,15 +90,17 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     }
     for (std::int64_t e = layout.row_ptr[br]; e < layout.row_ptr[br + 1]; ++e) {
       const Tile t = tile_of(br, layout.col_index[e]);
-      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, true, false, hooks);
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, true, false, hooks, clock);
     }
     if (slice_dominated[x]) {
+      clock.start();
       dominated_finish(found, i0, rowstate.data(), dvec.data() + x * nq + i0);
       dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
+      clock.lap(AttentionPhase::dominated);
     }
   };
   // dK, dV of one (b, h, tile column), over its non-empty tiles top to bottom.
-  auto column_unit = [&](std::int64_t x, std::int64_t bc, T* p, T* ds) {
+  auto column_unit = [&](std::int64_t x, std::int64_t bc, T* p, T* ds, PhaseClock& clock) {
     const std::int64_t j0 = bc * tile_k, cols = std::min(tile_k, nk - j0);
     std::fill(dk + x * kStrideBH + j0 * d, dk + x * kStrideBH + (j0 + cols) * d, T{0});
     std::fill(dv + x * kStrideBH + j0 * d, dv + x * kStrideBH + (j0 + cols) * d, T{0});
@@ -103,8 +108,16 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       const std::int64_t br = layout.row_index[e];
       const Tile t = tile_of(br, bc);
       DominatedHooks hooks;
-      if (slice_dominated[x]) hooks.put = &candidates[x * layout.rows + br];
-      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks);
+      if (slice_dominated[x]) hooks.left_out = &candidates[x * layout.rows + br];
+      backward_tile(mask, t, nq, nk, d, scale, args(x, t), p, ds, false, true, hooks, clock);
+    }
+    if (slice_dominated[x]) {
+      clock.start();
+      for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
+        dominated_add_dk(candidates[x * layout.rows + layout.row_index[e]], j0, j0 + cols, d, scale,
+                         q + x * qStrideBH, dk + x * kStrideBH);
+      }
+      clock.lap(AttentionPhase::dominated);
     }
   };
 
@@ -114,23 +127,45 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     {
       Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));   // (Bq, Bk) S, then P
       Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));  // (Bq, Bk) dP, then dS
-      std::vector<DominatedRow> rowstate;
+      // A_i, B_i of a dominated slice, per tile row; allocated only for the tile rows that hold a
+      // dominated row (the first rows of a causal mask, say), so that memory stays flat in N.
+      std::vector<std::vector<DominatedRow>> rowstate(static_cast<std::size_t>(layout.rows));
+      std::vector<Candidate> found;  // its candidates
+      PhaseClock clock(phases);
 #pragma omp for schedule(dynamic)
       for (std::int64_t x = 0; x < bh; ++x) {
-        if (slice_dominated[x]) {
-          for (std::int64_t br = 0; br < layout.rows; ++br) row_unit(x, br, pbuf.data(), dsbuf.data(), rowstate);
-          for (std::int64_t bc = 0; bc < layout.cols; ++bc) column_unit(x, bc, pbuf.data(), dsbuf.data());
-          continue;
-        }
         std::fill(dq + x * qStrideBH, dq + (x + 1) * qStrideBH, T{0});
         std::fill(dk + x * kStrideBH, dk + (x + 1) * kStrideBH, T{0});
         std::fill(dv + x * kStrideBH, dv + (x + 1) * kStrideBH, T{0});
+        DominatedHooks hooks;
+        if (slice_dominated[x]) {
+          for (std::int64_t br = 0; br < layout.rows; ++br) {
+            const std::int64_t i0 = br * tile_q, rows = std::min(tile_q, nq - i0);
+            std::vector<DominatedRow>& state = rowstate[static_cast<std::size_t>(br)];
+            state.clear();
+            if (any_dominated(stats + x * nq + i0, rows)) state.assign(static_cast<std::size_t>(rows), DominatedRow{});
+          }
+          found.clear();
+          hooks.found = &found;
+        }
         for (std::int64_t bc = 0; bc < layout.cols; ++bc) {
           for (std::int64_t e = layout.col_ptr[bc]; e < layout.col_ptr[bc + 1]; ++e) {
-            const Tile t = tile_of(layout.row_index[e], bc);
-            backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true,
-                          DominatedHooks{});
+            const std::int64_t br = layout.row_index[e];
+            const Tile t = tile_of(br, bc);
+            if (slice_dominated[x]) {
+              std::vector<DominatedRow>& state = rowstate[static_cast<std::size_t>(br)];
+              hooks.state = state.empty() ? nullptr : state.data();  // no dominated row: nothing to scan
+            }
+            backward_tile(mask, t, nq, nk, d, scale, args(x, t), pbuf.data(), dsbuf.data(), true, true, hooks,
+                          clock);
           }
+        }
+        if (slice_dominated[x]) {
+          clock.start();
+          dominated_finish_tiled(found, tile_q, rowstate, dvec.data() + x * nq);
+          dominated_add_dq(found, d, scale, k + x * kStrideBH, dq + x * qStrideBH);
+          dominated_add_dk(found, 0, nk, d, scale, q + x * qStrideBH, dk + x * kStrideBH);
+          clock.lap(AttentionPhase::dominated);
         }
       }
     }
@@ -142,25 +177,26 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     Scratch<T> pbuf(static_cast<std::size_t>(bq * bk));
     Scratch<T> dsbuf(static_cast<std::size_t>(bq * bk));
     std::vector<DominatedRow> rowstate;
+    PhaseClock clock(phases);
     // Pass A: dQ per (b, h, tile row).
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.rows; ++unit) {
-      row_unit(unit / layout.rows, unit % layout.rows, pbuf.data(), dsbuf.data(), rowstate);
+      row_unit(unit / layout.rows, unit % layout.rows, pbuf.data(), dsbuf.data(), rowstate, clock);
     }
     // Pass B: dK, dV per (b, h, tile column), after every row's candidates are known.
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * layout.cols; ++unit) {
-      column_unit(unit / layout.cols, unit % layout.cols, pbuf.data(), dsbuf.data());
+      column_unit(unit / layout.cols, unit % layout.cols, pbuf.data(), dsbuf.data(), clock);
     }
   }
 }
 
 #define PED_INSTANTIATE(T)                                                                                            \
   template void tiled_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,   \
-                                           RowStats<T>*, std::int64_t, std::int64_t, int);                            \
+                                           RowStats<T>*, std::int64_t, std::int64_t, int, PhaseTimes*);                            \
   template void tiled_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,      \
                                             const T*, const RowStats<T>*, const T*, T*, T*, T*, std::int64_t,         \
-                                            std::int64_t, int);
+                                            std::int64_t, int, PhaseTimes*);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

@@ -15,10 +15,13 @@
 //     (b, h, tile column) over its non-empty rows (P and dS computed twice).
 // Both orders add the same tile products to each gradient row in the same order, so results are
 // bitwise identical for any thread count. A slice with a row dominated by one key (inv_sum > 1/2,
-// "dominated rows" in variants/kernels.hpp) takes the two passes whatever the threads: the row pass
-// leaves each dominant entry out of dQ's tile products and adds its exact dS once the row is
-// complete, the column pass uses that same dS for dK. Extra memory: two (Bq, Bk) tiles and (Bq)
-// vectors per thread, plus D (B, H, Nq) in backward and the dominant entries found.
+// "dominated rows" in variants/kernels.hpp) takes the same order as the others: the tiles of each row
+// are still visited left to right, so its sums A_i, B_i are the same in both orders; its dominant
+// entries are left out of the tiles' dS and their exact dS is added to dQ and dK apart once the row
+// is complete (in the one-pass order, once the slice is). Extra memory: two (Bq, Bk) tiles and (Bq)
+// vectors per thread, plus D (B, H, Nq) in backward, the A_i, B_i of the tile rows that hold a
+// dominated row, and the dominant entries found.
+// phases: AttentionOptions::phases (null: not timed).
 #pragma once
 
 #include "variants/attention.hpp"
@@ -28,11 +31,11 @@ namespace ped::detail {
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads);
+                             int threads, PhaseTimes* phases);
 
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads);
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases);
 
 }  // namespace ped::detail

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace ped::bench {
@@ -101,6 +102,54 @@ TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
   EXPECT_EQ(rows[0].git_rev, "roundtrip-test");
   EXPECT_GT(rows[0].peak_bytes, 0.0);
   EXPECT_TRUE(std::isfinite(rows[0].fraction_of_gemm));
+}
+
+// Where the time goes: a flash benchmark reports phase_<name> counters for its pass (fractions that
+// add up to 1 with phase_other) and they reach the tidy phase rows; naive, which times no phase,
+// reports none.
+TEST(AttentionBenchmarks, TimedPhasesReachTheReportConversion) {
+  tiny_settings(8.0);
+  const AttentionCase flash{.contender = Contender{"flash"}, .pass = Pass::forward_backward, .mask = Mask::causal(),
+                            .batch = 1, .heads = 2, .seq_len = 160, .head_dim = 16, .threads = 1};
+  AttentionCase naive = flash;
+  naive.contender = Contender{"naive"};
+  register_attention_benchmark(flash);
+  register_attention_benchmark(naive);
+  std::ostringstream json, errors;
+  MemoryJsonReporter reporter;
+  reporter.SetOutputStream(&json);
+  reporter.SetErrorStream(&errors);
+  ASSERT_EQ(run_only(reporter, flash.name()), 1u);
+  reports::GbenchRun run = reports::parse_gbench_json(json.str(), "test.json");
+  ASSERT_EQ(run.samples.size(), 1u) << json.str();
+  double sum = 0.0;
+  std::set<std::string> phases;
+  for (const auto& [phase, fraction] : run.samples[0].phases) {
+    phases.insert(phase);
+    sum += fraction;
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-12);
+  for (const char* phase : {"score_gemm", "mask", "softmax", "value_gemm", "dv_gemm", "dp_gemm", "softmax_grad",
+                            "dq_gemm", "dk_gemm", "dominated", "other"}) {
+    EXPECT_EQ(phases.count(phase), 1u) << phase;
+  }
+  EXPECT_EQ(phases.size(), kAttentionPhaseCount + 1);
+  for (const auto& [phase, fraction] : run.samples[0].phases) {
+    if (phase == "score_gemm" || phase == "value_gemm" || phase == "dq_gemm") {
+      EXPECT_GT(fraction, 0.0) << phase;
+    }
+  }
+  const reports::TidyBenchmarks tidy = reports::tidy_benchmarks(run.samples, run.context);
+  EXPECT_EQ(tidy.phases.size(), kAttentionPhaseCount + 1);
+
+  std::ostringstream naive_json;
+  MemoryJsonReporter naive_reporter;
+  naive_reporter.SetOutputStream(&naive_json);
+  naive_reporter.SetErrorStream(&errors);
+  ASSERT_EQ(run_only(naive_reporter, naive.name()), 1u);
+  run = reports::parse_gbench_json(naive_json.str(), "naive.json");
+  ASSERT_EQ(run.samples.size(), 1u);
+  EXPECT_TRUE(run.samples[0].phases.empty());
 }
 
 // The LibTorch contenders compute the same attention as our kernels for every mask of the sweep

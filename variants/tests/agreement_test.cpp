@@ -28,7 +28,7 @@ const std::vector<AttentionShape>& shapes() {
       {.batch = 2, .heads = 2, .seq_q = 33, .seq_k = 33, .head_dim = 8},   // B, H > 1
       {.batch = 1, .heads = 2, .seq_q = 77, .seq_k = 45, .head_dim = 64},  // Nq > Nk: causal hides rows
       {.batch = 1, .heads = 1, .seq_q = 45, .seq_k = 130, .head_dim = 80}, // Nq < Nk, d = 80
-      {.batch = 2, .heads = 1, .seq_q = 150, .seq_k = 150, .head_dim = 128}, // N > every default tile
+      {.batch = 2, .heads = 1, .seq_q = 270, .seq_k = 270, .head_dim = 128}, // N > every default tile (flash 256)
   };
   return s;
 }

@@ -143,5 +143,28 @@ TYPED_TEST(EdgeCases, BitwiseIdenticalForOneAndTwoThreads) {
   }
 }
 
+// flash without tiles in its options picks square tiles from the mask: 256 where the mask fills them
+// (none), 64 for a window of 16 keys, which would leave most of a 256 x 256 tile hidden. The default
+// call is bitwise the call with those tiles given.
+TEST(FlashTiles, DefaultTilesFollowTheMask) {
+  const AttentionShape shape{.batch = 1, .heads = 2, .seq_q = 300, .seq_k = 300, .head_dim = 16};
+  const Problem<float> p = make_problem<float>(shape, kSeed + 11);
+  const AttentionImpl& flash = *find_attention_impl("flash");
+  const struct {
+    Mask mask;
+    std::int64_t side;
+  } cases[] = {{Mask::none(), 256}, {Mask::sliding_window(16, 0), 64}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.mask.name());
+    const Result<float> chosen = run<float>(flash, p, c.mask, AttentionOptions{.threads = 2});
+    const Result<float> given = run<float>(flash, p, c.mask, AttentionOptions{.threads = 2, .tile_q = c.side, .tile_k = c.side});
+    EXPECT_TRUE(bitwise_equal(chosen.out, given.out));
+    EXPECT_TRUE(bitwise_equal(chosen.lse, given.lse));
+    EXPECT_TRUE(bitwise_equal(chosen.dq, given.dq));
+    EXPECT_TRUE(bitwise_equal(chosen.dk, given.dk));
+    EXPECT_TRUE(bitwise_equal(chosen.dv, given.dv));
+  }
+}
+
 }  // namespace
 }  // namespace ped::test

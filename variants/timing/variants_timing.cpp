@@ -5,6 +5,8 @@
 // Tiles: environment PED_TILE_Q, PED_TILE_K, PED_BLOCK_SIZE (default: the variants' own).
 // Prints wall time and GFLOP/s with FlashAttention's FLOP model over the visible pairs (forward
 // 4 B H P d with P the mask's visible (query, key) pairs, N^2 without a mask; backward 2.5x forward) and the OpenBLAS SGEMM rate at the same thread count as ceiling.
+// For the implementations that time their phases (AttentionOptions::phases), one more forward and
+// backward each print where the time goes (percent of threads x wall time per phase).
 #include <cblas.h>
 
 #include <algorithm>
@@ -176,6 +178,32 @@ int main(int argc, char** argv) {
     std::printf("%-8s forward %9.2f ms %7.1f GFLOP/s (%5.1f%% of SGEMM)   backward %9.2f ms %7.1f GFLOP/s (%5.1f%%)\n",
                 impl->name.c_str(), tf * 1e3, fwd_flop / tf / 1e9, 100.0 * fwd_flop / tf / 1e9 / gemm, tb * 1e3,
                 2.5 * fwd_flop / tb / 1e9, 100.0 * 2.5 * fwd_flop / tb / 1e9 / gemm);
+    if (!impl->times_phases) continue;
+    // Where the time goes: one more forward and one more backward with the phases timed, each phase's
+    // time summed over threads as a percentage of threads x that call's wall time.
+    for (const bool backward : {false, true}) {
+      ped::PhaseTimes times;
+      ped::AttentionOptions timed = opt;
+      timed.phases = &times;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (backward) {
+        ped::run_backward<float>(*impl, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
+                                 dout.data(), dq.data(), dk.data(), dv.data(), timed);
+      } else {
+        ped::run_forward<float>(*impl, shape, mask, scale, q.data(), k.data(), v.data(), out.data(), stats.data(),
+                                timed);
+      }
+      const double capacity = seconds_since(t0) * 1e9 * threads;
+      std::printf("  %-8s", backward ? "backward" : "forward");
+      double sum = 0.0;
+      for (std::size_t p = 0; p < ped::kAttentionPhaseCount; ++p) {
+        if (times.ns[p] == 0) continue;
+        const double share = static_cast<double>(times.ns[p]) / capacity;
+        sum += share;
+        std::printf(" %s %.1f%%", ped::to_string(static_cast<ped::AttentionPhase>(p)), 100.0 * share);
+      }
+      std::printf(" other %.1f%%\n", 100.0 * (1.0 - sum));
+    }
   }
   return 0;
 }
