@@ -55,9 +55,6 @@ struct FitRow {
 std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows);
 std::string format_fits_csv(const std::vector<FitRow>& fits);
 
-// The variant every other is measured against ("speed-up over LibTorch SDPA").
-inline constexpr const char* baseline_variant = "libtorch_sdpa";
-
 struct SummaryOptions {
   std::filesystem::path bench_csv;
   std::optional<std::filesystem::path> verify_csv;

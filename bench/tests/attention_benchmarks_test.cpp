@@ -104,7 +104,8 @@ TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
 }
 
 // The LibTorch contenders compute the same attention as our kernels for every mask of the sweep
-// (this pins down LibTorch 1.13's SDPA mask and scale conventions as the benchmarks use them).
+// (this pins down LibTorch 1.13's SDPA mask and scale conventions as the benchmarks use them, and
+// each formulation's use of the additive mask).
 TEST(LibTorchContenders, AgreeWithFlash) {
   const AttentionShape shape{.batch = 1, .heads = 2, .seq_q = 320, .seq_k = 320, .head_dim = 16};
   const auto count = static_cast<std::size_t>(shape.batch * shape.heads * shape.seq_q * shape.head_dim);
@@ -116,7 +117,9 @@ TEST(LibTorchContenders, AgreeWithFlash) {
   for (const Mask& mask : {Mask::none(), Mask::causal(), sliding_window_256(), bigbird_64()}) {
     attention_forward<float>(Variant::flash, shape, mask, 0.25f, q.data(), k.data(), v.data(), out.data(),
                              stats.data(), {.threads = 1});
-    for (Contender contender : {Contender::libtorch_sdpa, Contender::libtorch_composed}) {
+    // Every LibTorch contender (the list bench registers from), the allocator probe included.
+    for (const LibTorchContender& entry : libtorch_contenders()) {
+      const Contender& contender = entry.contender;
       const std::vector<float> theirs = libtorch_attention_out(contender, mask, shape, q, k, v);
       ASSERT_EQ(theirs.size(), count);
       double worst = 0.0;
