@@ -240,7 +240,6 @@ const std::vector<LibTorchContender>& libtorch_contenders() {
   static const std::vector<LibTorchContender> list = {
       {.contender = Contender::libtorch_sdpa, .formulation = LibTorchFormulation::sdpa},
       {.contender = Contender::libtorch_composed, .formulation = LibTorchFormulation::composed},
-      {.contender = {"libtorch_baddbmm"}, .formulation = LibTorchFormulation::baddbmm},
       {.contender = {"libtorch_addmm"}, .formulation = LibTorchFormulation::addmm},
       {.contender = {std::string(Contender::libtorch_sdpa.name) + std::string(schema::glibc_default_suffix)},
        .formulation = LibTorchFormulation::sdpa,

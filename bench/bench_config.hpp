@@ -36,8 +36,6 @@ inline const Contender Contender::libtorch_composed{"libtorch_composed"};
 enum class LibTorchFormulation : std::uint8_t {
   sdpa,      // at::_scaled_dot_product_attention (LibTorch 1.13's math path), is_causal for causal
   composed,  // at::matmul on (B, H, N, d), * s, + M, softmax, at::matmul
-  baddbmm,   // (B H, N, d) batches: at::baddbmm(M, Q, K^T, 1, s) (at::bmm(s Q, K^T) without a
-             // mask), softmax, at::bmm with V
   addmm,     // per (b, h): at::addmm(M, Q_bh, K_bh^T, 1, s) (at::mm(s Q_bh, K_bh^T) without a
              // mask), softmax, at::mm with V_bh; outputs stacked
 };

@@ -46,15 +46,6 @@ struct AttentionForward {
         if (mask.defined()) s = s + mask;
         return at::matmul(at::softmax(s, -1), v);
       }
-      case LibTorchFormulation::baddbmm: {
-        // (B H, N, d) batches: S = baddbmm(M, Q, K^T, beta 1, alpha s) (scale and mask in the GEMM
-        // call; without a mask bmm(s Q, K^T)), softmax, bmm with V.
-        const std::int64_t bh = q.size(0) * q.size(1), n = q.size(2), d = q.size(3);
-        const at::Tensor q3 = q.reshape({bh, n, d}), k3 = k.reshape({bh, n, d}), v3 = v.reshape({bh, n, d});
-        const at::Tensor s = mask.defined() ? at::baddbmm(mask.expand({bh, n, n}), q3, k3.transpose(1, 2), 1.0, scale)
-                                            : at::bmm(q3 * scale, k3.transpose(1, 2));
-        return at::bmm(at::softmax(s, -1), v3).view(q.sizes());
-      }
       case LibTorchFormulation::addmm: {
         // One (N, N) score matrix at a time: per (b, h) S = addmm(M, Q_bh, K_bh^T, beta 1, alpha s)
         // (without a mask mm(s Q_bh, K_bh^T)), softmax, mm with V_bh; the outputs stacked back to

@@ -296,7 +296,8 @@ std::string allocator_section(const std::vector<BenchmarkRow>& rows) {
   md += "Why it matters: LibTorch's math path allocates several B·H·N² float tensors per call. By default glibc "
         "serves every block of 32 MiB or more with a fresh `mmap` and unmaps it on free, so each call pays "
         "first-touch page faults on all of them again (costly on a virtual machine) and the time measures the "
-        "kernel's page-fault handler as much as attention. Our kernels allocate little per call.\n\n";
+        "kernel's page-fault handler as much as attention (so does any contender that allocates large blocks per "
+        "call, e.g. naive's (N, N) probabilities).\n\n";
   std::string table;
   const BenchmarkRow* headline_probe = nullptr;
   double headline_ratio = 0.0;
