@@ -14,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -193,9 +194,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
   benchmark::AddCustomContext("allocator", to_string(config.allocator));
   benchmark::AddCustomContext("allocator_detail", describe(config.allocator));
-  bool probed = false;
-  for (const AttentionCase& c : attention_cases(config)) probed |= libtorch_contender(c.contender) != nullptr &&
-                                                                   libtorch_contender(c.contender)->glibc_default_probe;
+  const std::vector<AttentionCase> cases = attention_cases(config);
+  const bool probed = std::any_of(cases.begin(), cases.end(), [](const AttentionCase& c) {
+    const LibTorchContender* t = libtorch_contender(c.contender);
+    return t != nullptr && t->glibc_default_probe;
+  });
   benchmark::AddCustomContext("allocator_probe", probed ? describe_glibc_default_probe() : "off");
   for (const ped::plugin::LoadedPlugin& p : ped::plugin::loaded_plugins()) {
     benchmark::AddCustomContext("plugin_" + p.name, ped::plugin::describe(p));
