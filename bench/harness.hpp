@@ -67,8 +67,8 @@ std::int64_t minor_page_faults();
 
 // Times `call` (state's loop) and measures its peak heap bytes above the start of each call.
 // Sets the peak_bytes counter (largest over the timed calls) and page_faults (minor page faults per
-// call, averaged over the timed calls). In the MemoryManager's run, calls `call` once and leaves the
-// remaining iterations empty.
+// call, averaged over the timed calls; absent when there were none). In the MemoryManager's run,
+// calls `call` once and leaves the remaining iterations empty.
 template <class Call>
 void measured_loop(benchmark::State& state, Call&& call) {
   if (memory_run_active()) {
@@ -92,8 +92,11 @@ void measured_loop(benchmark::State& state, Call&& call) {
     peak = std::max(peak, region.peak_above_start());
   }
   state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(peak));
-  state.counters["page_faults"] =
-      benchmark::Counter(static_cast<double>(minor_page_faults() - faults), benchmark::Counter::kAvgIterations);
+  // Left out when zero: Google Benchmark's coefficient-of-variation aggregate of an all-zero counter
+  // is 0/0, which its JSON reporter writes as NaN (not JSON).
+  if (const std::int64_t added = minor_page_faults() - faults; added > 0 && state.iterations() > 0) {
+    state.counters["page_faults"] = benchmark::Counter(static_cast<double>(added), benchmark::Counter::kAvgIterations);
+  }
 }
 
 // Counters of every attention-like benchmark: flop (per call, the model), useful_flop, their
