@@ -1,6 +1,7 @@
 #include "bench/bench_config.hpp"
 
 #include "core/numbers.hpp"
+#include "core/schemas.hpp"
 #include "plugin_host/plugin_loader.hpp"
 
 #include <algorithm>
@@ -115,7 +116,8 @@ std::vector<std::int64_t> parse_sizes(const std::string& option, const std::stri
 const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib", "variants",   "passes",
                                     "masks",       "seq-lens", "head-dims",        "batch",      "heads",
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
-                                    "gemm-size",   "gemm",     "dry-run",          "plugin",     "plugin-timeout"};
+                                    "gemm-size",   "gemm",     "dry-run",          "plugin",     "plugin-timeout",
+                                    "allocator",   "allocator-probe"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -160,6 +162,12 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.dry_run = parse_switch(option, value);
   } else if (option == "plugin-timeout") {
     config.plugin_timeout = parse_positive_real(option, value);
+  } else if (option == "allocator") {
+    const std::optional<AllocatorSetting> setting = parse_allocator(value);
+    if (!setting) fail("--", option, " expects tuned|default, got '", value, "'");
+    config.allocator = *setting;
+  } else if (option == "allocator-probe") {
+    config.allocator_probe = parse_switch(option, value);
   } else {
     fail("unknown option --", option);
   }
@@ -222,9 +230,29 @@ std::vector<Contender> all_contenders() {
     // Layout variants ("name[strided]") are verify's; benchmark names keep to [a-z0-9_].
     if (impl->supports<float>() && impl->name.find('[') == std::string::npos) contenders.push_back({impl->name});
   }
-  contenders.push_back(Contender::libtorch_sdpa);
-  contenders.push_back(Contender::libtorch_composed);
+  for (const LibTorchContender& t : libtorch_contenders()) {
+    if (!t.glibc_default_probe) contenders.push_back(t.contender);
+  }
   return contenders;
+}
+
+const std::vector<LibTorchContender>& libtorch_contenders() {
+  static const std::vector<LibTorchContender> list = {
+      {.contender = Contender::libtorch_sdpa, .formulation = LibTorchFormulation::sdpa},
+      {.contender = Contender::libtorch_composed, .formulation = LibTorchFormulation::composed},
+      {.contender = {"libtorch_addmm"}, .formulation = LibTorchFormulation::addmm},
+      {.contender = {std::string(Contender::libtorch_sdpa.name) + std::string(schema::glibc_default_suffix)},
+       .formulation = LibTorchFormulation::sdpa,
+       .glibc_default_probe = true},
+  };
+  return list;
+}
+
+const LibTorchContender* libtorch_contender(const Contender& c) {
+  for (const LibTorchContender& t : libtorch_contenders()) {
+    if (t.contender == c) return &t;
+  }
+  return nullptr;
 }
 
 bool runs(const Contender& c, Pass pass, const Mask& m) {
@@ -253,7 +281,7 @@ std::vector<Mask> parse_masks(const std::string& option, const std::string& text
   return masks;
 }
 
-bool is_libtorch(const Contender& c) { return c == Contender::libtorch_sdpa || c == Contender::libtorch_composed; }
+bool is_libtorch(const Contender& c) { return libtorch_contender(c) != nullptr; }
 
 const AttentionImpl& implementation_of(const Contender& c) {
   if (is_libtorch(c)) throw std::invalid_argument("implementation_of: " + c.name + " is a LibTorch baseline");
@@ -432,20 +460,33 @@ std::string usage() {
          "      [--seq-lens 256,512,...] [--head-dims 64,128] [--batch B] [--heads H]\n"
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
          "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]... [--plugin-timeout S]\n"
+         "      [--allocator tuned|default] [--allocator-probe on|off]\n"
          "      [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }
 
 std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
+  const LibTorchContender* probe = nullptr;
+  for (const LibTorchContender& t : libtorch_contenders()) {
+    if (t.glibc_default_probe) probe = &t;
+  }
   std::vector<AttentionCase> cases;
   for (std::int64_t d : config.head_dims) {
     for (const Mask& mask : config.masks) {
       for (Pass pass : config.passes) {
+        // The probe's subset: see BenchConfig::allocator_probe.
+        const bool probed = config.allocator == AllocatorSetting::tuned && config.allocator_probe && probe != nullptr &&
+                            d == config.head_dims.front() && pass != Pass::backward &&
+                            (mask.kind() == Mask::Kind::none || mask.kind() == Mask::Kind::causal);
         for (const Contender& contender : config.contenders) {
           if (!runs(contender, pass, mask)) continue;
-          for (std::int64_t n : config.seq_lens) {
-            cases.push_back({.contender = contender, .pass = pass, .mask = mask, .batch = config.batch,
-                             .heads = config.heads, .seq_len = n, .head_dim = d, .threads = config.threads});
+          std::vector<Contender> runs_as = {contender};
+          if (probed && contender == Contender::libtorch_sdpa) runs_as.push_back(probe->contender);
+          for (const Contender& run : runs_as) {
+            for (std::int64_t n : config.seq_lens) {
+              cases.push_back({.contender = run, .pass = pass, .mask = mask, .batch = config.batch,
+                               .heads = config.heads, .seq_len = n, .head_dim = d, .threads = config.threads});
+            }
           }
         }
       }

@@ -7,6 +7,7 @@
 //   gemm/sgemm/float/M:<m>/N:<n>/K:<k>/T:<t>                       (the in-run ceiling)
 #pragma once
 
+#include "bench/allocator.hpp"
 #include "variants/attention.hpp"
 #include "core/mask.hpp"
 #include "plugin_host/child_process.hpp"
@@ -20,7 +21,7 @@
 namespace ped::bench {
 
 // An attention contender, by name: a float implementation of the registry (variants/registry.hpp:
-// our kernels and any plugin loaded with --plugin) or one of the two LibTorch baselines.
+// our kernels and any plugin loaded with --plugin) or a LibTorch baseline (libtorch_contenders()).
 struct Contender {
   std::string name;
   static const Contender libtorch_sdpa;      // at::_scaled_dot_product_attention
@@ -29,6 +30,27 @@ struct Contender {
 };
 inline const Contender Contender::libtorch_sdpa{"libtorch_sdpa"};
 inline const Contender Contender::libtorch_composed{"libtorch_composed"};
+
+// How a LibTorch contender computes softmax(s Q K^T + M) V (libtorch_benchmarks.cpp), each with
+// autograd for the backward pass.
+enum class LibTorchFormulation : std::uint8_t {
+  sdpa,      // at::_scaled_dot_product_attention (LibTorch 1.13's math path), is_causal for causal
+  composed,  // at::matmul on (B, H, N, d), * s, + M, softmax, at::matmul
+  addmm,     // per (b, h): at::addmm(M, Q_bh, K_bh^T, 1, s) (at::mm(s Q_bh, K_bh^T) without a
+             // mask), softmax, at::mm with V_bh; outputs stacked
+};
+struct LibTorchContender {
+  Contender contender;
+  LibTorchFormulation formulation;
+  // The in-run allocator probe (allocator.hpp): runs under glibc's default malloc behaviour, only in
+  // a tuned run, only where attention_cases puts it; not a --variants name.
+  bool glibc_default_probe = false;
+};
+// Every LibTorch contender, the one list the rest of bench iterates: the baselines in run order,
+// then the probe (libtorch_sdpa under glibc's default, named libtorch_sdpa + schema's suffix).
+const std::vector<LibTorchContender>& libtorch_contenders();
+// Its entry, or nullptr for a contender that is not LibTorch's.
+const LibTorchContender* libtorch_contender(const Contender& c);
 enum class Pass : std::uint8_t { forward, backward, forward_backward };
 
 const char* to_string(const Contender& c);  // its name
@@ -44,7 +66,7 @@ bool is_libtorch(const Contender& c);
 // an unknown name.
 const AttentionImpl& implementation_of(const Contender& c);
 // Every contender of the registry that runs in float, in registration order (plugins loaded by now
-// included), then the two LibTorch baselines.
+// included), then the LibTorch baselines (libtorch_contenders() without the probe).
 std::vector<Contender> all_contenders();
 // Whether c runs `pass` under mask m: the implementation takes the mask's kind and, for a pass
 // with a backward, has a float backward (always true for LibTorch).
@@ -134,6 +156,10 @@ struct BenchConfig {
   // Seconds each trial run of a plugin may take in its child process (plugin_trial.hpp); past it the
   // contender's benchmarks are skipped (300 s: plugin_host/child_process.hpp says why).
   double plugin_timeout = static_cast<double>(plugin::kDefaultPluginTimeLimit.count()) / 1000;
+  AllocatorSetting allocator = AllocatorSetting::tuned;  // allocator.hpp, applied at start to every contender
+  // In a tuned run, libtorch_sdpa also runs under glibc's default (the probe contender) at the
+  // sweep's N, first head dim, masks none and causal, passes forward and forward_backward.
+  bool allocator_probe = true;
 };
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
@@ -151,12 +177,14 @@ BenchConfig profile_config(const std::string& profile);
 //   --iterations I [1, 10^12]  --layers on|off  --layer-tokens 256,1024 [1, 131072]
 //   --gemm-size M [1, 46340]  --gemm on|off  --dry-run on|off
 //   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')  --plugin-timeout S (0, 86400]
+//   --allocator tuned|default  --allocator-probe on|off
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
 // --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);
 std::string usage();
 
-// Every attention case of the sweep, in run order (a contender's passes and masks it does not run left out).
+// Every attention case of the sweep, in run order (a contender's passes and masks it does not run left
+// out), each libtorch_sdpa case the allocator probe covers followed by the probe's.
 std::vector<AttentionCase> attention_cases(const BenchConfig& config);
 
 }  // namespace ped::bench

@@ -1,5 +1,6 @@
 // bench: attention variants and LibTorch across sequence lengths, reference layers, and the
 // in-run SGEMM ceiling, as Google Benchmark suites. See bench_config.hpp for names and options.
+#include "bench/allocator.hpp"
 #include "bench/attention_benchmarks.hpp"
 #include "bench/bench_config.hpp"
 #include "bench/benchmark_flags.hpp"
@@ -13,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -117,6 +119,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const BenchConfig& config = settings().config;
+  // The heap allocator setting, for every contender alike (allocator.hpp), before any benchmark.
+  try {
+    apply_allocator(config.allocator);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench: %s\n", error.what());
+    return 1;
+  }
   if (config.dry_run) {
     // The attention sweep as it would run: each case, its memory estimate, and what the budget skips.
     std::size_t skipped = 0;
@@ -183,6 +192,14 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
   benchmark::AddCustomContext("gemm_size", std::to_string(config.gemm_size));
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
+  benchmark::AddCustomContext("allocator", to_string(config.allocator));
+  benchmark::AddCustomContext("allocator_detail", describe(config.allocator));
+  const std::vector<AttentionCase> cases = attention_cases(config);
+  const bool probed = std::any_of(cases.begin(), cases.end(), [](const AttentionCase& c) {
+    const LibTorchContender* t = libtorch_contender(c.contender);
+    return t != nullptr && t->glibc_default_probe;
+  });
+  benchmark::AddCustomContext("allocator_probe", probed ? describe_glibc_default_probe() : "off");
   for (const ped::plugin::LoadedPlugin& p : ped::plugin::loaded_plugins()) {
     benchmark::AddCustomContext("plugin_" + p.name, ped::plugin::describe(p));
   }

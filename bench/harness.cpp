@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <deque>
@@ -11,6 +12,12 @@
 #include <limits>
 
 namespace ped::bench {
+
+std::int64_t minor_page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::int64_t>(usage.ru_minflt);
+}
 namespace {
 
 bool g_memory_run = false;

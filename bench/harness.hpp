@@ -61,9 +61,14 @@ class MemoryJsonReporter : public benchmark::JSONReporter {
 void set_progress_total(std::size_t total);
 void announce(std::size_t index, const std::string& name);
 
+// Minor page faults of this process so far (getrusage, every thread): first touches of memory the
+// kernel had not yet mapped, e.g. a fresh mmap (allocator.hpp).
+std::int64_t minor_page_faults();
+
 // Times `call` (state's loop) and measures its peak heap bytes above the start of each call.
-// Sets the peak_bytes counter (largest over the timed calls). In the MemoryManager's run, calls
-// `call` once and leaves the remaining iterations empty.
+// Sets the peak_bytes counter (largest over the timed calls) and page_faults (minor page faults per
+// call, averaged over the timed calls; absent when there were none). In the MemoryManager's run,
+// calls `call` once and leaves the remaining iterations empty.
 template <class Call>
 void measured_loop(benchmark::State& state, Call&& call) {
   if (memory_run_active()) {
@@ -80,12 +85,18 @@ void measured_loop(benchmark::State& state, Call&& call) {
     return;
   }
   std::int64_t peak = 0;
+  const std::int64_t faults = minor_page_faults();
   for (auto _ : state) {
     const memory::Region region;
     call();
     peak = std::max(peak, region.peak_above_start());
   }
   state.counters["peak_bytes"] = benchmark::Counter(static_cast<double>(peak));
+  // Left out when zero: Google Benchmark's coefficient-of-variation aggregate of an all-zero counter
+  // is 0/0, which its JSON reporter writes as NaN (not JSON).
+  if (const std::int64_t added = minor_page_faults() - faults; added > 0 && state.iterations() > 0) {
+    state.counters["page_faults"] = benchmark::Counter(static_cast<double>(added), benchmark::Counter::kAvgIterations);
+  }
 }
 
 // Counters of every attention-like benchmark: flop (per call, the model), useful_flop, their

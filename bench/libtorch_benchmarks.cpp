@@ -12,6 +12,8 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <stdexcept>
 
 namespace ped::bench {
 namespace {
@@ -25,28 +27,56 @@ at::Tensor uniform_tensor(at::IntArrayRef sizes, std::uint64_t seed) {
 // One contender's forward: out (B, H, N, d). `mask` is the additive mask or undefined (none, or
 // SDPA's own is_causal).
 struct AttentionForward {
-  Contender contender;
+  LibTorchFormulation formulation;
   bool causal;     // SDPA: is_causal=true and no explicit mask
   at::Tensor mask;  // (N, N) additive, or undefined
   double scale;
 
   at::Tensor operator()(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
-    if (contender == Contender::libtorch_sdpa) {
-      // LibTorch 1.13's math path scales Q by 1/sqrt(d) itself; a float attn_mask is added to the
-      // scores (a bool one would mark the visible pairs).
-      const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
-      return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, 0.0, false, causal));
+    switch (formulation) {
+      case LibTorchFormulation::sdpa: {
+        // LibTorch 1.13's math path scales Q by 1/sqrt(d) itself; a float attn_mask is added to the
+        // scores (a bool one would mark the visible pairs).
+        const c10::optional<at::Tensor> m = mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt;
+        return std::get<0>(at::_scaled_dot_product_attention(q, k, v, m, 0.0, false, causal));
+      }
+      case LibTorchFormulation::composed: {
+        // forward: S = s Q K^T + M, P = softmax_rows(S), O = P V
+        at::Tensor s = at::matmul(q, k.transpose(-2, -1)) * scale;
+        if (mask.defined()) s = s + mask;
+        return at::matmul(at::softmax(s, -1), v);
+      }
+      case LibTorchFormulation::addmm: {
+        // One (N, N) score matrix at a time: per (b, h) S = addmm(M, Q_bh, K_bh^T, beta 1, alpha s)
+        // (without a mask mm(s Q_bh, K_bh^T)), softmax, mm with V_bh; the outputs stacked back to
+        // (B, H, N, d).
+        const std::int64_t bh = q.size(0) * q.size(1), n = q.size(2), d = q.size(3);
+        const std::vector<at::Tensor> qs = q.reshape({bh, n, d}).unbind(0), ks = k.reshape({bh, n, d}).unbind(0),
+                                      vs = v.reshape({bh, n, d}).unbind(0);
+        std::vector<at::Tensor> outs;
+        outs.reserve(static_cast<std::size_t>(bh));
+        for (std::size_t i = 0; i < qs.size(); ++i) {
+          const at::Tensor s =
+              mask.defined() ? at::addmm(mask, qs[i], ks[i].t(), 1.0, scale) : at::mm(qs[i] * scale, ks[i].t());
+          outs.push_back(at::mm(at::softmax(s, -1), vs[i]));
+        }
+        return at::stack(outs).view(q.sizes());
+      }
     }
-    // forward: S = s Q K^T + M, P = softmax_rows(S), O = P V
-    at::Tensor s = at::matmul(q, k.transpose(-2, -1)) * scale;
-    if (mask.defined()) s = s + mask;
-    return at::matmul(at::softmax(s, -1), v);
+    throw std::logic_error("AttentionForward: unknown formulation");
   }
 };
 
-AttentionForward make_forward(Contender contender, const Mask& mask, std::int64_t n, std::int64_t d) {
-  AttentionForward f{.contender = contender, .causal = false, .mask = {}, .scale = 1.0 / std::sqrt(double(d))};
-  if (contender == Contender::libtorch_sdpa && mask.kind() == Mask::Kind::causal) {
+const LibTorchContender& libtorch_entry(const Contender& contender) {
+  const LibTorchContender* entry = libtorch_contender(contender);
+  if (entry == nullptr) throw std::invalid_argument("libtorch_attention: " + contender.name + " is not a LibTorch contender");
+  return *entry;
+}
+
+AttentionForward make_forward(const Contender& contender, const Mask& mask, std::int64_t n, std::int64_t d) {
+  const LibTorchFormulation formulation = libtorch_entry(contender).formulation;
+  AttentionForward f{.formulation = formulation, .causal = false, .mask = {}, .scale = 1.0 / std::sqrt(double(d))};
+  if (formulation == LibTorchFormulation::sdpa && mask.kind() == Mask::Kind::causal) {
     f.causal = true;
   } else if (mask.kind() != Mask::Kind::none) {
     f.mask = twin::additive_mask(mask, n, n);
@@ -61,6 +91,10 @@ void set_libtorch_threads(int threads) { at::set_num_threads(threads); }
 std::string libtorch_version() { return TORCH_VERSION; }
 
 void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
+  // The allocator probe: glibc's default for this benchmark alone (allocator.hpp), set before its
+  // tensors are made.
+  std::optional<GlibcDefaultScope> glibc_default;
+  if (libtorch_entry(c.contender).glibc_default_probe) glibc_default.emplace();
   const at::IntArrayRef::value_type sizes[] = {c.batch, c.heads, c.seq_len, c.head_dim};
   const at::IntArrayRef shape(sizes);
   const AttentionForward forward = make_forward(c.contender, c.mask, c.seq_len, c.head_dim);
@@ -96,7 +130,7 @@ void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& 
   }
 }
 
-std::vector<float> libtorch_attention_out(Contender contender, const Mask& mask, const AttentionShape& s,
+std::vector<float> libtorch_attention_out(const Contender& contender, const Mask& mask, const AttentionShape& s,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v) {
   const at::NoGradGuard no_grad;

@@ -1,7 +1,8 @@
 // The LibTorch contenders (one translation unit holds every LibTorch include: its headers cost
-// ~10 s of compile each). Baselines, not subjects: at::_scaled_dot_product_attention (LibTorch
-// 1.13's math path: softmax(Q K^T / sqrt(d) + mask) V) and the same composed from matmul, softmax
-// and matmul, each with autograd for the backward pass; and the per-layer twins of reference/.
+// ~10 s of compile each). Baselines, not subjects: the formulations of libtorch_contenders()
+// (bench_config.hpp: at::_scaled_dot_product_attention, LibTorch 1.13's math path, and the same
+// softmax(Q K^T / sqrt(d) + mask) V composed from LibTorch's GEMM calls), each with autograd for the
+// backward pass; and the per-layer twins of reference/.
 #pragma once
 
 #include "bench/bench_config.hpp"
@@ -16,7 +17,7 @@ namespace ped::bench {
 void set_libtorch_threads(int threads);
 std::string libtorch_version();
 
-// The benchmark body for c.contender in {libtorch_sdpa, libtorch_composed}.
+// The benchmark body for a contender of libtorch_contenders() (the probe under GlibcDefaultScope).
 void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& c);
 
 // Registers layer/<op>/libtorch/... twins of the reference layer benchmarks.
@@ -24,7 +25,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config);
 
 // For tests: LibTorch's out (B, H, N, d) for row-major float inputs, through the contender's code
 // path (forward only).
-std::vector<float> libtorch_attention_out(Contender contender, const Mask& mask, const AttentionShape& shape,
+std::vector<float> libtorch_attention_out(const Contender& contender, const Mask& mask, const AttentionShape& shape,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v);
 

@@ -21,11 +21,21 @@ inline constexpr std::array<std::string_view, 14> verify_columns = {
 inline constexpr std::array<std::string_view, 9> benchmark_key_columns = {
     "variant", "pass", "dtype", "batch", "heads", "seq_len", "head_dim", "mask", "threads"};
 
-// BENCH.csv (report convert): one row per benchmark configuration.
-inline constexpr std::array<std::string_view, 19> benchmark_columns = {
+// BENCH.csv (report convert): one row per benchmark configuration. `allocator`, the heap allocator
+// setting the row ran under (bench's --allocator: tuned or default; glibc_default for the in-run
+// probe), came last and later: readers take files without it.
+inline constexpr std::array<std::string_view, 20> benchmark_columns = {
     "variant",     "pass",      "dtype",  "batch",  "heads",  "seq_len",    "head_dim",
     "mask",        "threads",   "repetitions", "median_ns", "min_ns", "max_ns", "gflops",
-    "peak_bytes",  "fraction_of_gemm", "git_rev", "host", "date"};
+    "peak_bytes",  "fraction_of_gemm", "git_rev", "host", "date", "allocator"};
+
+// Variant names in the benchmark files: LibTorch's contenders start with libtorch_prefix; the
+// in-run allocator probe (bench's libtorch_sdpa run under glibc's default malloc settings in a tuned
+// run) is the LibTorch contender's name followed by glibc_default_suffix, its allocator cell
+// glibc_default_allocator.
+inline constexpr std::string_view libtorch_prefix = "libtorch_";
+inline constexpr std::string_view glibc_default_suffix = "_glibc_default";
+inline constexpr std::string_view glibc_default_allocator = "glibc_default";
 
 // BENCH.samples.csv (report convert): one row per repetition of a benchmark.
 inline constexpr std::array<std::string_view, 11> samples_columns = {

@@ -134,7 +134,7 @@ std::optional<FieldProblem> find_problem(const BenchmarkRow& row) {
     }
   }
   for (const auto& [column, text] : {std::pair{"git_rev", &row.git_rev}, std::pair{"host", &row.host},
-                                      std::pair{"date", &row.date}}) {
+                                      std::pair{"date", &row.date}, std::pair{"allocator", &row.allocator}}) {
     if (auto problem = text_problem(column, *text)) return problem;
   }
   return std::nullopt;
@@ -200,11 +200,12 @@ std::optional<FieldProblem> find_problem(const VerifyRow& row) {
 
 std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::path& source) {
   static constexpr const auto& names = schema::benchmark_columns;
-  std::array<bool, 19> required;
+  std::array<bool, 20> required;
   required.fill(true);
+  required[19] = false;  // allocator: added later; older files have none
   std::vector<BenchmarkRow> rows;
   std::map<BenchmarkKey, std::size_t> line_of_key;
-  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<19>& row) {
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<20>& row) {
     BenchmarkRow out;
     out.key = key_from(row);
     out.repetitions = row.integer(9);
@@ -217,6 +218,7 @@ std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::p
     out.git_rev = row.label(16);
     out.host = row.label(17);
     out.date = row.label(18);
+    out.allocator = row.label(19);
     out.line = row.line();
     refuse_problem(row, names, out);
     const auto [it, inserted] = line_of_key.emplace(out.key, out.line);
@@ -332,7 +334,7 @@ std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
     out += concat(key_cells(row.key), ",", row.repetitions, ",", format_number(row.median_ns), ",",
                   format_number(row.min_ns), ",", format_number(row.max_ns), ",", format_number(row.gflops), ",",
                   format_number(row.peak_bytes), ",", format_number(row.fraction_of_gemm), ",", csv_cell(row.git_rev),
-                  ",", csv_cell(row.host), ",", csv_cell(row.date), "\n");
+                  ",", csv_cell(row.host), ",", csv_cell(row.date), ",", csv_cell(row.allocator), "\n");
   }
   return out;
 }

@@ -3,8 +3,11 @@
 // Benchmark CSV (BENCH.csv), one row per benchmark configuration, columns by name (extra columns are
 // ignored; order is free):
 //   variant, pass, dtype, batch, heads, seq_len, head_dim, mask, threads,   -- the benchmark's key
-//   repetitions, median_ns, min_ns, max_ns, gflops, peak_bytes, fraction_of_gemm, git_rev, host, date
-// `variant` also names LibTorch contenders (libtorch_sdpa); `pass` is forward|backward|forward_backward.
+//   repetitions, median_ns, min_ns, max_ns, gflops, peak_bytes, fraction_of_gemm, git_rev, host, date,
+//   allocator   -- optional: files written before it existed read as an empty cell
+// `variant` also names LibTorch contenders (libtorch_sdpa, ...: schema::libtorch_prefix); `pass` is
+// forward|backward|forward_backward; `allocator` bench's heap allocator setting for the row (tuned,
+// default, or glibc_default for the in-run probe; core/schemas.hpp).
 // A quantity that was not measured is written `nan`.
 //
 // Raw-samples companion (BENCH.samples.csv beside BENCH.csv), one row per repetition:
@@ -71,6 +74,7 @@ struct BenchmarkRow {
   std::string git_rev;
   std::string host;
   std::string date;
+  std::string allocator;  // bench's allocator setting ("tuned", "default", "glibc_default"); empty when unknown
   std::size_t line = 0;  // line in the file it was read from (0 when made in memory)
 };
 

@@ -1,6 +1,7 @@
 #include "reports/gbench_json.hpp"
 
 #include "core/errors.hpp"
+#include "core/schemas.hpp"
 #include "reports/statistics.hpp"
 
 #include <nlohmann/json.hpp>
@@ -162,6 +163,7 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     run.context.host = label_field(context, "host_name", where);
     run.context.date = label_field(context, "date", where);
     run.context.git_rev = label_field(context, "git_rev", where);
+    run.context.allocator = label_field(context, "allocator", where);
   }
   // (key, repetition_index) -> index of the run that gave it: the same repetition twice would count
   // as two samples.
@@ -329,6 +331,9 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
     row.git_rev = context.git_rev.empty() ? "unknown" : context.git_rev;
     row.host = context.host;
     row.date = context.date;
+    // The in-run probe ran under glibc's default whatever the run's setting (core/schemas.hpp).
+    row.allocator = key.variant.ends_with(schema::glibc_default_suffix) ? std::string(schema::glibc_default_allocator)
+                                                                       : context.allocator;
     tidy.rows.push_back(std::move(row));
     std::map<std::string, std::vector<double>> phase_fractions;
     for (const MeasuredSample* measured : group) {

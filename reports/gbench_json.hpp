@@ -18,7 +18,8 @@
 //   counter "gemm_gflops"  -> in-run SGEMM GFLOP/s at the same thread count (the ceiling)
 //   counters "phase_<name>" -> where the time goes: the fraction of phase <name> (bench's
 //                             attention_benchmarks.hpp), a number in [0, 1]
-// and from "context": host_name, date, and git_rev (benchmark::AddCustomContext("git_rev", ...)).
+// and from "context": host_name, date, git_rev (benchmark::AddCustomContext("git_rev", ...)) and
+// allocator (bench's --allocator setting; the probe variant's rows get schema::glibc_default_allocator).
 #pragma once
 
 #include "reports/csv_io.hpp"
@@ -38,6 +39,7 @@ struct GbenchContext {
   std::string host;
   std::string date;
   std::string git_rev;
+  std::string allocator;  // bench's context "allocator" (tuned|default); empty when absent
 };
 
 struct MeasuredSample {
@@ -80,7 +82,7 @@ struct TidyBenchmarks {
 
 // One row per key: median, min, max of time_ns over its samples; gflops = flop / median_ns
 // (FLOP/ns = GFLOP/s), flop the median of the "flop" counters or model_flop; peak_bytes the largest
-// reported; fraction_of_gemm = gflops / median gemm_gflops. git_rev, host, date from `context`.
+// reported; fraction_of_gemm = gflops / median gemm_gflops. git_rev, host, date, allocator from `context`.
 // Throws InputError when gflops or fraction_of_gemm comes out infinite.
 TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const GbenchContext& context);
 

@@ -4,6 +4,7 @@
 #include "core/errors.hpp"
 #include "reports/fits.hpp"
 #include "core/process.hpp"
+#include "core/schemas.hpp"
 #include "reports/text_format.hpp"
 
 #include <algorithm>
@@ -198,27 +199,60 @@ std::string join_distinct(const std::vector<BenchmarkRow>& rows, std::string Ben
   return out;
 }
 
+// The LibTorch contenders the speed-up compares against: every libtorch_ variant but the allocator probe.
+bool is_libtorch_baseline(const std::string& variant) {
+  return variant.starts_with(schema::libtorch_prefix) && !variant.ends_with(schema::glibc_default_suffix);
+}
+
+// The fastest LibTorch baseline of `key` (its variant ignored) among `rows`, or nullptr.
+using FastestLibTorch = std::map<BenchmarkKey, const BenchmarkRow*>;  // key with an empty variant -> fastest row
+FastestLibTorch fastest_libtorch(const std::vector<BenchmarkRow>& rows) {
+  FastestLibTorch fastest;
+  for (const BenchmarkRow& row : rows) {
+    if (!is_libtorch_baseline(row.key.variant)) continue;
+    BenchmarkKey key = row.key;
+    key.variant.clear();
+    const BenchmarkRow*& best = fastest[key];
+    if (best == nullptr || row.median_ns < best->median_ns) best = &row;
+  }
+  return fastest;
+}
+
 std::string benchmark_section(const std::vector<BenchmarkRow>& rows, const SeriesTable& table,
                               const std::map<SeriesKey, std::vector<Figure>>& figures_of, bool plots_made) {
-  std::map<BenchmarkKey, const BenchmarkRow*> by_key;
-  for (const BenchmarkRow& row : rows) by_key[row.key] = &row;
+  const FastestLibTorch fastest = fastest_libtorch(rows);
+  const auto fastest_of = [&](const BenchmarkRow& row) -> const BenchmarkRow* {
+    BenchmarkKey key = row.key;
+    key.variant.clear();
+    const auto it = fastest.find(key);
+    return it == fastest.end() ? nullptr : it->second;
+  };
   std::string md = "## Benchmarks\n\n";
-  md += concat("Median of the repetitions; speed-up = median time of `", baseline_variant,
-               "` / median time of the variant, same pass, dtype, mask, head_dim, B, H, threads and N; "
-               "fraction of GEMM = GFLOP/s over the in-run SGEMM GFLOP/s at the same thread count.\n\n");
+  md += "Median of the repetitions; speed-up = median time of the fastest LibTorch contender of this run (variants "
+        "`libtorch_*`, the allocator probe `*_glibc_default` left out) for the same pass, dtype, mask, head_dim, B, "
+        "H, threads and N / median time of the variant (named in the column when one LibTorch contender is the "
+        "fastest throughout the table, else in each cell); fraction of GEMM = GFLOP/s over the in-run SGEMM GFLOP/s "
+        "at the same thread count.\n\n";
   for (const auto& [series, variants] : table) {
+    std::set<std::string> fastest_names;
+    for (const auto& [variant, curve] : variants) {
+      for (const BenchmarkRow* row : curve) {
+        if (const BenchmarkRow* best = fastest_of(*row)) fastest_names.insert(best->key.variant);
+      }
+    }
+    const bool one_fastest = fastest_names.size() == 1;
     md += concat("### ", describe(series), "\n\n");
-    md += concat("| variant | N | median | min – max | reps | GFLOP/s | peak memory | speed-up vs ", baseline_variant,
+    md += concat("| variant | N | median | min – max | reps | GFLOP/s | peak memory | speed-up vs fastest LibTorch",
+                 one_fastest ? concat(" (", markdown_cell(*fastest_names.begin()), ")") : std::string(),
                  " | fraction of GEMM |\n");
     md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& [variant, curve] : variants) {
       for (const BenchmarkRow* row : curve) {
-        BenchmarkKey baseline_key = row->key;
-        baseline_key.variant = baseline_variant;
-        const auto baseline = by_key.find(baseline_key);
-        const std::string speedup = baseline == by_key.end()
-                                        ? "n/a"
-                                        : concat(format_fixed(baseline->second->median_ns / row->median_ns, 2), "×");
+        const BenchmarkRow* best = fastest_of(*row);
+        const std::string speedup =
+            best == nullptr ? "n/a"
+                            : concat(format_fixed(best->median_ns / row->median_ns, 2), "×",
+                                     one_fastest ? std::string() : concat(" vs ", markdown_cell(best->key.variant)));
         md += concat("| ", markdown_cell(variant), " | ", row->key.seq_len, " | ", format_duration_ns(row->median_ns),
                      " | ", format_duration_ns(row->min_ns), " – ", format_duration_ns(row->max_ns), " | ",
                      row->repetitions, " | ", format_fixed(row->gflops, 2), " | ", format_bytes(row->peak_bytes), " | ",
@@ -232,6 +266,75 @@ std::string benchmark_section(const std::vector<BenchmarkRow>& rows, const Serie
       md += "\n";
     }
   }
+  return md;
+}
+
+// The heap allocator the run used (the CSV's allocator column) and, from the in-run probe, what
+// glibc's default allocator costs LibTorch on this machine.
+std::string allocator_section(const std::vector<BenchmarkRow>& rows) {
+  std::set<std::string> settings;
+  std::map<BenchmarkKey, const BenchmarkRow*> by_key;
+  std::vector<const BenchmarkRow*> probes;
+  for (const BenchmarkRow& row : rows) {
+    by_key[row.key] = &row;
+    if (row.key.variant.ends_with(schema::glibc_default_suffix)) {
+      probes.push_back(&row);
+    } else {
+      settings.insert(row.allocator);
+    }
+  }
+  std::string md = "## Allocator\n\n";
+  std::string listed;
+  for (const std::string& setting : settings) {
+    listed += concat(listed.empty() ? "" : ", ", setting.empty() ? "not recorded" : concat("`", markdown_cell(setting), "`"));
+  }
+  md += concat("Heap allocator setting of the run: ", listed.empty() ? "not recorded" : listed, ". ");
+  md += "`tuned`: bench set glibc's `mallopt` M_MMAP_THRESHOLD and M_TRIM_THRESHOLD to 2³¹−1 at start, for every "
+        "contender alike, so freed memory stays in the process for the next call, as a tuned deployment keeps it "
+        "(PyTorch's CPU guides use jemalloc or tcmalloc for this). `default`: glibc untouched. Not recorded: a file "
+        "from before bench recorded it.\n\n";
+  md += "Why it matters: LibTorch's math path allocates several B·H·N² float tensors per call. By default glibc "
+        "serves every block of 32 MiB or more with a fresh `mmap` and unmaps it on free, so each call pays "
+        "first-touch page faults on all of them again (costly on a virtual machine) and the time measures the "
+        "kernel's page-fault handler as much as attention (so does any contender that allocates large blocks per "
+        "call, e.g. naive's (N, N) probabilities).\n\n";
+  std::string table;
+  const BenchmarkRow* headline_probe = nullptr;
+  double headline_ratio = 0.0;
+  for (const BenchmarkRow* probe : probes) {
+    BenchmarkKey base_key = probe->key;
+    base_key.variant.resize(base_key.variant.size() - schema::glibc_default_suffix.size());
+    const auto base = by_key.find(base_key);
+    if (base == by_key.end()) continue;
+    const double ratio = probe->median_ns / base->second->median_ns;
+    table += concat("| ", markdown_cell(base_key.variant), " | ", markdown_cell(probe->key.pass), " | ",
+                    markdown_cell(probe->key.mask), " | ", probe->key.head_dim, " | ", probe->key.seq_len, " | ",
+                    format_duration_ns(base->second->median_ns), " | ", format_duration_ns(probe->median_ns), " | ",
+                    format_fixed(ratio, 2), "× |\n");
+    if (headline_probe == nullptr || probe->key.seq_len > headline_probe->key.seq_len ||
+        (probe->key.seq_len == headline_probe->key.seq_len && ratio > headline_ratio)) {
+      headline_probe = probe;
+      headline_ratio = ratio;
+    }
+  }
+  if (headline_probe == nullptr) {
+    md += "No in-run measurement of glibc's default allocator in this file (it comes from bench's probe: a tuned run "
+          "with `--allocator-probe on` and `libtorch_sdpa` among the contenders).\n\n";
+    return md;
+  }
+  const std::string base_name =
+      headline_probe->key.variant.substr(0, headline_probe->key.variant.size() - schema::glibc_default_suffix.size());
+  md += concat("Measured in this run: under glibc's default allocator `", markdown_cell(base_name), "` took ",
+               format_fixed(headline_ratio, 2), "× as long at N = ", headline_probe->key.seq_len, " (",
+               markdown_cell(headline_probe->key.pass), ", ", markdown_cell(headline_probe->key.mask), ", d=",
+               headline_probe->key.head_dim, ", B=", headline_probe->key.batch, ", H=", headline_probe->key.heads,
+               ", T=", headline_probe->key.threads, "). The probe (`", markdown_cell(headline_probe->key.variant),
+               "`) runs the same contender with glibc's default behaviour for blocks of 32 MiB and more restored for "
+               "its benchmark alone (mallopt M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 64 MiB, malloc_trim first), "
+               "then the tuned setting again:\n\n");
+  md += "| contender | pass | mask | d | N | tuned | glibc default | default / tuned |\n";
+  md += "|---|---|---|---:|---:|---:|---:|---:|\n";
+  md += table + "\n";
   return md;
 }
 
@@ -496,6 +599,7 @@ SummaryResult write_summary(const SummaryOptions& options) {
                join_distinct(rows, &BenchmarkRow::git_rev), "; host ", join_distinct(rows, &BenchmarkRow::host), "; date ",
                join_distinct(rows, &BenchmarkRow::date), ".\n\n");
   if (!plots_made) md += concat("Plots skipped: ", result.plot_note, ".\n\n");
+  md += allocator_section(rows);
   md += benchmark_section(rows, table, figures_of, plots_made);
   md += fits_section(fits);
   md += time_split_section(phase_rows);

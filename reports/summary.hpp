@@ -56,9 +56,6 @@ struct FitRow {
 std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows);
 std::string format_fits_csv(const std::vector<FitRow>& fits);
 
-// The variant every other is measured against ("speed-up over LibTorch SDPA").
-inline constexpr const char* baseline_variant = "libtorch_sdpa";
-
 // "## Where the time goes": per series, a table of each variant and N with the percentage of each
 // phase (BENCH.phases.csv, csv_io.hpp); phases at zero in every row of a series are left out. Empty
 // text when there are no rows.

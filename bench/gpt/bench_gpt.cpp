@@ -22,6 +22,7 @@
 #include <string>
 
 #include "core/numbers.hpp"
+#include "bench/allocator.hpp"
 #include "bench/benchmark_flags.hpp"
 #include "reference/adamw.hpp"
 #include "reference/gpt.hpp"
@@ -173,6 +174,14 @@ int main(int argc, char** argv) {
   // --threads is ours; the rest goes to Google Benchmark.
   std::vector<char*> rest(argv, argv + argc);
   if (!take_threads(rest)) return 2;
+  ped::bench::AllocatorSetting allocator{};  // PED_BENCH_ALLOCATOR, as bench's (bench/allocator.hpp)
+  try {
+    allocator = ped::bench::allocator_from_environment("bench_gpt");
+    ped::bench::apply_allocator(allocator);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s\n", error.what());
+    return 2;
+  }
   if (const std::string error = ped::bench::benchmark_flag_error(std::vector<std::string>(rest.begin() + 1, rest.end()),
                                                                  "bench_gpt");
       !error.empty()) {
@@ -186,6 +195,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
   benchmark::AddCustomContext("threads", std::to_string(g_threads));
+  benchmark::AddCustomContext("allocator", ped::bench::to_string(allocator));
+  benchmark::AddCustomContext("allocator_detail", ped::bench::describe(allocator));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -229,7 +230,102 @@ TEST(Profiles, QuickAndFull) {
   const BenchConfig full = profile_config("full");
   EXPECT_EQ(full.seq_lens.back(), 16384);
   EXPECT_EQ(full.masks.size(), 4u);
-  EXPECT_EQ(attention_cases(full).size(), 6u * 3u * 7u * 2u * 4u);
+  // Our four kernels and the LibTorch baselines, 3 passes x 7 N x 2 d x 4 masks; the allocator probe
+  // at d = 64, masks none and causal, forward and forward_backward, 7 N.
+  std::size_t baselines = 0;
+  for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
+  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 2u * 2u * 7u);
+}
+
+// The LibTorch contenders come from one list: each baseline is a contender of the profiles and a
+// --variants name; the probe is neither, and every entry is LibTorch's.
+TEST(LibTorchList, BaselinesAreContendersTheProbeIsNot) {
+  const std::vector<Contender> all = all_contenders();
+  std::size_t probes = 0;
+  for (const LibTorchContender& t : libtorch_contenders()) {
+    EXPECT_TRUE(is_libtorch(t.contender)) << t.contender.name;
+    EXPECT_EQ(libtorch_contender(t.contender), &t);
+    const bool listed = std::find(all.begin(), all.end(), t.contender) != all.end();
+    EXPECT_EQ(listed, !t.glibc_default_probe) << t.contender.name;
+    EXPECT_EQ(parse_contender(t.contender.name).has_value(), !t.glibc_default_probe) << t.contender.name;
+    if (t.glibc_default_probe) {
+      ++probes;
+      EXPECT_EQ(t.contender.name, "libtorch_sdpa_glibc_default");
+      EXPECT_EQ(t.formulation, LibTorchFormulation::sdpa);
+    }
+  }
+  EXPECT_EQ(probes, 1u);
+  EXPECT_EQ(libtorch_contender(Contender{"flash"}), nullptr);
+  EXPECT_FALSE(is_libtorch(Contender{"flash"}));
+}
+
+// BenchConfig from {"bench", args...}.
+BenchConfig config_of(std::vector<std::string> args) {
+  args.insert(args.begin(), "bench");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(args.size());
+  return parse_options(argc, argv.data());
+}
+
+std::vector<std::string> names_of(const std::vector<AttentionCase>& cases) {
+  std::vector<std::string> names;
+  for (const AttentionCase& c : cases) names.push_back(c.name());
+  return names;
+}
+
+// The probe runs libtorch_sdpa again under glibc's default, right after it, at the sweep's N for the
+// first head dim, masks none and causal, passes forward and forward_backward; only in a tuned run
+// with the probe on and libtorch_sdpa a contender.
+TEST(AllocatorProbe, FollowsLibTorchSdpaOnItsSubset) {
+  const std::vector<std::string> sweep = {"--variants=flash,libtorch_sdpa", "--seq-lens=256,512", "--head-dims=32,64",
+                                          "--masks=causal,sliding_window(left=4,right=0)", "--passes=backward,forward"};
+  const BenchConfig config = config_of(sweep);
+  EXPECT_EQ(config.allocator, AllocatorSetting::tuned);
+  EXPECT_TRUE(config.allocator_probe);
+  const std::vector<std::string> names = names_of(attention_cases(config));
+  const std::string probe = "attention/libtorch_sdpa_glibc_default/";
+  std::vector<std::string> probes;
+  for (const std::string& name : names) {
+    if (name.starts_with(probe)) probes.push_back(name);
+  }
+  EXPECT_EQ(probes, (std::vector<std::string>{probe + "forward/float/causal/B:1/H:8/N:256/d:32/T:2",
+                                              probe + "forward/float/causal/B:1/H:8/N:512/d:32/T:2"}));
+  // Right after libtorch_sdpa's cases of the same pass and mask.
+  const auto at = std::find(names.begin(), names.end(), probes.front());
+  ASSERT_NE(at, names.begin());
+  EXPECT_EQ(*std::prev(at), "attention/libtorch_sdpa/forward/float/causal/B:1/H:8/N:512/d:32/T:2");
+  const auto has_probe = [&](const std::vector<AttentionCase>& cases) {
+    return std::any_of(cases.begin(), cases.end(), [](const AttentionCase& c) {
+      return libtorch_contender(c.contender) != nullptr && libtorch_contender(c.contender)->glibc_default_probe;
+    });
+  };
+  std::vector<std::string> off = sweep;
+  off.push_back("--allocator-probe=off");
+  EXPECT_FALSE(has_probe(attention_cases(config_of(off))));
+  std::vector<std::string> untuned = sweep;
+  untuned.push_back("--allocator=default");
+  EXPECT_EQ(config_of(untuned).allocator, AllocatorSetting::glibc_default);
+  EXPECT_FALSE(has_probe(attention_cases(config_of(untuned))));
+  EXPECT_FALSE(has_probe(attention_cases(config_of({"--variants=flash,libtorch_composed"}))));
+  EXPECT_TRUE(has_probe(attention_cases(config_of({}))));  // the quick profile
+}
+
+TEST(Options, AllocatorAndProbeAreCheckedLikeTheOthers) {
+  EXPECT_EQ(option_error({"--allocator=jemalloc"}), "bench: --allocator expects tuned|default, got 'jemalloc'");
+  EXPECT_EQ(option_error({"--allocator", ""}), "bench: --allocator expects tuned|default, got ''");
+  EXPECT_EQ(option_error({"--allocator=tuned", "--allocator=default"}), "bench: --allocator is given more than once");
+  EXPECT_EQ(option_error({"--allocator-probe=maybe"}), "bench: --allocator-probe expects on|off, got 'maybe'");
+  ::setenv("PED_BENCH_ALLOCATOR", "default", 1);
+  EXPECT_EQ(config_of({}).allocator, AllocatorSetting::glibc_default);
+  EXPECT_EQ(config_of({"--allocator=tuned"}).allocator, AllocatorSetting::tuned);  // the command line wins
+  ::setenv("PED_BENCH_ALLOCATOR", "fast", 1);
+  EXPECT_EQ(option_error({}), "bench: --allocator expects tuned|default, got 'fast'");
+  ::unsetenv("PED_BENCH_ALLOCATOR");
+  ::setenv("PED_BENCH_ALLOCATOR_PROBE", "off", 1);
+  EXPECT_FALSE(config_of({}).allocator_probe);
+  ::unsetenv("PED_BENCH_ALLOCATOR_PROBE");
 }
 
 bool has_cases(const std::vector<AttentionCase>& cases, const std::string& contender) {
@@ -248,8 +344,7 @@ TEST(Registry, EveryImplementationIsInTheBenchSweep) {
           << impl->name << " is not a contender of profile " << profile;
       EXPECT_TRUE(has_cases(cases, impl->name)) << impl->name << " has no case in profile " << profile;
     }
-    EXPECT_TRUE(has_cases(cases, "libtorch_sdpa"));
-    EXPECT_TRUE(has_cases(cases, "libtorch_composed"));
+    for (const LibTorchContender& t : libtorch_contenders()) EXPECT_TRUE(has_cases(cases, t.contender.name));
   }
 }
 
