@@ -295,10 +295,13 @@ struct Run {
 
 // Every built-in implementation of the registry at its default tiles, and those with tiles also
 // with small ones, so that a row spans several tiles even at these sizes.
+// The names come from builtin_attention_impls(), not from the origin "built-in": other tests of this
+// executable register copies of a built-in under other names, which would otherwise be picked up
+// when every test runs in one process.
 std::vector<Run> runs() {
   std::vector<Run> rs;
-  for (const AttentionImpl* impl : attention_impls()) {
-    if (impl->origin != "built-in") continue;
+  for (const AttentionImpl& builtin : builtin_attention_impls()) {
+    const AttentionImpl* impl = &attention_impl(builtin.name);
     rs.push_back({impl, {}, impl->name});
     if (impl->name == "blocked") rs.push_back({impl, {.tile_q = 16}, "blocked/16"});
     if (impl->name == "flash") rs.push_back({impl, {.tile_q = 16, .tile_k = 32}, "flash/16x32"});
