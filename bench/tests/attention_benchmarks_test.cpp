@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <map>
 #include <sstream>
 
 namespace ped::bench {
@@ -151,31 +150,6 @@ TEST(AttentionBenchmarks, TimedPhasesReachTheReportConversion) {
   run = reports::parse_gbench_json(naive_json.str(), "naive.json");
   ASSERT_EQ(run.samples.size(), 1u);
   EXPECT_TRUE(run.samples[0].phases.empty());
-}
-
-// page_faults: under the tuned allocator LibTorch's score tensors (64 MiB here) are reused from the
-// heap after the first call; the probe, under glibc's default, maps and faults them in every call.
-TEST(AttentionBenchmarks, TheProbeFaultsInFreshMemoryEveryCallTunedDoesNot) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "a sanitizer's allocator serves malloc; mallopt has no effect";
-#endif
-  apply_allocator(AllocatorSetting::tuned);
-  tiny_settings(8.0);
-  settings().config.iterations = 8;  // tuned: the first call's faults, spread over 8
-  std::map<std::string, double> faults;
-  for (const char* name : {"libtorch_sdpa", "libtorch_sdpa_glibc_default"}) {
-    const AttentionCase c{.contender = Contender{name}, .pass = Pass::forward, .mask = Mask::none(), .batch = 1,
-                          .heads = 4, .seq_len = 2048, .head_dim = 8, .threads = 1};
-    register_attention_benchmark(c);
-    CollectingReporter reporter;
-    ASSERT_EQ(run_only(reporter, c.name()), 1u);
-    ASSERT_EQ(reporter.collected.size(), 1u);
-    const auto& counters = reporter.collected[0].counters;
-    faults[name] = counters.contains("page_faults") ? counters.at("page_faults").value : 0.0;  // absent: none
-  }
-  // One (1, 4, 2048, 2048) float tensor is 16384 pages; the math path makes two or more per call.
-  EXPECT_GT(faults["libtorch_sdpa_glibc_default"], 2 * 16384.0) << faults["libtorch_sdpa"];
-  EXPECT_LT(faults["libtorch_sdpa"] * 3, faults["libtorch_sdpa_glibc_default"]);
 }
 
 // The LibTorch contenders compute the same attention as our kernels for every mask of the sweep
