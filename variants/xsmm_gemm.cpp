@@ -21,25 +21,6 @@
 namespace ped::detail::xsmm {
 namespace {
 
-template <class T>
-using Kernel = void (*)(const T*, const T*, T*, ...);
-
-// LIBXSMM's kernel for the column-major product (m, n, k), alpha 1, beta 0 or 1, B transposed or
-// not; nullptr where it has none. LIBXSMM keeps every kernel it generates: the first call of a
-// shape generates it, later calls find it in LIBXSMM's registry.
-Kernel<float> dispatch(float, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
-  const float alpha = 1, beta = beta1 ? 1 : 0;
-  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
-  return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
-}
-Kernel<double> dispatch(double, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
-  const double alpha = 1, beta = beta1 ? 1 : 0;
-  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
-  return libxsmm_dmmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
-}
-
 void blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
   cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -147,6 +128,19 @@ void nt(int m, int n, int kk, T alpha, const T* a, int lda, const T* b, int ldb,
 }
 
 }  // namespace
+
+Kernel<float> dispatch(float, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
+  const float alpha = 1, beta = beta1 ? 1 : 0;
+  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+  return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
+}
+Kernel<double> dispatch(double, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
+  const double alpha = 1, beta = beta1 ? 1 : 0;
+  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
+  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
+  return libxsmm_dmmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
+}
 
 void gemm_nt(int m, int n, int kk, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
              int ldc) {

@@ -13,6 +13,15 @@ namespace ped::detail::xsmm {
 
 inline constexpr int kMaxDim = 128;
 
+// LIBXSMM's kernel for the column-major product (m, n, k), alpha 1, beta 0 or 1, B transposed or
+// not; nullptr where it has none. LIBXSMM keeps every kernel it generates: the first call of a
+// shape generates it, later calls find it in LIBXSMM's registry. (The wrappers below call it on
+// every product; ped_tile_gemm_timing also times the bare kernel.)
+template <class T>
+using Kernel = void (*)(const T*, const T*, T*, ...);
+Kernel<float> dispatch(float, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b);
+Kernel<double> dispatch(double, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b);
+
 // True when the product (m, n, kk) with this beta runs on LIBXSMM (otherwise on OpenBLAS).
 template <class T>
 bool handles(int m, int n, int kk, T beta) {

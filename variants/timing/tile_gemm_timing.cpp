@@ -39,22 +39,8 @@
 
 namespace {
 
-template <class T>
-using Kernel = void (*)(const T*, const T*, T*, ...);
-
-// LIBXSMM's kernel for the column-major product (m, n, k), alpha 1 (as variants/xsmm_gemm.cpp asks).
-Kernel<float> dispatch(float, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
-  const float alpha = 1, beta = beta1 ? 1 : 0;
-  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
-  return libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
-}
-Kernel<double> dispatch(double, int m, int n, int k, int lda, int ldb, int ldc, bool beta1, bool trans_b) {
-  const double alpha = 1, beta = beta1 ? 1 : 0;
-  const int flags = trans_b ? LIBXSMM_GEMM_FLAG_TRANS_B : LIBXSMM_GEMM_FLAG_NONE;
-  const int prefetch = LIBXSMM_GEMM_PREFETCH_NONE;
-  return libxsmm_dmmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
-}
+using ped::detail::xsmm::dispatch;
+using ped::detail::xsmm::Kernel;
 
 void blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
