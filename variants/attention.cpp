@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "variants/blocked_attention.hpp"
+#include "variants/features.hpp"
 #include "variants/flash_attention.hpp"
 #include "variants/kernels.hpp"
 #include "variants/naive_attention.hpp"
@@ -37,6 +38,40 @@ const char* to_string(AttentionPhase phase) {
     case AttentionPhase::dominated: return "dominated";
   }
   return "unknown";
+}
+
+const char* to_string(AttentionFeature f) {
+  switch (f) {
+    case AttentionFeature::grouped_query: return "grouped_query";
+    case AttentionFeature::alibi: return "alibi";
+    case AttentionFeature::softcap: return "softcap";
+    case AttentionFeature::variable_length: return "variable_length";
+    case AttentionFeature::dropout: return "dropout";
+    case AttentionFeature::sinks: return "sinks";
+  }
+  return "unknown";
+}
+
+AttentionFeature parse_attention_feature(const std::string& name) {
+  std::string known;
+  for (std::size_t i = 0; i < kAttentionFeatureCount; ++i) {
+    const auto f = static_cast<AttentionFeature>(i);
+    if (name == to_string(f)) return f;
+    known += (i == 0 ? "" : ", ");
+    known += to_string(f);
+  }
+  detail::throw_invalid("parse_attention_feature", "unknown feature '", name, "', expected one of ", known);
+}
+
+std::uint32_t AttentionFeatures::used(const AttentionShape& shape) const {
+  std::uint32_t bits = 0;
+  if (shape.kv_heads() != shape.heads) bits |= attention_feature_bit(AttentionFeature::grouped_query);
+  if (alibi_slopes != nullptr) bits |= attention_feature_bit(AttentionFeature::alibi);
+  if (softcap != 0) bits |= attention_feature_bit(AttentionFeature::softcap);
+  if (seqlens_q != nullptr || seqlens_k != nullptr) bits |= attention_feature_bit(AttentionFeature::variable_length);
+  if (dropout_p != 0) bits |= attention_feature_bit(AttentionFeature::dropout);
+  if (sinks != nullptr) bits |= attention_feature_bit(AttentionFeature::sinks);
+  return bits;
 }
 
 Variant parse_variant(const std::string& name) {
@@ -74,7 +109,7 @@ std::int64_t checked_elems(const char* fn, const AttentionShape& s, std::int64_t
 
 template <class T>
 void check_common(const char* fn, const AttentionShape& shape, const Mask& mask, T scale,
-                  const AttentionOptions& o) {
+                  const AttentionOptions& o, bool backward) {
   check_dim(fn, "batch", shape.batch, std::numeric_limits<std::int64_t>::max());
   check_dim(fn, "heads", shape.heads, std::numeric_limits<std::int64_t>::max());
   check_dim(fn, "seq_q", shape.seq_q, kMaxSeq);
@@ -96,25 +131,77 @@ void check_common(const char* fn, const AttentionShape& shape, const Mask& mask,
   if (o.block_size < 1 || o.block_size > kMaxTile) {
     throw_invalid(fn, "options.block_size = ", o.block_size, ", expected in [1, ", kMaxTile, "]");
   }
-  mask.validate(fn, shape.seq_q, shape.seq_k);
+  check_features(fn, shape, o.features, backward);
+  // With per-sequence lengths the mask applies to each sequence's own lengths (checked per sequence).
+  if (o.features.seqlens_q == nullptr && o.features.seqlens_k == nullptr) mask.validate(fn, shape.seq_q, shape.seq_k);
 }
 
 void check_pointer(const char* fn, const char* name, const void* p) {
   if (p == nullptr) throw_invalid(fn, name, " is a null pointer");
 }
 
-}  // namespace
-
 template <class T>
-void check_forward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
-                        const T* k, const T* v, const T* out, const RowStats<T>* stats,
-                        const AttentionOptions& options) {
+void check_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
+                const T* v, const T* out, const RowStats<T>* stats, const AttentionOptions& options, bool backward) {
   check_pointer(fn, "q", q);
   check_pointer(fn, "k", k);
   check_pointer(fn, "v", v);
   check_pointer(fn, "out", out);
   check_pointer(fn, "stats", stats);
-  check_common(fn, shape, mask, scale, options);
+  check_common(fn, shape, mask, scale, options, backward);
+}
+
+}  // namespace
+
+void check_features(const char* fn, const AttentionShape& shape, const AttentionFeatures& f, bool backward) {
+  if (shape.heads_kv < 0 || shape.heads_kv > shape.heads || shape.heads % shape.kv_heads() != 0) {
+    throw_invalid(fn, "shape.heads_kv = ", shape.heads_kv, " with heads = ", shape.heads,
+                  ", expected 0 (= heads) or a divisor of heads");
+  }
+  for (std::int64_t h = 0; f.alibi_slopes != nullptr && h < shape.heads; ++h) {
+    if (!std::isfinite(f.alibi_slopes[h])) {
+      throw_invalid(fn, "features.alibi_slopes[", h, "] = ", f.alibi_slopes[h], " is not finite");
+    }
+  }
+  for (std::int64_t h = 0; f.sinks != nullptr && h < shape.heads; ++h) {
+    if (!std::isfinite(f.sinks[h])) throw_invalid(fn, "features.sinks[", h, "] = ", f.sinks[h], " is not finite");
+  }
+  if (!(f.softcap == 0 || (f.softcap > 0 && std::isfinite(f.softcap)))) {
+    throw_invalid(fn, "features.softcap = ", f.softcap, ", expected 0 (off) or a finite value > 0");
+  }
+  if (!(f.dropout_p >= 0 && f.dropout_p < 1)) {
+    throw_invalid(fn, "features.dropout_p = ", f.dropout_p, ", expected in [0, 1)");
+  }
+  if (backward && f.sinks != nullptr && f.dsinks == nullptr) {
+    throw_invalid(fn, "features.sinks is set but features.dsinks is a null pointer (the backward writes the sinks' gradient)");
+  }
+  for (std::int64_t b = 0; b < shape.batch; ++b) {
+    if (f.seqlens_q != nullptr && (f.seqlens_q[b] < 0 || f.seqlens_q[b] > shape.seq_q)) {
+      throw_invalid(fn, "features.seqlens_q[", b, "] = ", f.seqlens_q[b], ", expected in [0, seq_q = ", shape.seq_q, "]");
+    }
+    if (f.seqlens_k != nullptr && (f.seqlens_k[b] < 0 || f.seqlens_k[b] > shape.seq_k)) {
+      throw_invalid(fn, "features.seqlens_k[", b, "] = ", f.seqlens_k[b], ", expected in [0, seq_k = ", shape.seq_k, "]");
+    }
+  }
+}
+
+void require_features(const char* fn, const AttentionShape& shape, const AttentionFeatures& features,
+                      std::uint32_t supported) {
+  const std::uint32_t missing = features.used(shape) & ~supported;
+  if (missing == 0) return;
+  for (std::size_t i = 0; i < kAttentionFeatureCount; ++i) {
+    const auto f = static_cast<AttentionFeature>(i);
+    if ((missing & attention_feature_bit(f)) != 0) {
+      throw_invalid(fn, "the call uses the attention feature '", to_string(f), "', which this implementation does not support");
+    }
+  }
+}
+
+template <class T>
+void check_forward_args(const char* fn, const AttentionShape& shape, const Mask& mask, T scale, const T* q,
+                        const T* k, const T* v, const T* out, const RowStats<T>* stats,
+                        const AttentionOptions& options) {
+  check_args(fn, shape, mask, scale, q, k, v, out, stats, options, false);
 }
 
 template <class T>
@@ -125,7 +212,7 @@ void check_backward_args(const char* fn, const AttentionShape& shape, const Mask
   check_pointer(fn, "dq", dq);
   check_pointer(fn, "dk", dk);
   check_pointer(fn, "dv", dv);
-  check_forward_args(fn, shape, mask, scale, q, k, v, out, stats, options);
+  check_args(fn, shape, mask, scale, q, k, v, out, stats, options, true);
 }
 
 #define PED_INSTANTIATE_CHECKS(T)                                                                                \

@@ -1,13 +1,16 @@
 // Scaled dot-product attention kernels, forward and backward: one API over four variants.
 //
-// B batch, H heads, Nq query tokens, Nk key tokens, d head dim, s scale.
+// B batch, H heads, H_kv key/value heads (H_kv divides H; H_kv = H unless grouped), Nq query tokens,
+// Nk key tokens, d head dim, s scale.
 // Every tensor is a contiguous row-major buffer (LibTorch's default layout):
-//   q    (B, H, Nq, d)      k, v   (B, H, Nk, d)
+//   q    (B, H, Nq, d)      k, v   (B, H_kv, Nk, d)
 //   out  (B, H, Nq, d)      stats  (B, H, Nq) RowStats: row max and inverse row sum of the softmax
-//   dout (B, H, Nq, d)      dq (B, H, Nq, d), dk, dv (B, H, Nk, d)
+//   dout (B, H, Nq, d)      dq (B, H, Nq, d), dk, dv (B, H_kv, Nk, d)
 // Math per (b, h), with M the mask (-inf where key j is hidden from query i):
 //   forward:  S = s Q K^T + M (Nq, Nk), P = softmax_rows(S), O = P V, lse_i = log sum_j exp(S_ij)
 //   backward: dV = P^T dO, dP = dO V^T, dS = P o (dP - rowsum(dO o O)), dQ = s dS K, dK = s dS^T Q
+// AttentionFeatures (below) extend this math the way FlashAttention-2's arguments do: grouped-query
+// heads, ALiBi, logit soft-capping, per-sequence lengths, dropout on P and attention sinks.
 //
 // Forward -> backward contract: the forward writes out and, per query row, RowStats {max, inv_sum}:
 // max = max_j S_ij, the forward's own rounded score, and inv_sum = 1 / sum_j exp(S_ij - max), the
@@ -67,6 +70,8 @@
 #include <limits>
 #include <string>
 
+#include <pedestrian/attention_dropout.h>
+
 #include "core/mask.hpp"
 
 namespace ped {
@@ -84,6 +89,67 @@ struct AttentionShape {
   std::int64_t seq_q = 1;     // Nq
   std::int64_t seq_k = 1;     // Nk
   std::int64_t head_dim = 1;  // d
+  // H_kv, the heads of k, v, dk, dv: 0 means H (plain multi-head attention). Grouped-query attention
+  // takes 1 <= H_kv < H with H % H_kv == 0 (multi-query: H_kv = 1); query head h reads key/value
+  // head h / (H / H_kv) (LibTorch's repeat_interleave, FlashAttention's convention), and dK, dV sum
+  // over the H / H_kv query heads of their group.
+  std::int64_t heads_kv = 0;
+
+  std::int64_t kv_heads() const { return heads_kv == 0 ? heads : heads_kv; }
+};
+
+// Which extensions of the plain math a call uses, or an implementation accepts (bits of
+// AttentionImpl::features, registry.hpp).
+enum class AttentionFeature : std::uint8_t {
+  grouped_query,    // AttentionShape::heads_kv != heads
+  alibi,            // AttentionFeatures::alibi_slopes
+  softcap,          // AttentionFeatures::softcap
+  variable_length,  // AttentionFeatures::seqlens_q / seqlens_k
+  dropout,          // AttentionFeatures::dropout_p > 0
+  sinks,            // AttentionFeatures::sinks
+};
+inline constexpr std::size_t kAttentionFeatureCount = 6;
+constexpr std::uint32_t attention_feature_bit(AttentionFeature f) { return std::uint32_t{1} << static_cast<unsigned>(f); }
+inline constexpr std::uint32_t kAllAttentionFeatures = (std::uint32_t{1} << kAttentionFeatureCount) - 1;
+// "grouped_query", "alibi", "softcap", "variable_length", "dropout", "sinks".
+const char* to_string(AttentionFeature f);
+// The inverse of to_string; throws std::invalid_argument naming the unknown name and the known ones.
+AttentionFeature parse_attention_feature(const std::string& name);
+
+// What a call computes beyond plain scaled dot-product attention: FlashAttention-2's arguments
+// (alibi_slopes, softcap, dropout_p, cu_seqlens) plus attention sinks. Everything is off by default;
+// the per-head arrays hold H values (query heads) in double whatever T, and must stay valid for the
+// call. Per (b, h), with p = i + (Nk_b - Nq_b) query i's key-space position (core/mask.hpp):
+//   S_ij = c tanh(s q_i.k_j / c) when softcap c > 0, else s q_i.k_j
+//   S_ij += -alibi_slopes[h] |p - j|   (under a causal mask, -slope (p - j): ALiBi's causal form)
+//   S_ij = -inf where the mask hides key j from query i
+//   P_ij = exp(S_ij) / (exp(sinks[h]) + sum_j' exp(S_ij'))     (without sinks: no exp(sinks[h]) term)
+//   O = (P o Z / (1 - dropout_p)) V, Z_ij = ped_dropout_keep(seed, b, h, i, j, dropout_p)
+//       (<pedestrian/attention_dropout.h>; the row statistics describe P before dropout)
+// Backward: dP = (dO V^T) o Z / (1 - dropout_p), dS = P o (dP - rowsum(dO o O)), through the
+// soft-cap dS_raw = dS (1 - tanh^2(s q.k / c)); d sinks[h] = -sum_{b, i} P_i,sink rowsum(dO o O)_i,
+// with P_i,sink = exp(sinks[h]) / (exp(sinks[h]) + sum_j exp(S_ij)). ALiBi slopes are constants (no
+// gradient), as in FlashAttention.
+struct AttentionFeatures {
+  const double* alibi_slopes = nullptr;  // H finite slopes (typically > 0), or null: no ALiBi
+  double softcap = 0;                    // c: 0 = off, else finite and > 0
+  double dropout_p = 0;                  // drop probability in [0, 1); 0 = off
+  std::uint64_t dropout_seed = 0;        // with dropout_p > 0: the mask's seed (b, h, i, j the rest of its key)
+  const double* sinks = nullptr;         // H finite sink logits, or null: no sinks
+  // Backward with sinks: H values, overwritten with d sum(dout o out) / d sinks (required then).
+  double* dsinks = nullptr;
+  // Per-sequence lengths in the padded (B, H, N, d) layout: sequence b holds the first seqlens_q[b]
+  // query rows (in [0, Nq]) and seqlens_k[b] key rows (in [0, Nk]) of its slices; the rows beyond
+  // are padding, never read: out rows 0, stats {-inf, 0}, dq, dk, dv rows 0. Masks and positions
+  // apply within each sequence (query i at p = i + seqlens_k[b] - seqlens_q[b]). A length of 0 is
+  // allowed (an empty sequence). Null: every sequence is Nq or Nk long. FlashAttention's cu_seqlens
+  // over a packed buffer are the prefix sums of these lengths; the padded layout keeps every tensor
+  // (and the plugin ABI's DLTensors) rectangular.
+  const std::int64_t* seqlens_q = nullptr;  // B lengths, or null
+  const std::int64_t* seqlens_k = nullptr;  // B lengths, or null
+
+  // The bits of the features a call with this shape uses (attention_feature_bit).
+  std::uint32_t used(const AttentionShape& shape) const;
 };
 
 // Per query row: what the backward needs, besides out, to recompute the forward's probabilities
@@ -140,6 +206,9 @@ struct AttentionOptions {
   // Results are bitwise the same with or without it; null (the default) costs one pointer test per
   // tile. Not thread-safe across concurrent calls sharing one PhaseTimes.
   PhaseTimes* phases = nullptr;
+  // What to compute beyond plain attention (ALiBi, soft-cap, lengths, dropout, sinks); the default
+  // computes plain attention. Grouped-query heads are a shape (AttentionShape::heads_kv).
+  AttentionFeatures features;
 };
 
 // Fills out (B, H, Nq, d) and stats (B, H, Nq). scale is used as given (typically 1 / sqrt(d)) and

@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 #include "variants/nonfinite.hpp"
 
@@ -55,7 +56,9 @@ KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std
 
 template <class T>
 void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
-                     const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
+                     const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options,
+                     const detail::ScoreMods& mods) {
+  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -119,7 +122,8 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
 template <class T>
 void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                       const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                      const AttentionOptions& options) {
+                      const AttentionOptions& options, const detail::ScoreMods& mods) {
+  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -280,9 +284,13 @@ template <class T>
 void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                                const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  detail::forward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
-        blocked_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+  detail::require_features("blocked_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::forward_features(
+      "blocked_attention_forward", shape, mask, q, k, v, out, stats, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
+          const detail::ScoreMods& mods) {
+        detail::forward_with_nonfinite(slice, mask, sq, sk, sv, sout, sstats, detail::resolve_threads(options),
+                                       [&](const T* qf, const T* kf, const T* vf) { blocked_forward(slice, mask, scale, qf, kf, vf, sout, sstats, options, mods); });
       });
 }
 
@@ -292,10 +300,14 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
                                 T* dv, const AttentionOptions& options) {
   detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::backward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
-      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
-        blocked_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options);
+  detail::require_features("blocked_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::backward_features(
+      "blocked_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,
+          const T* sdout, T* sdq, T* sdk, T* sdv, const detail::ScoreMods& mods) {
+        detail::backward_with_nonfinite(
+            slice, mask, sq, sk, sv, sout, sstats, sdout, sdq, sdk, sdv, detail::resolve_threads(options),
+            [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) { blocked_backward(slice, mask, scale, qf, kf, vf, of, sf, gf, sdq, sdk, sdv, options, mods); });
       });
 }
 

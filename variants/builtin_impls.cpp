@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "variants/blocked_attention.hpp"
+#include "variants/features.hpp"
 #include "variants/flash_attention.hpp"
 #include "variants/naive_attention.hpp"
 #include "variants/registry.hpp"
@@ -25,6 +26,7 @@ AttentionImpl kernel(const char* name, Forward<float> forward_f32, Forward<doubl
                      Backward<float> backward_f32, Backward<double> backward_f64, WorkingBytes working_bytes,
                      bool times_phases) {
   return {.name = name,
+          .features = detail::kSlicedFeatures,
           .forward_f32 = forward_f32,
           .forward_f64 = forward_f64,
           .backward_f32 = backward_f32,

@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 #include "variants/nonfinite.hpp"
 #include "variants/tiled_attention.hpp"
@@ -91,11 +92,13 @@ void flash_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("flash_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
   const int threads = detail::resolve_threads(options);
-  const Tiles tiles = tiles_for(mask, shape, options);
-  detail::forward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, threads, [&](const T* qf, const T* kf, const T* vf) {
-        detail::tiled_attention_forward(shape, mask, scale, qf, kf, vf, out, stats, tiles.q, tiles.k, threads,
-                                        options.phases);
+  detail::require_features("flash_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::forward_features(
+      "flash_attention_forward", shape, mask, q, k, v, out, stats, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
+          const detail::ScoreMods& mods) {
+        detail::forward_with_nonfinite(slice, mask, sq, sk, sv, sout, sstats, threads,
+                                       [&](const T* qf, const T* kf, const T* vf) { const Tiles tiles = tiles_for(mask, slice, options); detail::tiled_attention_forward(slice, mask, scale, qf, kf, vf, sout, sstats, tiles.q, tiles.k, threads, options.phases, mods); });
       });
 }
 
@@ -106,12 +109,14 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   detail::check_backward_args("flash_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
   const int threads = detail::resolve_threads(options);
-  const Tiles tiles = tiles_for(mask, shape, options);
-  detail::backward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, threads,
-      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
-        detail::tiled_attention_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, tiles.q, tiles.k,
-                                         threads, options.phases);
+  detail::require_features("flash_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::backward_features(
+      "flash_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,
+          const T* sdout, T* sdq, T* sdk, T* sdv, const detail::ScoreMods& mods) {
+        detail::backward_with_nonfinite(
+            slice, mask, sq, sk, sv, sout, sstats, sdout, sdq, sdk, sdv, threads,
+            [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) { const Tiles tiles = tiles_for(mask, slice, options); detail::tiled_attention_backward(slice, mask, scale, qf, kf, vf, of, sf, gf, sdq, sdk, sdv, tiles.q, tiles.k, threads, options.phases, mods); });
       });
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 #include "variants/nonfinite.hpp"
 
@@ -59,7 +60,8 @@ RowStats<T> probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, s
 
 template <class T>
 void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v, T* out,
-                   RowStats<T>* stats, const AttentionOptions& options) {
+                   RowStats<T>* stats, const AttentionOptions& options, const detail::ScoreMods& mods) {
+  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;  // elements per (b, h) slice
@@ -94,7 +96,11 @@ void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const
 
 template <class T>
 void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v,
-                    const T* dout, T* dq, T* dk, T* dv, const AttentionOptions& options) {
+                    const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
+                    const AttentionOptions& options, const detail::ScoreMods& mods) {
+  (void)out;
+  (void)stats;
+  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -181,9 +187,13 @@ template <class T>
 void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("naive_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  detail::forward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, detail::resolve_threads(options), [&](const T* qf, const T* kf, const T* vf) {
-        naive_forward(shape, mask, scale, qf, kf, vf, out, stats, options);
+  detail::require_features("naive_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::forward_features(
+      "naive_attention_forward", shape, mask, q, k, v, out, stats, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
+          const detail::ScoreMods& mods) {
+        detail::forward_with_nonfinite(slice, mask, sq, sk, sv, sout, sstats, detail::resolve_threads(options),
+                                       [&](const T* qf, const T* kf, const T* vf) { naive_forward(slice, mask, scale, qf, kf, vf, sout, sstats, options, mods); });
       });
 }
 
@@ -193,10 +203,14 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
                               T* dv, const AttentionOptions& options) {
   detail::check_backward_args("naive_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::backward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, detail::resolve_threads(options),
-      [&](const T* qf, const T* kf, const T* vf, const T*, const RowStats<T>*, const T* gf) {
-        naive_backward(shape, mask, scale, qf, kf, vf, gf, dq, dk, dv, options);
+  detail::require_features("naive_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::backward_features(
+      "naive_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,
+          const T* sdout, T* sdq, T* sdk, T* sdv, const detail::ScoreMods& mods) {
+        detail::backward_with_nonfinite(
+            slice, mask, sq, sk, sv, sout, sstats, sdout, sdq, sdk, sdv, detail::resolve_threads(options),
+            [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) { naive_backward(slice, mask, scale, qf, kf, vf, of, sf, gf, sdq, sdk, sdv, options, mods); });
       });
 }
 

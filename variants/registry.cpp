@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "variants/common.hpp"
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 
 namespace ped {
@@ -90,6 +91,7 @@ void run_forward(const AttentionImpl& impl, const AttentionShape& shape, const M
   constexpr const char* fn = "attention_forward";
   detail::check_forward_args(fn, shape, mask, scale, q, k, v, out, lse, options);
   check_support<T>(fn, impl, mask);
+  detail::require_features((std::string(fn) + " of '" + impl.name + "'").c_str(), shape, options.features, impl.features);
   if constexpr (std::is_same_v<T, float>) {
     impl.forward_f32(shape, mask, scale, q, k, v, out, lse, options);
   } else {
@@ -104,6 +106,7 @@ void run_backward(const AttentionImpl& impl, const AttentionShape& shape, const 
   constexpr const char* fn = "attention_backward";
   detail::check_backward_args(fn, shape, mask, scale, q, k, v, out, lse, dout, dq, dk, dv, options);
   check_support<T>(fn, impl, mask);
+  detail::require_features((std::string(fn) + " of '" + impl.name + "'").c_str(), shape, options.features, impl.features);
   if (!impl.has_backward<T>()) {
     throw_invalid(fn, "implementation '", impl.name, "' has no ", dtype_name<T>(), " backward");
   }

@@ -47,6 +47,9 @@ struct AttentionImpl {
   std::string name;                  // [a-z][a-z0-9_]*, at most 48 characters, optionally "name[layout]"
   std::string origin = "built-in";   // "built-in", or the shared library the implementation came from
   std::uint32_t mask_kinds = kAllMaskKinds;  // the Mask::Kind values it accepts (bits of mask_kind_bit)
+  // The AttentionFeatures it implements (bits of attention_feature_bit, attention.hpp): a call using
+  // any other is refused by run_forward / run_backward, and verify and bench do not run it there.
+  std::uint32_t features = 0;
   AttentionForwardFn<float> forward_f32;
   AttentionForwardFn<double> forward_f64;
   AttentionBackwardFn<float> backward_f32;   // empty: no float backward
@@ -69,6 +72,8 @@ struct AttentionImpl {
     return static_cast<bool>(forward_f64);
   }
   bool supports(const Mask& mask) const { return (mask_kinds & mask_kind_bit(mask.kind())) != 0; }
+  // Whether it implements every feature in `bits` (attention_feature_bit values).
+  bool supports_features(std::uint32_t bits) const { return (bits & ~features) == 0; }
   template <class T>
   bool has_backward() const {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);

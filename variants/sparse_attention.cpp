@@ -7,6 +7,7 @@
 // variants/tiled_attention.hpp; the per-block math in variants/tile_ops.hpp.
 #include "variants/sparse_attention.hpp"
 
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 #include "variants/nonfinite.hpp"
 #include "variants/tiled_attention.hpp"
@@ -18,10 +19,13 @@ void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T s
                               const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
   const int threads = detail::resolve_threads(options);
-  detail::forward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, threads, [&](const T* qf, const T* kf, const T* vf) {
-        detail::tiled_attention_forward(shape, mask, scale, qf, kf, vf, out, stats, options.block_size,
-                                        options.block_size, threads, options.phases);
+  detail::require_features("sparse_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::forward_features(
+      "sparse_attention_forward", shape, mask, q, k, v, out, stats, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
+          const detail::ScoreMods& mods) {
+        detail::forward_with_nonfinite(slice, mask, sq, sk, sv, sout, sstats, threads,
+                                       [&](const T* qf, const T* kf, const T* vf) { detail::tiled_attention_forward(slice, mask, scale, qf, kf, vf, sout, sstats, options.block_size, options.block_size, threads, options.phases, mods); });
       });
 }
 
@@ -32,11 +36,14 @@ void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T 
   detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
   const int threads = detail::resolve_threads(options);
-  detail::backward_with_nonfinite(
-      shape, mask, q, k, v, out, stats, dout, dq, dk, dv, threads,
-      [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) {
-        detail::tiled_attention_backward(shape, mask, scale, qf, kf, vf, of, sf, gf, dq, dk, dv, options.block_size,
-                                         options.block_size, threads, options.phases);
+  detail::require_features("sparse_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::backward_features(
+      "sparse_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
+      [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,
+          const T* sdout, T* sdq, T* sdk, T* sdv, const detail::ScoreMods& mods) {
+        detail::backward_with_nonfinite(
+            slice, mask, sq, sk, sv, sout, sstats, sdout, sdq, sdk, sdv, threads,
+            [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) { detail::tiled_attention_backward(slice, mask, scale, qf, kf, vf, of, sf, gf, sdq, sdk, sdv, options.block_size, options.block_size, threads, options.phases, mods); });
       });
 }
 

@@ -11,7 +11,8 @@ namespace ped::detail {
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads, PhaseTimes* phases) {
+                             int threads, PhaseTimes* phases, const ScoreMods& mods) {
+  (void)mods;  // score-level features: not yet applied by the tiled kernels (kSlicedFeatures only)
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -47,7 +48,9 @@ void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases) {
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases,
+                              const ScoreMods& mods) {
+  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -193,10 +196,11 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
 
 #define PED_INSTANTIATE(T)                                                                                            \
   template void tiled_attention_forward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*, T*,   \
-                                           RowStats<T>*, std::int64_t, std::int64_t, int, PhaseTimes*);                            \
+                                           RowStats<T>*, std::int64_t, std::int64_t, int, PhaseTimes*,       \
+                                           const ScoreMods&);                            \
   template void tiled_attention_backward<T>(const AttentionShape&, const Mask&, T, const T*, const T*, const T*,      \
                                             const T*, const RowStats<T>*, const T*, T*, T*, T*, std::int64_t,         \
-                                            std::int64_t, int, PhaseTimes*);
+                                            std::int64_t, int, PhaseTimes*, const ScoreMods&);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

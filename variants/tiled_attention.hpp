@@ -25,17 +25,19 @@
 #pragma once
 
 #include "variants/attention.hpp"
+#include "variants/features.hpp"
 
 namespace ped::detail {
 
 template <class T>
 void tiled_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, std::int64_t tile_q, std::int64_t tile_k,
-                             int threads, PhaseTimes* phases);
+                             int threads, PhaseTimes* phases, const ScoreMods& mods);
 
 template <class T>
 void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                               const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
-                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases);
+                              std::int64_t tile_q, std::int64_t tile_k, int threads, PhaseTimes* phases,
+                              const ScoreMods& mods);
 
 }  // namespace ped::detail

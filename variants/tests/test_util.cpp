@@ -12,14 +12,14 @@ Problem<T> make_problem(const AttentionShape& s, std::uint64_t seed) {
   Problem<T> p{s, static_cast<T>(1.0 / std::sqrt(static_cast<double>(s.head_dim))), {}, {}, {}, {}};
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
-  auto fill = [&](std::vector<T>& x, std::int64_t n) {
-    x.resize(static_cast<std::size_t>(s.batch * s.heads * n * s.head_dim));
+  auto fill = [&](std::vector<T>& x, std::int64_t heads, std::int64_t n) {
+    x.resize(static_cast<std::size_t>(s.batch * heads * n * s.head_dim));
     for (T& e : x) e = static_cast<T>(u(rng));
   };
-  fill(p.q, s.seq_q);
-  fill(p.k, s.seq_k);
-  fill(p.v, s.seq_k);
-  fill(p.dout, s.seq_q);
+  fill(p.q, s.heads, s.seq_q);
+  fill(p.k, s.kv_heads(), s.seq_k);
+  fill(p.v, s.kv_heads(), s.seq_k);
+  fill(p.dout, s.heads, s.seq_q);
   return p;
 }
 

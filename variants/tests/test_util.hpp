@@ -18,7 +18,7 @@ template <class T>
 struct Problem {
   AttentionShape shape;
   T scale;
-  std::vector<T> q, k, v, dout;  // q, dout (B, H, Nq, d); k, v (B, H, Nk, d)
+  std::vector<T> q, k, v, dout;  // q, dout (B, H, Nq, d); k, v (B, H_kv, Nk, d)
 };
 
 template <class T>
