@@ -92,7 +92,7 @@ void flash_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("flash_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("flash_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("flash_attention_forward", shape, options.features, kAllAttentionFeatures);
   detail::forward_features(
       "flash_attention_forward", shape, mask, q, k, v, out, stats, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
@@ -109,7 +109,7 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   detail::check_backward_args("flash_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("flash_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("flash_attention_backward", shape, options.features, kAllAttentionFeatures);
   detail::backward_features(
       "flash_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,
