@@ -5,6 +5,10 @@
 // backward recomputes P = exp(s Q K^T - max) * inv_sum tile by tile. Tiles the mask leaves empty are
 // skipped, full tiles take no element test. The driver (shared with sparse, which uses smaller square
 // blocks) is in variants/tiled_attention.hpp; the per-tile math in variants/tile_ops.hpp.
+// Features (AttentionFeatures): grouped-query heads and per-sequence lengths by slicing
+// (variants/features.hpp); the soft-cap and ALiBi on each score tile before the mask, sinks as the
+// starting point of each row's online softmax, dropout on the tile's P after its row sums, all
+// recomputed the same way in backward (variants/tiled_attention.hpp says how each one is applied).
 #include "variants/flash_attention.hpp"
 
 #include <algorithm>

@@ -5,6 +5,11 @@
 // never visited, full blocks are computed without any element test and partial blocks apply the
 // element mask. The driver (shared with flash, which uses larger rectangular tiles) is in
 // variants/tiled_attention.hpp; the per-block math in variants/tile_ops.hpp.
+// Features (AttentionFeatures): grouped-query heads and per-sequence lengths by slicing
+// (variants/features.hpp); the soft-cap and ALiBi on every computed block (full blocks too) before
+// the element mask of partial blocks, sinks as the starting point of each row's online softmax,
+// dropout on the block's P after its row sums, all recomputed the same way in backward
+// (variants/tiled_attention.hpp says how each one is applied).
 #include "variants/sparse_attention.hpp"
 
 #include "variants/features.hpp"

@@ -3,7 +3,10 @@
 // a tile is rows queries i0 .. i0 + rows by cols keys j0 .. j0 + cols. All buffers row-major:
 //   qi (rows, d)   kj, vj (cols, d)   s scratch (rows, cols)   acc (rows, d)
 //   m (rows) running max, l (rows) running sum, stats_i, d_i (rows)
-// Each step times its phases on the calling thread's PhaseClock (AttentionOptions::phases).
+// Each step times its phases on the calling thread's PhaseClock (AttentionOptions::phases); the
+// soft-cap and ALiBi (apply_scores) count as mask, dropout as softmax.
+// Score-level features come in a TileMods (below): the soft-cap and ALiBi modify the score tile
+// right after its GEMM (before the mask), dropout the probabilities after their row sums.
 #pragma once
 
 #include <pedestrian/attention_dropout.h>
@@ -128,8 +131,10 @@ double sink_prob(const RowStats<T>& st, T sink) {
 }
 
 // Online softmax step (FlashAttention-2):
-//   S = s Q_i K_j^T (+ mask);  m_new = max(m, rowmax(S));  P = exp(S - m_new)
-//   l <- l exp(m - m_new) + rowsum(P);  acc <- acc exp(m - m_new) + P V_j;  m <- m_new
+//   S = s Q_i K_j^T (soft-cap, ALiBi: apply_scores; + mask);  m_new = max(m, rowmax(S));  P = exp(S - m_new)
+//   l <- l exp(m - m_new) + rowsum(P);  acc <- acc exp(m - m_new) + (P o Z') V_j;  m <- m_new
+// with Z' = Z / (1 - p) under dropout (else 1): l sums P before dropout. Sinks are in the m, l the
+// caller starts each row with.
 template <class T>
 void forward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t nk, std::int64_t d, T scale,
                   const T* qi, const T* kj, const T* vj, T* s, T* m, double* l, T* acc, const TileMods<T>& tm,

@@ -230,8 +230,9 @@ void sweep(double& worst) {
   const AttentionShape shape{.batch = 2, .heads = 3, .seq_q = 29, .seq_k = 37, .head_dim = 8};
   Problem<T> p = make_problem<T>(shape, kSeed + 11);
   p.scale = T{2};  // scores up to ~16: the soft-cap bites, rows are far from uniform
-  const std::vector<Mask> masks = {Mask::none(), Mask::causal(), Mask::bigbird(4, 1, 1, 1, 5),
-                                   Mask::strided(6, true)};
+  // Masks whose block layouts at these tiles hold partial, full and empty blocks side by side (the
+  // feature sweep of score_features_test.cpp runs none, causal, sliding windows and strided(3)).
+  const std::vector<Mask> masks = {Mask::bigbird(4, 1, 1, 1, 5), Mask::strided(6, true)};
   for (const AttentionImpl* impl : tiled_impls()) {
     for (const AttentionOptions& options : tilings(*impl)) {
       for (const Mask& mask : masks) {
@@ -260,6 +261,12 @@ void check_orders(const AttentionShape& shape) {
   p.scale = T{2};
   const Features f = all_features(shape.heads);
   const Mask mask = Mask::bigbird(5, 1, 1, 1, 9);
+  for (const std::int64_t tq : {7, 5}) {  // flash's 7 x 5 tiles, sparse's 5 x 5 blocks
+    const BlockLayout layout = mask.block_layout(shape.seq_q, shape.seq_k, tq, 5);
+    EXPECT_GT(layout.full_blocks, 0);
+    EXPECT_GT(layout.partial_blocks, 0);
+    EXPECT_GT(layout.empty_blocks, 0);
+  }
   for (const AttentionImpl* impl : tiled_impls()) {
     AttentionOptions one{.threads = 1, .tile_q = 7, .tile_k = 5, .block_size = 5};
     AttentionOptions two = one;
