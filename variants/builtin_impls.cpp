@@ -61,7 +61,8 @@ double tiled_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
 std::vector<AttentionImpl> builtin_attention_impls() {
   return {
       kernel("naive", naive_attention_forward<float>, naive_attention_forward<double>,
-             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false),
+             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false,
+             kAllAttentionFeatures),
       kernel("blocked", blocked_attention_forward<float>, blocked_attention_forward<double>,
              blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes, true),
       kernel("flash", flash_attention_forward<float>, flash_attention_forward<double>,
