@@ -19,8 +19,9 @@
 // are still visited left to right, so its sums A_i, B_i are the same in both orders; its dominant
 // entries are left out of the tiles' dS and their exact dS is added to dQ and dK apart once the row
 // is complete (in the one-pass order, once the slice is). Extra memory: two (Bq, Bk) tiles and (Bq)
-// vectors per thread, plus D (B, H, Nq) in backward, the A_i, B_i of the tile rows that hold a
-// dominated row, and the dominant entries found.
+// vectors per thread (in backward one more tile each with dropout and with a soft-cap), plus D
+// (B, H, Nq) in backward, the A_i, B_i of the tile rows that hold a dominated row, and the dominant
+// entries found.
 // Score-level features (ScoreMods, variants/features.hpp; per-tile math in variants/tile_ops.hpp),
 // each at the same place of the forward and of the backward's recomputation, so that the backward's
 // scores stay bitwise the forward's:
