@@ -301,6 +301,11 @@ std::optional<CaseKind> parse_case_kind(const std::string& text) {
   return std::nullopt;
 }
 
+std::int64_t default_heads_kv(std::int64_t heads) {
+  if (heads % 4 == 0) return heads / 4;
+  return heads > 1 ? 1 : 0;
+}
+
 std::string mixed_lengths_profile(std::uint64_t seed) { return "mixed(seed=" + std::to_string(seed) + ")"; }
 
 std::vector<std::int64_t> mixed_lengths(std::uint64_t seed, std::int64_t batch, std::int64_t n) {
@@ -569,13 +574,18 @@ BenchConfig parse_options(int& argc, char** argv) {
   for (const auto& [option, value] : values) {
     if (option != "profile") apply(config, option, value);
   }
-  if (config.heads_kv >= config.heads || config.heads % config.heads_kv != 0) {
-    const bool features = std::any_of(config.cases.begin(), config.cases.end(),
-                                      [](CaseKind k) { return k == CaseKind::grouped_query || k == CaseKind::decoding; });
-    if (features) {
-      fail("--heads-kv expects a divisor of --heads ", config.heads, " below it (the grouped-query and decoding cases), got ",
-           config.heads_kv);
+  if (values.contains("heads-kv")) {
+    if (config.heads_kv >= config.heads || config.heads % config.heads_kv != 0) {
+      const bool features = std::any_of(config.cases.begin(), config.cases.end(), [](CaseKind k) {
+        return k == CaseKind::grouped_query || k == CaseKind::decoding;
+      });
+      if (features) {
+        fail("--heads-kv expects a divisor of --heads ", config.heads,
+             " below it (the grouped-query and decoding cases), got ", config.heads_kv);
+      }
     }
+  } else {
+    config.heads_kv = default_heads_kv(config.heads);
   }
   // An explicit block layout fixes N: the sweep applies every mask at every sequence length.
   for (const Mask& mask : config.masks) {
@@ -625,7 +635,9 @@ void add_feature_cases(const BenchConfig& config, std::vector<AttentionCase>& ca
   };
   const AttentionCase base{.mask = Mask::causal(), .batch = config.batch, .heads = config.heads, .head_dim = d,
                            .threads = config.threads};
-  if (has_kind(config, CaseKind::grouped_query)) {
+  // H_kv 0 or H (one head: nothing to group): no grouped-query case, and decoding with H_kv = H only.
+  const bool grouped = config.heads_kv > 0 && config.heads_kv < config.heads && config.heads % config.heads_kv == 0;
+  if (has_kind(config, CaseKind::grouped_query) && grouped) {
     for (Pass pass : passes) {
       for (const Contender& contender : config.contenders) {
         for (std::int64_t n : config.feature_seq_lens) {
@@ -657,7 +669,7 @@ void add_feature_cases(const BenchConfig& config, std::vector<AttentionCase>& ca
   const bool forward = std::find(passes.begin(), passes.end(), Pass::forward) != passes.end();
   if (has_kind(config, CaseKind::decoding) && forward) {
     std::vector<std::int64_t> kv_heads = {config.heads};
-    if (config.heads_kv != config.heads) kv_heads.push_back(config.heads_kv);
+    if (grouped) kv_heads.push_back(config.heads_kv);
     for (std::int64_t h_kv : kv_heads) {
       for (std::int64_t nq : config.decode_queries) {
         for (const Contender& contender : config.contenders) {

@@ -108,6 +108,10 @@ std::string mixed_lengths_profile(std::uint64_t seed);
 // batch or n < 1.
 std::vector<std::int64_t> mixed_lengths(std::uint64_t seed, std::int64_t batch, std::int64_t n);
 
+// The grouped-query cases' H_kv when --heads-kv is not given: H / 4 where 4 divides H (8 -> 2),
+// else 1 (multi-query) for H > 1, else 0 (a single head has nothing to group).
+std::int64_t default_heads_kv(std::int64_t heads);
+
 enum class CaseKind : std::uint8_t { plain, grouped_query, variable_length, decoding };
 const char* to_string(CaseKind kind);  // "plain", "grouped_query", "variable_length", "decoding"
 std::optional<CaseKind> parse_case_kind(const std::string& text);
@@ -233,7 +237,9 @@ struct BenchConfig {
   // The kinds of cases of the sweep (the header comment above), and their sizes.
   std::vector<CaseKind> cases = {CaseKind::plain, CaseKind::grouped_query, CaseKind::variable_length,
                                  CaseKind::decoding};
-  std::int64_t heads_kv = 2;                    // H_kv of the grouped-query and decoding cases
+  // H_kv of the grouped-query and decoding cases: --heads-kv, else default_heads_kv(heads) (2 for
+  // the default 8 heads); 0: none (one head), no grouped-query case.
+  std::int64_t heads_kv = 2;
   std::vector<std::int64_t> feature_seq_lens;   // N of the grouped-query and variable-length cases
   std::vector<std::int64_t> decode_queries;     // Nq of the decoding cases
   std::vector<std::int64_t> decode_keys;        // Nk of the decoding cases
@@ -258,7 +264,7 @@ BenchConfig profile_config(const std::string& profile);
 //   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')  --plugin-timeout S (0, 86400]
 //   --allocator tuned|default  --allocator-probe on|off
 //   --cases plain,grouped_query,variable_length,decoding  --heads-kv H_kv [1, 65536], dividing --heads
-//   and below it  --feature-seq-lens 256,512 [1, 131072]  --decode-queries 1,16 [1, 4096]
+//   and below it (default: default_heads_kv(--heads))  --feature-seq-lens 256,512 [1, 131072]  --decode-queries 1,16 [1, 4096]
 //   --decode-keys 1024,... [1, 1048576]  --copy-bytes BYTES [1, 2^34] (the copy ceiling's buffer;
 //   default default_copy_bytes() of bandwidth_ceiling.hpp)
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that

@@ -243,7 +243,7 @@ std::string benchmark_section(const std::vector<BenchmarkRow>& rows, const Serie
   std::string md = "## Benchmarks\n\n";
   md += "Median of the repetitions; speed-up = median time of the fastest LibTorch contender of this run (variants "
         "`libtorch_*`, the allocator probe `*_glibc_default` left out) for the same pass, dtype, mask, head_dim, B, "
-        "H, threads and N / median time of the variant (named in the column when one LibTorch contender is the "
+        "H, threads, H_kv, Nq, lengths profile and N / median time of the variant (named in the column when one LibTorch contender is the "
         "fastest throughout the table, else in each cell); fraction of GEMM = GFLOP/s over the in-run SGEMM GFLOP/s "
         "at the same thread count.\n\n";
   for (const auto& [series, variants] : table) {

@@ -573,6 +573,21 @@ TEST(FeatureCases, OptionsAreChecked) {
   EXPECT_EQ(error_of({"--heads-kv=8"}).substr(0, 26), "bench: --heads-kv expects ");
   EXPECT_EQ(error_of({"--heads-kv=3", "--cases=plain,variable_length"}), "");  // unused there
   EXPECT_EQ(error_of({"--cases=plain,sideways"}), "bench: --cases: unknown name 'sideways'");
+  // Without --heads-kv, H_kv follows --heads: a run with 2 heads is multi-query, with 1 head has no
+  // grouped-query case, and neither is an error.
+  EXPECT_EQ(default_heads_kv(8), 2);
+  EXPECT_EQ(default_heads_kv(12), 3);
+  EXPECT_EQ(default_heads_kv(2), 1);
+  EXPECT_EQ(default_heads_kv(1), 0);
+  EXPECT_EQ(error_of({"--heads=2"}), "");
+  EXPECT_EQ(error_of({"--heads=1"}), "");
+  BenchConfig one = profile_config("quick");
+  one.heads = 1;
+  one.heads_kv = default_heads_kv(1);
+  for (const AttentionCase& c : attention_cases(one)) {
+    EXPECT_EQ(c.kv_heads(), 1) << c.name();
+    EXPECT_EQ(c.name().find("Hkv"), std::string::npos) << c.name();
+  }
   EXPECT_EQ(error_of({"--decode-keys=1048577"}),
             "bench: --decode-keys expects an integer in [1, 1048576], got '1048577'");
   EXPECT_EQ(error_of({"--decode-queries=0"}), "bench: --decode-queries expects an integer in [1, 4096], got '0'");
