@@ -14,22 +14,27 @@
 namespace ped::bench {
 namespace {
 
-// B batch, H heads, N tokens, d head dim. Buffers of one benchmark, allocated in setup.
+// B batch, H heads, H_kv key/value heads, Nq queries, Nk keys, d head dim. Buffers of one
+// benchmark, allocated in setup.
 struct AttentionBuffers {
-  std::vector<float> q, k, v;     // (B, H, N, d) inputs
-  std::vector<float> out;         // (B, H, N, d)
-  std::vector<RowStats<float>> stats;  // (B, H, N), kept for backward
-  std::vector<float> dout;        // (B, H, N, d) upstream gradient
-  std::vector<float> dq, dk, dv;  // (B, H, N, d)
+  std::vector<float> q;           // (B, H, Nq, d)
+  std::vector<float> k, v;        // (B, H_kv, Nk, d)
+  std::vector<float> out;         // (B, H, Nq, d)
+  std::vector<RowStats<float>> stats;  // (B, H, Nq), kept for backward
+  std::vector<float> dout;        // (B, H, Nq, d) upstream gradient
+  std::vector<float> dq;          // (B, H, Nq, d)
+  std::vector<float> dk, dv;      // (B, H_kv, Nk, d)
 
   explicit AttentionBuffers(const AttentionShape& s) {
-    const auto tensor = static_cast<std::size_t>(s.batch * s.heads * s.seq_q * s.head_dim);
-    for (std::vector<float>* t : {&q, &k, &v, &out, &dout, &dq, &dk, &dv}) t->resize(tensor);
+    const auto queries = static_cast<std::size_t>(s.batch * s.heads * s.seq_q * s.head_dim);
+    const auto keys = static_cast<std::size_t>(s.batch * s.kv_heads() * s.seq_k * s.head_dim);
+    for (std::vector<float>* t : {&q, &out, &dout, &dq}) t->resize(queries);
+    for (std::vector<float>* t : {&k, &v, &dk, &dv}) t->resize(keys);
     stats.resize(static_cast<std::size_t>(s.batch * s.heads * s.seq_q));
-    fill_uniform(q.data(), tensor, 1);
-    fill_uniform(k.data(), tensor, 2);
-    fill_uniform(v.data(), tensor, 3);
-    fill_uniform(dout.data(), tensor, 4);
+    fill_uniform(q.data(), queries, 1);
+    fill_uniform(k.data(), keys, 2);
+    fill_uniform(v.data(), keys, 3);
+    fill_uniform(dout.data(), queries, 4);
   }
 };
 
@@ -70,7 +75,12 @@ void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {
   const AttentionShape shape = c.shape();
   const Mask& mask = c.mask;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  const AttentionOptions options{.threads = c.threads};
+  const std::vector<std::int64_t> lengths = c.lengths();  // empty: whole sequences
+  AttentionOptions options{.threads = c.threads};
+  if (!lengths.empty()) {
+    options.features.seqlens_q = lengths.data();
+    options.features.seqlens_k = lengths.data();
+  }
   AttentionBuffers b(shape);
   const auto forward_with = [&](const AttentionOptions& o) {
     run_forward<float>(impl, shape, mask, scale, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.stats.data(), o);
@@ -119,17 +129,35 @@ void attention_benchmark(benchmark::State& state, const AttentionCase& c) {
     state.SkipWithError(why->c_str());
     return;
   }
-  const AttentionShape shape = c.shape();
-  const std::int64_t pairs = visible_pairs(c.mask, shape.seq_q, shape.seq_k);
+  const std::int64_t pairs = case_visible_pairs(c);
   // an exception skips the counters below; register_timed turns it into an error row
   if (is_libtorch(c.contender)) {
     libtorch_attention_benchmark(state, c);
   } else {
     our_attention_benchmark(state, c);
   }
-  set_flop_counters(state, model_flop(c.pass, c.mask, shape), useful_flop(c.pass, pairs, shape));
+  const CaseFlop flop = case_flop(c);
+  set_flop_counters(state, flop.model, flop.useful);
   state.counters["visible_pairs"] = benchmark::Counter(static_cast<double>(pairs));
   state.counters["estimated_bytes"] = benchmark::Counter(static_cast<double>(estimate));
+  set_token_counters(state, c);
+}
+
+void set_token_counters(benchmark::State& state, const AttentionCase& c) {
+  using benchmark::Counter;
+  const auto tokens = static_cast<double>(query_tokens(c));
+  state.counters["query_tokens"] = Counter(tokens);
+  state.counters["tokens_per_second"] = Counter(tokens, Counter::kIsIterationInvariantRate);
+  if (c.queries() == c.seq_len || c.pass != Pass::forward) return;  // the bandwidth counters: decoding only
+  const double bytes = kv_bytes(c);
+  state.counters["kv_bytes"] = Counter(bytes);
+  state.counters["kv_bytes_per_second"] = Counter(bytes, Counter::kIsIterationInvariantRate, Counter::kIs1000);
+  const double copy = settings().copy_gbps;
+  if (copy > 0.0) {
+    state.counters["copy_gbps"] = Counter(copy);
+    // (bytes / 1e9 / copy) per iteration, as a rate: bytes / seconds / 1e9 / copy = the fraction.
+    state.counters["fraction_of_copy"] = Counter(bytes / 1e9 / copy, Counter::kIsIterationInvariantRate);
+  }
 }
 
 void register_attention_benchmark(const AttentionCase& c) {

@@ -21,6 +21,13 @@ inline constexpr const char* phase_other = "other";
 // no phase was timed.
 void set_phase_counters(benchmark::State& state, const PhaseTimes& times, double wall_ns, int threads);
 
+// Counters of a case's tokens and bytes: query_tokens (real query tokens per call: no padding) and
+// its rate tokens_per_second; for a decoding case (forward, Nq != Nk) also kv_bytes (bytes of K and
+// V read, each element once: kv_bytes() of bench_config.hpp), its rate kv_bytes_per_second,
+// copy_gbps (the in-run copy bandwidth ceiling, bandwidth_ceiling.hpp) and fraction_of_copy = the
+// rate over the ceiling.
+void set_token_counters(benchmark::State& state, const AttentionCase& c);
+
 // The body of one attention benchmark (any contender).
 void attention_benchmark(benchmark::State& state, const AttentionCase& c);
 

@@ -53,6 +53,11 @@ Range integer_range(const std::string& option) {
   if (option == "repetitions") return {1, 100000};
   if (option == "iterations") return {1, 1'000'000'000'000};
   if (option == "gemm-size") return {1, 46340};  // cblas takes int sizes: n^2 must fit an int
+  if (option == "heads-kv") return {1, 65536};
+  if (option == "feature-seq-lens") return {1, 131072};
+  if (option == "decode-queries") return {1, 4096};
+  if (option == "decode-keys") return {1, 1048576};
+  if (option == "copy-bytes") return {1, std::int64_t{1} << 34};  // 16 GiB, twice of it mapped
   fail("no integer range for --", option);
 }
 double real_limit(const std::string& option) {
@@ -117,7 +122,8 @@ const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib
                                     "masks",       "seq-lens", "head-dims",        "batch",      "heads",
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
                                     "gemm-size",   "gemm",     "dry-run",          "plugin",     "plugin-timeout",
-                                    "allocator",   "allocator-probe"};
+                                    "allocator",   "allocator-probe", "cases",          "heads-kv",   "feature-seq-lens",
+                                    "decode-queries", "decode-keys", "copy-bytes"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -168,6 +174,18 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.allocator = *setting;
   } else if (option == "allocator-probe") {
     config.allocator_probe = parse_switch(option, value);
+  } else if (option == "cases") {
+    config.cases = parse_names<CaseKind>(option, value, parse_case_kind);
+  } else if (option == "heads-kv") {
+    config.heads_kv = parse_integer(option, value);
+  } else if (option == "feature-seq-lens") {
+    config.feature_seq_lens = parse_sizes(option, value);
+  } else if (option == "decode-queries") {
+    config.decode_queries = parse_sizes(option, value);
+  } else if (option == "decode-keys") {
+    config.decode_keys = parse_sizes(option, value);
+  } else if (option == "copy-bytes") {
+    config.copy_bytes = parse_integer(option, value);
   } else {
     fail("unknown option --", option);
   }
@@ -261,6 +279,70 @@ bool runs(const Contender& c, Pass pass, const Mask& m) {
   return impl.supports(m) && (pass == Pass::forward || impl.has_backward<float>());
 }
 
+bool runs(const AttentionCase& c) {
+  if (!runs(c.contender, c.pass, c.mask)) return false;
+  return is_libtorch(c.contender) || implementation_of(c.contender).supports_features(c.features());
+}
+
+const char* to_string(CaseKind kind) {
+  switch (kind) {
+    case CaseKind::plain: return "plain";
+    case CaseKind::grouped_query: return "grouped_query";
+    case CaseKind::variable_length: return "variable_length";
+    case CaseKind::decoding: return "decoding";
+  }
+  return "?";
+}
+
+std::optional<CaseKind> parse_case_kind(const std::string& text) {
+  for (CaseKind k : {CaseKind::plain, CaseKind::grouped_query, CaseKind::variable_length, CaseKind::decoding}) {
+    if (text == to_string(k)) return k;
+  }
+  return std::nullopt;
+}
+
+std::int64_t default_heads_kv(std::int64_t heads) {
+  if (heads % 4 == 0) return heads / 4;
+  return heads > 1 ? 1 : 0;
+}
+
+std::string mixed_lengths_profile(std::uint64_t seed) { return "mixed(seed=" + std::to_string(seed) + ")"; }
+
+std::vector<std::int64_t> mixed_lengths(std::uint64_t seed, std::int64_t batch, std::int64_t n) {
+  if (batch < 1 || n < 1) {
+    throw std::invalid_argument("mixed_lengths: batch " + std::to_string(batch) + " and n " + std::to_string(n) +
+                                " must both be >= 1");
+  }
+  const std::int64_t low = std::max<std::int64_t>(1, n / 8);
+  const auto span = static_cast<std::uint64_t>(n - low + 1);
+  std::vector<std::int64_t> lengths = {n};
+  std::uint64_t state = seed;
+  for (std::int64_t b = 1; b < batch; ++b) {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);  // splitmix64
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    lengths.push_back(low + static_cast<std::int64_t>(z % span));
+  }
+  return lengths;
+}
+
+std::vector<std::int64_t> AttentionCase::lengths() const {
+  if (!lengths_seed) return {};
+  return mixed_lengths(*lengths_seed, batch, seq_len);
+}
+
+std::string AttentionCase::lengths_profile() const {
+  return lengths_seed ? mixed_lengths_profile(*lengths_seed) : std::string();
+}
+
+std::uint32_t AttentionCase::features() const {
+  std::uint32_t bits = 0;
+  if (kv_heads() != heads) bits |= attention_feature_bit(AttentionFeature::grouped_query);
+  if (lengths_seed) bits |= attention_feature_bit(AttentionFeature::variable_length);
+  return bits;
+}
+
 std::optional<Pass> parse_pass(const std::string& text) {
   for (Pass p : {Pass::forward, Pass::backward, Pass::forward_backward}) {
     if (text == to_string(p)) return p;
@@ -291,7 +373,12 @@ const AttentionImpl& implementation_of(const Contender& c) {
 std::string AttentionCase::name() const {
   std::ostringstream os;
   os << "attention/" << to_string(contender) << '/' << to_string(pass) << "/float/" << mask.name() << "/B:" << batch
-     << "/H:" << heads << "/N:" << seq_len << "/d:" << head_dim << "/T:" << threads;
+     << "/H:" << heads;
+  if (kv_heads() != heads) os << "/Hkv:" << kv_heads();
+  if (queries() != seq_len) os << "/Nq:" << queries();
+  os << "/N:" << seq_len << "/d:" << head_dim;
+  if (lengths_seed) os << "/L:" << lengths_profile();
+  os << "/T:" << threads;
   return os.str();
 }
 
@@ -326,22 +413,65 @@ double model_flop(Pass pass, const Mask& mask, const AttentionShape& shape) {
   return forward * pass_factor(pass);
 }
 
+std::int64_t case_visible_pairs(const AttentionCase& c) {
+  if (!c.lengths_seed) return visible_pairs(c.mask, c.queries(), c.seq_len);
+  std::int64_t pairs = 0;
+  for (std::int64_t length : c.lengths()) pairs += length == 0 ? 0 : visible_pairs(c.mask, length, length);
+  return pairs;
+}
+
+CaseFlop case_flop(const AttentionCase& c) {
+  const AttentionShape shape = c.shape();
+  const bool per_pair = c.lengths_seed.has_value() || (c.queries() != c.seq_len && c.mask.kind() != Mask::Kind::none);
+  if (c.lengths_seed) {
+    // Summed over the sequences: useful_flop with B = 1 counts H heads of the batch's pairs.
+    AttentionShape one = shape;
+    one.batch = 1;
+    const double useful = useful_flop(c.pass, case_visible_pairs(c), one);
+    return {useful, useful};
+  }
+  const double useful = useful_flop(c.pass, case_visible_pairs(c), shape);
+  return {per_pair ? useful : model_flop(c.pass, c.mask, shape), useful};
+}
+
+std::int64_t query_tokens(const AttentionCase& c) {
+  if (!c.lengths_seed) return c.batch * c.queries();
+  std::int64_t tokens = 0;
+  for (std::int64_t length : c.lengths()) tokens += length;
+  return tokens;
+}
+
+double kv_bytes(const AttentionCase& c) {
+  double keys = static_cast<double>(c.batch) * static_cast<double>(c.seq_len);
+  if (c.lengths_seed) keys = static_cast<double>(query_tokens(c));  // seqlens_k = seqlens_q
+  return 2.0 * static_cast<double>(c.kv_heads()) * static_cast<double>(c.head_dim) * sizeof(float) * keys;
+}
+
 std::int64_t estimated_bytes(const AttentionCase& c) {
-  const double bh = static_cast<double>(c.batch) * static_cast<double>(c.heads);
-  const double n = static_cast<double>(c.seq_len);
-  const double tensor = bh * n * static_cast<double>(c.head_dim) * sizeof(float);  // one (B, H, N, d) tensor
-  const double rows = bh * n * sizeof(float);                                      // one float per query row
-  const double scores = bh * n * n * sizeof(float);                                // B H N^2 float scores
+  const double b = static_cast<double>(c.batch);
+  const double h = static_cast<double>(c.heads);
+  const double nq = static_cast<double>(c.queries());
+  const double nk = static_cast<double>(c.seq_len);
+  const double d = static_cast<double>(c.head_dim);
+  const double q_tensor = b * h * nq * d * sizeof(float);                                     // (B, H, Nq, d)
+  const double kv_tensor = b * static_cast<double>(c.kv_heads()) * nk * d * sizeof(float);   // (B, H_kv, Nk, d)
+  const double rows = b * h * nq * sizeof(float);                                             // one float per query row
+  const double scores = b * h * nq * nk * sizeof(float);                                      // B H Nq Nk float scores
   const bool backward = c.pass != Pass::forward;
-  // Setup: q, k, v, out, dout, dq, dk, dv, the row stats {max, inv_sum} (and the LibTorch twins' gradients).
-  double bytes = 8.0 * tensor + 2.0 * rows;
+  // Setup: q, out, dout, dq; k, v, dk, dv; the row stats {max, inv_sum} (and the LibTorch twins' gradients).
+  double bytes = 4.0 * q_tensor + 4.0 * kv_tensor + 2.0 * rows;
   if (is_libtorch(c.contender)) {
     // B H N^2 float score tensors: forward makes Q K^T, the masked scores and their softmax
     // (measured peak 2.1-2.2 of them above the call's start at N = 1024). With autograd the
     // softmax output stays saved for backward, which adds dP, dS and temporaries (saved + peak
-    // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (N, N) float additive mask, or
-    // for is_causal the bool and float masks SDPA builds; plus outputs and gradients.
-    bytes += (backward ? 3.5 : 2.5) * scores + 2.0 * n * n * sizeof(float) + 4.0 * tensor;
+    // measured 3.1-3.2). 2.5 and 3.5 leave a margin. The mask: an (Nq, Nk) float additive mask
+    // ((B, 1, N, N) for a variable-length batch), or for is_causal the bool and float masks SDPA
+    // builds; plus outputs and gradients; K and V repeated to H heads for grouped-query heads (and
+    // their gradients).
+    const double masks = (c.lengths_seed ? b : 2.0) * nq * nk * sizeof(float);
+    const double full_kv = b * h * nk * d * sizeof(float);
+    bytes += (backward ? 3.5 : 2.5) * scores + masks + 2.0 * q_tensor + 2.0 * kv_tensor +
+             (c.kv_heads() != c.heads ? (backward ? 4.0 : 2.0) * full_kv : 0.0);
   } else if (const AttentionImpl& impl = implementation_of(c.contender); impl.working_bytes) {
     // The implementation's own estimate (variants/builtin_impls.cpp for ours); a plugin's is not known.
     bytes += impl.working_bytes(c.shape(), sizeof(float), c.threads, backward);
@@ -364,6 +494,9 @@ BenchConfig profile_config(const std::string& profile) {
   config.passes = {Pass::forward, Pass::backward, Pass::forward_backward};
   if (profile == "quick") {
     config.contenders = all_contenders();
+    config.feature_seq_lens = {256, 512};
+    config.decode_queries = {1, 16};
+    config.decode_keys = {1024, 4096};
     config.masks = {Mask::none(), Mask::causal()};
     config.seq_lens = {256, 512, 1024};
     config.head_dims = {64};
@@ -373,6 +506,9 @@ BenchConfig profile_config(const std::string& profile) {
     config.gemm_size = 1024;
   } else if (profile == "full") {
     config.contenders = all_contenders();
+    config.feature_seq_lens = {1024, 2048, 4096};
+    config.decode_queries = {1, 16};
+    config.decode_keys = {1024, 2048, 4096, 8192, 16384, 32768, 65536};
     config.masks = {Mask::none(), Mask::causal(), sliding_window_256(), bigbird_64()};
     config.seq_lens = {256, 512, 1024, 2048, 4096, 8192, 16384};
     config.head_dims = {64, 128};
@@ -438,6 +574,19 @@ BenchConfig parse_options(int& argc, char** argv) {
   for (const auto& [option, value] : values) {
     if (option != "profile") apply(config, option, value);
   }
+  if (values.contains("heads-kv")) {
+    if (config.heads_kv >= config.heads || config.heads % config.heads_kv != 0) {
+      const bool features = std::any_of(config.cases.begin(), config.cases.end(), [](CaseKind k) {
+        return k == CaseKind::grouped_query || k == CaseKind::decoding;
+      });
+      if (features) {
+        fail("--heads-kv expects a divisor of --heads ", config.heads,
+             " below it (the grouped-query and decoding cases), got ", config.heads_kv);
+      }
+    }
+  } else {
+    config.heads_kv = default_heads_kv(config.heads);
+  }
   // An explicit block layout fixes N: the sweep applies every mask at every sequence length.
   for (const Mask& mask : config.masks) {
     for (std::int64_t n : config.seq_lens) {
@@ -461,9 +610,88 @@ std::string usage() {
          "      [--repetitions R] [--min-time S] [--iterations I] [--layers on|off] [--layer-tokens 256,1024]\n"
          "      [--gemm-size M] [--gemm on|off] [--dry-run on|off] [--plugin LIB.so]... [--plugin-timeout S]\n"
          "      [--allocator tuned|default] [--allocator-probe on|off]\n"
+         "      [--cases plain,grouped_query,variable_length,decoding] [--heads-kv H_kv] [--feature-seq-lens 256,512]\n"
+         "      [--decode-queries 1,16] [--decode-keys 1024,4096,...] [--copy-bytes BYTES]\n"
          "      [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }
+
+namespace {
+
+bool has_kind(const BenchConfig& config, CaseKind kind) {
+  return std::find(config.cases.begin(), config.cases.end(), kind) != config.cases.end();
+}
+
+// The feature cases (bench_config.hpp's header comment), after the plain ones.
+void add_feature_cases(const BenchConfig& config, std::vector<AttentionCase>& cases) {
+  if (config.head_dims.empty()) return;
+  const std::int64_t d = config.head_dims.front();
+  std::vector<Pass> passes;  // forward and forward_backward, as far as --passes has them
+  for (Pass p : config.passes) {
+    if (p != Pass::backward) passes.push_back(p);
+  }
+  const auto add = [&](AttentionCase c) {
+    if (runs(c)) cases.push_back(std::move(c));
+  };
+  const AttentionCase base{.mask = Mask::causal(), .batch = config.batch, .heads = config.heads, .head_dim = d,
+                           .threads = config.threads};
+  // H_kv 0 or H (one head: nothing to group): no grouped-query case, and decoding with H_kv = H only.
+  const bool grouped = config.heads_kv > 0 && config.heads_kv < config.heads && config.heads % config.heads_kv == 0;
+  if (has_kind(config, CaseKind::grouped_query) && grouped) {
+    for (Pass pass : passes) {
+      for (const Contender& contender : config.contenders) {
+        for (std::int64_t n : config.feature_seq_lens) {
+          AttentionCase c = base;
+          c.contender = contender;
+          c.pass = pass;
+          c.seq_len = n;
+          c.heads_kv = config.heads_kv;
+          add(c);
+        }
+      }
+    }
+  }
+  if (has_kind(config, CaseKind::variable_length)) {
+    for (Pass pass : passes) {
+      for (const Contender& contender : config.contenders) {
+        for (std::int64_t n : config.feature_seq_lens) {
+          AttentionCase c = base;
+          c.contender = contender;
+          c.pass = pass;
+          c.batch = kVarlenBatch;
+          c.seq_len = n;
+          c.lengths_seed = kLengthsSeed;
+          add(c);
+        }
+      }
+    }
+  }
+  const bool forward = std::find(passes.begin(), passes.end(), Pass::forward) != passes.end();
+  if (has_kind(config, CaseKind::decoding) && forward) {
+    std::vector<std::int64_t> kv_heads = {config.heads};
+    if (grouped) kv_heads.push_back(config.heads_kv);
+    for (std::int64_t h_kv : kv_heads) {
+      for (std::int64_t nq : config.decode_queries) {
+        for (const Contender& contender : config.contenders) {
+          // LibTorch's SDPA is the decoding baseline; its other formulations add nothing here.
+          if (is_libtorch(contender) && contender != Contender::libtorch_sdpa) continue;
+          for (std::int64_t nk : config.decode_keys) {
+            AttentionCase c = base;
+            c.contender = contender;
+            c.pass = Pass::forward;
+            c.batch = 1;
+            c.heads_kv = h_kv;
+            c.seq_len = nk;
+            c.seq_q = nq;
+            add(c);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
 
 std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
   const LibTorchContender* probe = nullptr;
@@ -471,7 +699,7 @@ std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
     if (t.glibc_default_probe) probe = &t;
   }
   std::vector<AttentionCase> cases;
-  for (std::int64_t d : config.head_dims) {
+  for (std::int64_t d : has_kind(config, CaseKind::plain) ? config.head_dims : std::vector<std::int64_t>{}) {
     for (const Mask& mask : config.masks) {
       for (Pass pass : config.passes) {
         // The probe's subset: see BenchConfig::allocator_probe.
@@ -492,6 +720,7 @@ std::vector<AttentionCase> attention_cases(const BenchConfig& config) {
       }
     }
   }
+  add_feature_cases(config, cases);
   return cases;
 }
 

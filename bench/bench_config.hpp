@@ -1,8 +1,27 @@
 // The benchmark sweep: profiles, command-line options, names, the FLOP model and memory estimates.
 //
-// B batch, H heads, N tokens (Nq = Nk = N), d head dim, T threads.
+// B batch, H heads, H_kv key/value heads, N tokens (Nq = Nk = N unless decoding), d head dim,
+// T threads.
 // Benchmark names follow the scheme reports/ parses (reports/gbench_json.hpp):
-//   attention/<variant>/<pass>/<dtype>/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>
+//   attention/<variant>/<pass>/<dtype>/<mask>/B:<b>/H:<h>[/Hkv:<h_kv>][/Nq:<nq>]/N:<n>/d:<d>[/L:<lengths>]/T:<t>
+// (Hkv only for grouped-query cases, Nq only for decoding cases, whose N is Nk, L only for a
+// variable-length batch: the lengths profile, e.g. L:mixed(seed=20250101)).
+//
+// The cases of a sweep (BenchConfig::cases; attention_cases builds the list):
+//   plain            the masks x N x head dims x passes of the profile, H_kv = H, whole sequences
+//   grouped_query    H query heads over H_kv = --heads-kv key/value heads, causal, forward and
+//                    forward_backward, N of --feature-seq-lens
+//   variable_length  a batch of kVarlenBatch sequences of mixed lengths (mixed_lengths: one of N
+//                    tokens, the others drawn from kLengthsSeed), causal, forward and forward_backward,
+//                    N of --feature-seq-lens; the padded (B, H, N, d) layout with
+//                    AttentionFeatures::seqlens_q = seqlens_k = the lengths
+//   decoding         B = 1, Nq of --decode-queries new tokens against Nk of --decode-keys cached keys,
+//                    H_kv = H and H_kv = --heads-kv, causal (bottom-right: the queries are the last Nq
+//                    positions), forward only; every implementation with a forward and libtorch_sdpa
+// The implementations of a feature case are those of --variants whose AttentionImpl::features hold
+// what the case uses (grouped_query, variable_length); LibTorch's formulations are in
+// libtorch_benchmarks.cpp: K and V repeated to H heads (repeat_interleave) for grouped-query heads,
+// an additive (B, 1, N, N) mask over the padded batch for variable lengths.
 //   layer/<op>/<impl>/forward_backward/<dtype>/D:<D>/N:<N>/...   (reference vs LibTorch layers)
 //   gemm/sgemm/float/M:<m>/N:<n>/K:<k>/T:<t>                       (the in-run ceiling)
 #pragma once
@@ -78,26 +97,81 @@ inline constexpr std::uint64_t kBigbirdSeed = 20250101;
 inline Mask sliding_window_256() { return Mask::sliding_window(256, 0); }
 inline Mask bigbird_64() { return Mask::bigbird(64, 1, 1, 1, kBigbirdSeed); }
 
+// The variable-length case: its batch, the seed of its lengths, and the lengths themselves.
+inline constexpr std::int64_t kVarlenBatch = 4;
+inline constexpr std::uint64_t kLengthsSeed = 20250101;
+// "mixed(seed=<seed>)": the lengths profile's name in benchmark names and the CSV's lengths column.
+std::string mixed_lengths_profile(std::uint64_t seed);
+// `batch` lengths for padded length n: the first n (so the padded batch is no longer than its longest
+// sequence), each other one drawn uniformly from [max(1, n / 8), n] by a splitmix64 stream of
+// `seed` (the same lengths on every machine). Throws std::invalid_argument naming the function for
+// batch or n < 1.
+std::vector<std::int64_t> mixed_lengths(std::uint64_t seed, std::int64_t batch, std::int64_t n);
+
+// The grouped-query cases' H_kv when --heads-kv is not given: H / 4 where 4 divides H (8 -> 2),
+// else 1 (multi-query) for H > 1, else 0 (a single head has nothing to group).
+std::int64_t default_heads_kv(std::int64_t heads);
+
+enum class CaseKind : std::uint8_t { plain, grouped_query, variable_length, decoding };
+const char* to_string(CaseKind kind);  // "plain", "grouped_query", "variable_length", "decoding"
+std::optional<CaseKind> parse_case_kind(const std::string& text);
+
 struct AttentionCase {
   Contender contender{"flash"};
   Pass pass = Pass::forward;
   Mask mask = Mask::causal();
   std::int64_t batch = 1;     // B
   std::int64_t heads = 8;     // H
-  std::int64_t seq_len = 1024;  // N = Nq = Nk
+  std::int64_t seq_len = 1024;  // N: Nk, and Nq unless seq_q is set
   std::int64_t head_dim = 64;   // d
   int threads = 2;              // T
+  std::int64_t heads_kv = 0;    // H_kv; 0: H (plain multi-head attention)
+  std::int64_t seq_q = 0;       // Nq; 0: N (decoding: Nq new queries against N keys)
+  std::optional<std::uint64_t> lengths_seed;  // a variable-length batch: mixed_lengths(seed, B, N)
 
-  AttentionShape shape() const { return {.batch = batch, .heads = heads, .seq_q = seq_len, .seq_k = seq_len, .head_dim = head_dim}; }
-  // attention/<variant>/<pass>/float/<mask>/B:<b>/H:<h>/N:<n>/d:<d>/T:<t>, <mask> its Mask::name()
+  AttentionShape shape() const {
+    return {.batch = batch, .heads = heads, .seq_q = queries(), .seq_k = seq_len, .head_dim = head_dim,
+            .heads_kv = heads_kv == heads ? 0 : heads_kv};
+  }
+  std::int64_t queries() const { return seq_q == 0 ? seq_len : seq_q; }
+  std::int64_t kv_heads() const { return heads_kv == 0 ? heads : heads_kv; }
+  // The per-sequence lengths (B of them), empty for whole sequences.
+  std::vector<std::int64_t> lengths() const;
+  // mixed_lengths_profile(seed), or "" for whole sequences.
+  std::string lengths_profile() const;
+  // The AttentionFeature bits the case uses (grouped_query, variable_length).
+  std::uint32_t features() const;
+  // attention/<variant>/<pass>/float/<mask>/B:<b>/H:<h>[/Hkv:..][/Nq:..]/N:<n>/d:<d>[/L:..]/T:<t>,
+  // <mask> its Mask::name(); Hkv, Nq and L only where they differ from H, N and whole sequences.
   std::string name() const;
 };
+
+// Whether the case's contender runs it: runs() above, and the implementation declares every feature
+// the case uses (AttentionImpl::features; always true for LibTorch).
+bool runs(const AttentionCase& c);
 
 // FLOP per call. The FlashAttention benchmark model: forward 4 B H Nq Nk d, halved for a causal
 // mask, backward 2.5x forward, forward_backward 3.5x forward. For masks the model does not cover
 // (sliding window, BigBird) the model value is the useful count below, so that GFLOP/s compares
 // like with like across contenders of one mask.
 double model_flop(Pass pass, const Mask& mask, const AttentionShape& shape);
+// The FLOP of a case: {model, useful}. H counts query heads (grouped-query heads do the FLOP of
+// H heads); a variable-length batch counts the visible pairs within each sequence only (no
+// padding) for both, as does a causal decoding case (bottom-right causal with Nq < Nk is not half
+// of Nq Nk); otherwise model_flop and useful_flop above.
+struct CaseFlop {
+  double model = 0;
+  double useful = 0;
+};
+CaseFlop case_flop(const AttentionCase& c);
+// Visible (query, key) pairs of one head, summed over the batch's sequences for a variable-length
+// batch, of one (b, h) slice otherwise (visible_pairs below).
+std::int64_t case_visible_pairs(const AttentionCase& c);
+// Real query tokens of one call: the sum of the lengths, or B Nq.
+std::int64_t query_tokens(const AttentionCase& c);
+// Bytes of K and V one forward reads, each element once: 2 H_kv d sizeof(float) x (the sum of the
+// lengths, or B Nk). The decoding cases' bandwidth is this over the time.
+double kv_bytes(const AttentionCase& c);
 // Useful FLOP: the same per-pair cost, 4 d per visible (query, key) pair forward, times the
 // exact number of visible pairs (Mask::block_layout's visible_pairs) and B H; backward 2.5x,
 // forward_backward 3.5x.
@@ -160,6 +234,17 @@ struct BenchConfig {
   // In a tuned run, libtorch_sdpa also runs under glibc's default (the probe contender) at the
   // sweep's N, first head dim, masks none and causal, passes forward and forward_backward.
   bool allocator_probe = true;
+  // The kinds of cases of the sweep (the header comment above), and their sizes.
+  std::vector<CaseKind> cases = {CaseKind::plain, CaseKind::grouped_query, CaseKind::variable_length,
+                                 CaseKind::decoding};
+  // H_kv of the grouped-query and decoding cases: --heads-kv, else default_heads_kv(heads) (2 for
+  // the default 8 heads); 0: none (one head), no grouped-query case.
+  std::int64_t heads_kv = 2;
+  std::vector<std::int64_t> feature_seq_lens;   // N of the grouped-query and variable-length cases
+  std::vector<std::int64_t> decode_queries;     // Nq of the decoding cases
+  std::vector<std::int64_t> decode_keys;        // Nk of the decoding cases
+  // Bytes of the in-run copy bandwidth ceiling's source buffer (bandwidth_ceiling.hpp); 0: its default.
+  std::int64_t copy_bytes = 0;
 };
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
@@ -178,6 +263,10 @@ BenchConfig profile_config(const std::string& profile);
 //   --gemm-size M [1, 46340]  --gemm on|off  --dry-run on|off
 //   --plugin LIB.so (repeatable; PED_BENCH_PLUGIN: paths separated by ':')  --plugin-timeout S (0, 86400]
 //   --allocator tuned|default  --allocator-probe on|off
+//   --cases plain,grouped_query,variable_length,decoding  --heads-kv H_kv [1, 65536], dividing --heads
+//   and below it (default: default_heads_kv(--heads))  --feature-seq-lens 256,512 [1, 131072]  --decode-queries 1,16 [1, 4096]
+//   --decode-keys 1024,... [1, 1048576]  --copy-bytes BYTES [1, 2^34] (the copy ceiling's buffer;
+//   default default_copy_bytes() of bandwidth_ceiling.hpp)
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
 // --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);

@@ -2,6 +2,7 @@
 // in-run SGEMM ceiling, as Google Benchmark suites. See bench_config.hpp for names and options.
 #include "bench/allocator.hpp"
 #include "bench/attention_benchmarks.hpp"
+#include "bench/bandwidth_ceiling.hpp"
 #include "bench/bench_config.hpp"
 #include "bench/benchmark_flags.hpp"
 #include "bench/gemm_ceiling.hpp"
@@ -177,6 +178,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "bench: SGEMM ceiling %.1f GFLOP/s\n", settings().gemm_gflops);
+  const std::int64_t copy_bytes = config.copy_bytes > 0 ? config.copy_bytes : default_copy_bytes();
+  try {
+    settings().copy_gbps = measure_copy_gbps(copy_bytes, config.threads);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "bench: measuring the copy bandwidth ceiling (%lld bytes) failed: %s\n",
+                 static_cast<long long>(copy_bytes), error.what());
+    return 1;
+  }
+  std::fprintf(stderr, "bench: copy bandwidth ceiling %.2f GB/s (read + write, %lld MiB, %d threads)\n",
+               settings().copy_gbps, static_cast<long long>(copy_bytes >> 20), config.threads);
 
   if (config.gemm) register_gemm_benchmark(config);
   register_attention_benchmarks(config);
@@ -191,6 +202,9 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("memory_budget_gib", number(config.memory_budget_gib));
   benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
   benchmark::AddCustomContext("gemm_size", std::to_string(config.gemm_size));
+  benchmark::AddCustomContext("copy_gbps", number(settings().copy_gbps));
+  benchmark::AddCustomContext("copy_bytes", std::to_string(copy_bytes));
+  benchmark::AddCustomContext("copy_model", "memcpy of copy_bytes split over the threads, best of 5; GB/s = (read + write bytes) / s");
   benchmark::AddCustomContext("libtorch_version", libtorch_version());
   benchmark::AddCustomContext("allocator", to_string(config.allocator));
   benchmark::AddCustomContext("allocator_detail", describe(config.allocator));
@@ -210,7 +224,8 @@ int main(int argc, char** argv) {
   }
   benchmark::AddCustomContext("flop_model",
                               "FlashAttention: forward 4 B H N^2 d, causal x0.5, backward x2.5, forward_backward x3.5; "
-                              "other masks: useful_flop (visible pairs)");
+                              "other masks, variable-length batches and causal decoding: useful_flop (visible pairs "
+                              "within each sequence); grouped-query heads count every query head");
 
   set_progress_total(selected_count(filter));
   // JSON through MemoryJsonReporter (see harness.hpp: Google Benchmark 1.7.1's dangling memory

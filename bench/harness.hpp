@@ -21,6 +21,7 @@ namespace ped::bench {
 struct RunSettings {
   BenchConfig config;
   double gemm_gflops = 0.0;  // in-run OpenBLAS SGEMM rate at config.threads
+  double copy_gbps = 0.0;    // in-run memory copy bandwidth at config.threads (bandwidth_ceiling.hpp), GB/s
   // Contenders whose trial run failed (plugin_trial.hpp), with why: their benchmarks are skipped.
   std::map<std::string, std::string> failed_contenders;
 };

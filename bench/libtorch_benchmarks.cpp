@@ -24,15 +24,20 @@ at::Tensor uniform_tensor(at::IntArrayRef sizes, std::uint64_t seed) {
   return t;
 }
 
-// One contender's forward: out (B, H, N, d). `mask` is the additive mask or undefined (none, or
-// SDPA's own is_causal).
+// One contender's forward: out (B, H, Nq, d) from q (B, H, Nq, d), k, v (B, H_kv, Nk, d). `mask` is
+// the additive mask or undefined (none, or SDPA's own is_causal).
 struct AttentionForward {
   LibTorchFormulation formulation;
   bool causal;     // SDPA: is_causal=true and no explicit mask
-  at::Tensor mask;  // (N, N) additive, or undefined
+  at::Tensor mask;  // (Nq, Nk) or, for a variable-length batch, (B, 1, N, N) additive; or undefined
   double scale;
+  std::int64_t group = 1;  // H / H_kv: grouped-query K and V are repeated to H heads first
 
-  at::Tensor operator()(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const {
+  at::Tensor operator()(const at::Tensor& q, const at::Tensor& k_in, const at::Tensor& v_in) const {
+    // Grouped-query heads: LibTorch 1.13's SDPA has no enable_gqa, so K and V are expanded to H
+    // heads as a LibTorch user would (query head h reads head h / group), inside the timed call.
+    const at::Tensor k = group > 1 ? k_in.repeat_interleave(group, 1) : k_in;
+    const at::Tensor v = group > 1 ? v_in.repeat_interleave(group, 1) : v_in;
     switch (formulation) {
       case LibTorchFormulation::sdpa: {
         // LibTorch 1.13's math path scales Q by 1/sqrt(d) itself; a float attn_mask is added to the
@@ -50,14 +55,16 @@ struct AttentionForward {
         // One (N, N) score matrix at a time: per (b, h) S = addmm(M, Q_bh, K_bh^T, beta 1, alpha s)
         // (without a mask mm(s Q_bh, K_bh^T)), softmax, mm with V_bh; the outputs stacked back to
         // (B, H, N, d).
-        const std::int64_t bh = q.size(0) * q.size(1), n = q.size(2), d = q.size(3);
-        const std::vector<at::Tensor> qs = q.reshape({bh, n, d}).unbind(0), ks = k.reshape({bh, n, d}).unbind(0),
-                                      vs = v.reshape({bh, n, d}).unbind(0);
+        const std::int64_t h = q.size(1), bh = q.size(0) * h, nq = q.size(2), nk = k.size(2), d = q.size(3);
+        const std::vector<at::Tensor> qs = q.reshape({bh, nq, d}).unbind(0), ks = k.reshape({bh, nk, d}).unbind(0),
+                                      vs = v.reshape({bh, nk, d}).unbind(0);
         std::vector<at::Tensor> outs;
         outs.reserve(static_cast<std::size_t>(bh));
         for (std::size_t i = 0; i < qs.size(); ++i) {
+          // A variable-length batch's mask has one (N, N) slice per sequence b = i / H.
+          const at::Tensor m = !mask.defined() || mask.dim() == 2 ? mask : mask[static_cast<std::int64_t>(i) / h][0];
           const at::Tensor s =
-              mask.defined() ? at::addmm(mask, qs[i], ks[i].t(), 1.0, scale) : at::mm(qs[i] * scale, ks[i].t());
+              mask.defined() ? at::addmm(m, qs[i], ks[i].t(), 1.0, scale) : at::mm(qs[i] * scale, ks[i].t());
           outs.push_back(at::mm(at::softmax(s, -1), vs[i]));
         }
         return at::stack(outs).view(q.sizes());
@@ -73,13 +80,37 @@ const LibTorchContender& libtorch_entry(const Contender& contender) {
   return *entry;
 }
 
-AttentionForward make_forward(const Contender& contender, const Mask& mask, std::int64_t n, std::int64_t d) {
+// The padded batch's additive mask (B, 1, N, N), what a LibTorch user passes for sequences of
+// `lengths` padded to N: within sequence b (its first L_b rows and keys) the case's mask, the padding
+// keys hidden from every query; a padding query row (i >= L_b) sees the L_b real keys, so that its
+// (discarded) output stays finite. Every length must be >= 1.
+at::Tensor padded_batch_mask(const Mask& mask, const std::vector<std::int64_t>& lengths, std::int64_t n) {
+  const auto b_count = static_cast<std::int64_t>(lengths.size());
+  at::Tensor m = at::full({b_count, 1, n, n}, -std::numeric_limits<float>::infinity(), at::kFloat);
+  for (std::int64_t b = 0; b < b_count; ++b) {
+    const std::int64_t length = lengths[static_cast<std::size_t>(b)];
+    if (length < 1) throw std::invalid_argument("padded_batch_mask: sequence length 0 would give NaN rows");
+    at::Tensor slice = m[b][0];
+    slice.narrow(0, 0, length).narrow(1, 0, length).copy_(twin::additive_mask(mask, length, length));
+    if (length < n) slice.narrow(0, length, n - length).narrow(1, 0, length).fill_(0.0f);
+  }
+  return m;
+}
+
+AttentionForward make_forward(const Contender& contender, const AttentionCase& c) {
   const LibTorchFormulation formulation = libtorch_entry(contender).formulation;
-  AttentionForward f{.formulation = formulation, .causal = false, .mask = {}, .scale = 1.0 / std::sqrt(double(d))};
-  if (formulation == LibTorchFormulation::sdpa && mask.kind() == Mask::Kind::causal) {
+  AttentionForward f{.formulation = formulation, .causal = false, .mask = {},
+                     .scale = 1.0 / std::sqrt(double(c.head_dim)), .group = c.heads / c.kv_heads()};
+  const std::vector<std::int64_t> lengths = c.lengths();
+  if (!lengths.empty()) {
+    f.mask = padded_batch_mask(c.mask, lengths, c.seq_len);
+  } else if (formulation == LibTorchFormulation::sdpa && c.mask.kind() == Mask::Kind::causal &&
+             c.queries() == c.seq_len) {
+    // is_causal is top-left aligned in LibTorch 1.13 (tril of an (Nq, Nk) matrix of ones): right only
+    // for Nq = Nk; a decoding case takes the bottom-right mask below.
     f.causal = true;
-  } else if (mask.kind() != Mask::Kind::none) {
-    f.mask = twin::additive_mask(mask, n, n);
+  } else if (c.mask.kind() != Mask::Kind::none) {
+    f.mask = twin::additive_mask(c.mask, c.queries(), c.seq_len);
   }
   return f;
 }
@@ -95,11 +126,12 @@ void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& 
   // tensors are made.
   std::optional<GlibcDefaultScope> glibc_default;
   if (libtorch_entry(c.contender).glibc_default_probe) glibc_default.emplace();
-  const at::IntArrayRef::value_type sizes[] = {c.batch, c.heads, c.seq_len, c.head_dim};
-  const at::IntArrayRef shape(sizes);
-  const AttentionForward forward = make_forward(c.contender, c.mask, c.seq_len, c.head_dim);
-  at::Tensor q = uniform_tensor(shape, 1), k = uniform_tensor(shape, 2), v = uniform_tensor(shape, 3);
-  const at::Tensor dout = uniform_tensor(shape, 4);
+  const at::IntArrayRef::value_type q_sizes[] = {c.batch, c.heads, c.queries(), c.head_dim};
+  const at::IntArrayRef::value_type kv_sizes[] = {c.batch, c.kv_heads(), c.seq_len, c.head_dim};
+  const at::IntArrayRef q_shape(q_sizes), kv_shape(kv_sizes);
+  const AttentionForward forward = make_forward(c.contender, c);
+  at::Tensor q = uniform_tensor(q_shape, 1), k = uniform_tensor(kv_shape, 2), v = uniform_tensor(kv_shape, 3);
+  const at::Tensor dout = uniform_tensor(q_shape, 4);
   at::Tensor out;
   switch (c.pass) {
     case Pass::forward: {
@@ -133,12 +165,21 @@ void libtorch_attention_benchmark(benchmark::State& state, const AttentionCase& 
 std::vector<float> libtorch_attention_out(const Contender& contender, const Mask& mask, const AttentionShape& s,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v) {
+  const AttentionCase c{.contender = contender, .mask = mask, .batch = s.batch, .heads = s.heads, .seq_len = s.seq_q,
+                        .head_dim = s.head_dim};
+  return libtorch_case_out(c, q, k, v);
+}
+
+std::vector<float> libtorch_case_out(const AttentionCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                     const std::vector<float>& v) {
   const at::NoGradGuard no_grad;
-  const std::vector<std::int64_t> sizes = {s.batch, s.heads, s.seq_q, s.head_dim};
-  const auto wrap = [&](const std::vector<float>& x) {
+  const std::vector<std::int64_t> q_sizes = {c.batch, c.heads, c.queries(), c.head_dim};
+  const std::vector<std::int64_t> kv_sizes = {c.batch, c.kv_heads(), c.seq_len, c.head_dim};
+  const auto wrap = [&](const std::vector<float>& x, const std::vector<std::int64_t>& sizes) {
     return at::from_blob(const_cast<float*>(x.data()), sizes, at::kFloat);
   };
-  const at::Tensor out = make_forward(contender, mask, s.seq_q, s.head_dim)(wrap(q), wrap(k), wrap(v)).contiguous();
+  const at::Tensor out =
+      make_forward(c.contender, c)(wrap(q, q_sizes), wrap(k, kv_sizes), wrap(v, kv_sizes)).contiguous();
   return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
 }
 

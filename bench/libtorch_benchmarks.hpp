@@ -28,5 +28,11 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config);
 std::vector<float> libtorch_attention_out(const Contender& contender, const Mask& mask, const AttentionShape& shape,
                                           const std::vector<float>& q, const std::vector<float>& k,
                                           const std::vector<float>& v);
+// For tests: LibTorch's out (B, H, Nq, d) of a case (grouped-query heads, a variable-length batch,
+// decoding) for row-major float q (B, H, Nq, d), k, v (B, H_kv, Nk, d), through the case's
+// contender's code path (forward only). A variable-length batch's padding rows hold what the padded
+// formulation computes for them (finite, meaningless).
+std::vector<float> libtorch_case_out(const AttentionCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                     const std::vector<float>& v);
 
 }  // namespace ped::bench

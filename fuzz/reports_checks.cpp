@@ -30,6 +30,14 @@ void check_key(std::string_view target, const std::string& at, const reports::Be
   for (std::int64_t size : {key.batch, key.heads, key.seq_len, key.head_dim, key.threads}) {
     if (size <= 0) fail(target, at + ": accepted a size <= 0");
   }
+  // The extra key columns, in their canonical form (reports/csv_io.hpp, BenchmarkKey).
+  if (key.heads_kv != 0 && !(key.heads_kv > 0 && key.heads_kv < key.heads && key.heads % key.heads_kv == 0)) {
+    fail(target, at + ": accepted heads_kv that is neither 0 nor a divisor of heads below heads");
+  }
+  if (key.seq_q < 0 || (key.seq_q != 0 && key.seq_q == key.seq_len)) {
+    fail(target, at + ": accepted seq_q that is negative or not canonical (equal to seq_len)");
+  }
+  if (has_control_character(key.lengths)) fail(target, at + ": accepted a control character in lengths");
 }
 
 bool measured_or_nan(double value) { return std::isnan(value) || (std::isfinite(value) && value >= 0.0); }
@@ -39,6 +47,8 @@ bool same_key_and_values(const reports::BenchmarkRow& a, const reports::Benchmar
   return a.key == b.key && a.repetitions == b.repetitions && same_number(a.median_ns, b.median_ns) &&
          same_number(a.min_ns, b.min_ns) && same_number(a.max_ns, b.max_ns) && same_number(a.gflops, b.gflops) &&
          same_number(a.peak_bytes, b.peak_bytes) && same_number(a.fraction_of_gemm, b.fraction_of_gemm) &&
+         same_number(a.tokens_per_s, b.tokens_per_s) && same_number(a.gbytes_per_s, b.gbytes_per_s) &&
+         same_number(a.fraction_of_copy, b.fraction_of_copy) && a.allocator == b.allocator &&
          a.git_rev == b.git_rev && a.host == b.host && a.date == b.date;
 }
 
@@ -71,6 +81,10 @@ void check_benchmark_rows(std::string_view target, const std::vector<reports::Be
     }
     if (!measured_or_nan(row.gflops) || !measured_or_nan(row.peak_bytes) || !measured_or_nan(row.fraction_of_gemm)) {
       fail(target, at + ": accepted gflops, peak_bytes or fraction_of_gemm that is neither nan nor finite >= 0");
+    }
+    if (!measured_or_nan(row.tokens_per_s) || !measured_or_nan(row.gbytes_per_s) ||
+        !measured_or_nan(row.fraction_of_copy)) {
+      fail(target, at + ": accepted tokens_per_s, gbytes_per_s or fraction_of_copy that is neither nan nor finite >= 0");
     }
     for (const std::string* text : {&row.git_rev, &row.host, &row.date}) {
       if (has_control_character(*text)) fail(target, at + ": accepted a control character in git_rev, host or date");
@@ -125,7 +139,8 @@ void check_gbench_run(std::string_view target, const reports::GbenchRun& run) {
     const reports::MeasuredSample& measured = run.samples[i];
     const std::string at = ped::concat("benchmarks sample ", i);
     check_key(target, at, measured.sample.key);
-    for (const std::string* text : {&measured.sample.key.variant, &measured.sample.key.dtype, &measured.sample.key.mask}) {
+    for (const std::string* text : {&measured.sample.key.variant, &measured.sample.key.dtype, &measured.sample.key.mask,
+                                    &measured.sample.key.lengths}) {
       if (text->find('/') != std::string::npos) fail(target, at + ": a name part holds '/'");
     }
     if (measured.sample.repetition < 0) fail(target, at + ": accepted a repetition_index < 0");
@@ -139,6 +154,11 @@ void check_gbench_run(std::string_view target, const reports::GbenchRun& run) {
     if (!measured_or_nan(measured.peak_bytes)) fail(target, at + ": accepted a byte count that is not finite >= 0");
     if (!(std::isnan(measured.gemm_gflops) || (std::isfinite(measured.gemm_gflops) && measured.gemm_gflops > 0.0))) {
       fail(target, at + ": accepted a gemm_gflops counter that is not finite > 0");
+    }
+    for (const double counter : {measured.query_tokens, measured.kv_bytes, measured.copy_gbps}) {
+      if (!(std::isnan(counter) || (std::isfinite(counter) && counter > 0.0))) {
+        fail(target, at + ": accepted a query_tokens, kv_bytes or copy_gbps counter that is not finite > 0");
+      }
     }
   }
 }

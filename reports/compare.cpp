@@ -232,7 +232,8 @@ std::string format_comparison_csv(const std::vector<Comparison>& comparisons) {
                   format_number(c.base_median_ns), ",", format_number(c.new_median_ns), ",", format_number(c.ratio), ",",
                   format_number(c.test ? c.test->p_value : nan_value), ",",
                   c.test ? (c.test->method == UTestMethod::exact ? "exact" : "normal_approximation") : "", ",",
-                  c.base_samples, ",", c.new_samples, ",", csv_cell(to_string(c.verdict)), ",", csv_cell(c.note), "\n");
+                  c.base_samples, ",", c.new_samples, ",", csv_cell(to_string(c.verdict)), ",", csv_cell(c.note), ",",
+                  k.kv_heads(), ",", k.queries(), ",", csv_cell(k.lengths), "\n");
   }
   return out;
 }

@@ -16,7 +16,14 @@ namespace fs = std::filesystem;
 
 std::string benchmark_name(const BenchmarkKey& key) {
   return concat("attention/", key.variant, "/", key.pass, "/", key.dtype, "/", key.mask, "/B:", key.batch,
-                "/H:", key.heads, "/N:", key.seq_len, "/d:", key.head_dim, "/T:", key.threads);
+                "/H:", key.heads, key.heads_kv != 0 ? concat("/Hkv:", key.heads_kv) : std::string(),
+                key.seq_q != 0 ? concat("/Nq:", key.seq_q) : std::string(), "/N:", key.seq_len, "/d:", key.head_dim,
+                key.lengths.empty() ? std::string() : concat("/L:", key.lengths), "/T:", key.threads);
+}
+
+void canonicalize(BenchmarkKey& key) {
+  if (key.heads_kv == key.heads) key.heads_kv = 0;
+  if (key.seq_q == key.seq_len) key.seq_q = 0;
 }
 
 fs::path samples_path_for(const fs::path& bench_csv) {
@@ -41,9 +48,16 @@ fs::path phases_path_for(const fs::path& bench_csv) {
 
 namespace {
 
-// The nine key columns (schema::benchmark_key_columns) come first in both benchmark readers, in this order.
+// An optional integer cell: 0 when empty (a file without the column).
 template <std::size_t N>
-BenchmarkKey key_from(const csv::Row<N>& row) {
+std::int64_t optional_integer(const csv::Row<N>& row, std::size_t column) {
+  return row.text(column).empty() ? 0 : row.integer(column);
+}
+
+// The nine key columns (schema::benchmark_key_columns) come first in each benchmark reader, in this
+// order; the three extra ones (schema::benchmark_extra_key_columns) start at column `extra`.
+template <std::size_t N>
+BenchmarkKey key_from(const csv::Row<N>& row, std::size_t extra) {
   BenchmarkKey key;
   key.variant = row.label(0);
   key.pass = row.label(1);
@@ -54,6 +68,10 @@ BenchmarkKey key_from(const csv::Row<N>& row) {
   key.head_dim = row.integer(6);
   key.mask = row.label(7);
   key.threads = row.integer(8);
+  key.heads_kv = optional_integer(row, extra);
+  key.seq_q = optional_integer(row, extra + 1);
+  key.lengths = row.label(extra + 2);
+  canonicalize(key);
   return key;
 }
 
@@ -80,6 +98,11 @@ std::string key_cells(const BenchmarkKey& key) {
                 key.heads, ",", key.seq_len, ",", key.head_dim, ",", csv_cell(key.mask), ",", key.threads);
 }
 
+// The extra key columns, written in full (a plain benchmark's heads_kv is its heads).
+std::string extra_key_cells(const BenchmarkKey& key) {
+  return concat(key.kv_heads(), ",", key.queries(), ",", csv_cell(key.lengths));
+}
+
 std::optional<FieldProblem> text_problem(const char* column, const std::string& text) {
   const std::string control = first_control_character(text);
   if (control.empty()) return std::nullopt;
@@ -101,6 +124,14 @@ std::optional<FieldProblem> key_problem(const BenchmarkKey& key) {
   for (const auto& [column, size] : sizes) {
     if (size <= 0) return FieldProblem{column, "size must be positive"};
   }
+  if (key.heads_kv != 0 && !(key.heads_kv > 0 && key.heads_kv < key.heads && key.heads % key.heads_kv == 0)) {
+    return FieldProblem{"heads_kv", concat("heads_kv ", key.heads_kv, " is not in [1, heads ", key.heads,
+                                           ") dividing heads (0: as many as heads, not grouped)")};
+  }
+  if (key.seq_q < 0 || (key.seq_q != 0 && key.seq_q == key.seq_len)) {
+    return FieldProblem{"seq_q", "seq_q must be positive (0 or seq_len: as many queries as keys)"};
+  }
+  if (auto problem = text_problem("lengths", key.lengths)) return problem;
   return std::nullopt;
 }
 
@@ -111,6 +142,8 @@ std::optional<FieldProblem> time_problem(const char* column, double t) {
 }
 
 }  // namespace
+
+std::optional<FieldProblem> find_problem(const BenchmarkKey& key) { return key_problem(key); }
 
 std::optional<FieldProblem> find_problem(const BenchmarkRow& row) {
   if (auto problem = key_problem(row.key)) return problem;
@@ -127,8 +160,10 @@ std::optional<FieldProblem> find_problem(const BenchmarkRow& row) {
     return FieldProblem{"median_ns", concat("median_ns outside [min_ns, max_ns] = [", format_number(row.min_ns), ", ",
                                             format_number(row.max_ns), "]")};
   }
-  for (const auto& [column, value] : {std::pair{"gflops", row.gflops}, std::pair{"peak_bytes", row.peak_bytes},
-                                       std::pair{"fraction_of_gemm", row.fraction_of_gemm}}) {
+  for (const auto& [column, value] :
+       {std::pair{"gflops", row.gflops}, std::pair{"peak_bytes", row.peak_bytes},
+        std::pair{"fraction_of_gemm", row.fraction_of_gemm}, std::pair{"tokens_per_s", row.tokens_per_s},
+        std::pair{"gbytes_per_s", row.gbytes_per_s}, std::pair{"fraction_of_copy", row.fraction_of_copy}}) {
     if (!std::isnan(value) && !(std::isfinite(value) && value >= 0.0)) {
       return FieldProblem{column, "expected nan (not measured) or a finite number >= 0"};
     }
@@ -200,14 +235,18 @@ std::optional<FieldProblem> find_problem(const VerifyRow& row) {
 
 std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::path& source) {
   static constexpr const auto& names = schema::benchmark_columns;
-  std::array<bool, 20> required;
+  std::array<bool, 26> required;
   required.fill(true);
-  required[19] = false;  // allocator: added later; older files have none
+  // allocator, the extra key columns and the rates after them: added later; older files have none
+  for (std::size_t c = 19; c < 26; ++c) required[c] = false;
   std::vector<BenchmarkRow> rows;
   std::map<BenchmarkKey, std::size_t> line_of_key;
-  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<20>& row) {
+  const auto optional_number = [](const csv::Row<26>& row, std::size_t column) {
+    return row.text(column).empty() ? std::numeric_limits<double>::quiet_NaN() : row.number(column);
+  };
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<26>& row) {
     BenchmarkRow out;
-    out.key = key_from(row);
+    out.key = key_from(row, 20);
     out.repetitions = row.integer(9);
     out.median_ns = row.number(10);
     out.min_ns = row.number(11);
@@ -219,6 +258,9 @@ std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::p
     out.host = row.label(17);
     out.date = row.label(18);
     out.allocator = row.label(19);
+    out.tokens_per_s = optional_number(row, 23);
+    out.gbytes_per_s = optional_number(row, 24);
+    out.fraction_of_copy = optional_number(row, 25);
     out.line = row.line();
     refuse_problem(row, names, out);
     const auto [it, inserted] = line_of_key.emplace(out.key, out.line);
@@ -234,13 +276,14 @@ std::vector<BenchmarkRow> parse_benchmark_csv(std::string_view text, const fs::p
 
 std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& source) {
   static constexpr const auto& names = schema::samples_columns;
-  std::array<bool, 11> required;
+  std::array<bool, 14> required;
   required.fill(true);
+  for (std::size_t c = 11; c < 14; ++c) required[c] = false;  // the extra key columns: added later
   std::vector<Sample> samples;
   std::map<std::pair<BenchmarkKey, std::int64_t>, std::size_t> line_of_repetition;
-  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<11>& row) {
+  const std::size_t count = csv::read_columns(source, text, names, required, [&](const csv::Row<14>& row) {
     Sample out;
-    out.key = key_from(row);
+    out.key = key_from(row, 11);
     out.repetition = row.integer(9);
     out.time_ns = row.number(10);
     out.line = row.line();
@@ -259,13 +302,14 @@ std::vector<Sample> parse_samples_csv(std::string_view text, const fs::path& sou
 
 std::vector<PhaseRow> parse_phases_csv(std::string_view text, const fs::path& source) {
   static constexpr const auto& names = schema::phases_columns;
-  std::array<bool, 11> required;
+  std::array<bool, 14> required;
   required.fill(true);
+  for (std::size_t c = 11; c < 14; ++c) required[c] = false;  // the extra key columns: added later
   std::vector<PhaseRow> rows;
   std::map<std::pair<BenchmarkKey, std::string>, std::size_t> line_of_phase;
-  csv::read_columns(source, text, names, required, [&](const csv::Row<11>& row) {
+  csv::read_columns(source, text, names, required, [&](const csv::Row<14>& row) {
     PhaseRow out;
-    out.key = key_from(row);
+    out.key = key_from(row, 11);
     out.phase = row.label(9);
     out.fraction = row.number(10);
     out.line = row.line();
@@ -334,7 +378,9 @@ std::string format_benchmark_csv(const std::vector<BenchmarkRow>& rows) {
     out += concat(key_cells(row.key), ",", row.repetitions, ",", format_number(row.median_ns), ",",
                   format_number(row.min_ns), ",", format_number(row.max_ns), ",", format_number(row.gflops), ",",
                   format_number(row.peak_bytes), ",", format_number(row.fraction_of_gemm), ",", csv_cell(row.git_rev),
-                  ",", csv_cell(row.host), ",", csv_cell(row.date), ",", csv_cell(row.allocator), "\n");
+                  ",", csv_cell(row.host), ",", csv_cell(row.date), ",", csv_cell(row.allocator), ",",
+                  extra_key_cells(row.key), ",", format_number(row.tokens_per_s), ",", format_number(row.gbytes_per_s),
+                  ",", format_number(row.fraction_of_copy), "\n");
   }
   return out;
 }
@@ -352,7 +398,8 @@ std::string format_samples_csv(const std::vector<Sample>& samples) {
       throw_invalid("format_samples_csv", "samples ", it->second, " and ", i, " are both repetition ", sample.repetition,
                     " of ", benchmark_name(sample.key));
     }
-    out += concat(key_cells(sample.key), ",", sample.repetition, ",", format_number(sample.time_ns), "\n");
+    out += concat(key_cells(sample.key), ",", sample.repetition, ",", format_number(sample.time_ns), ",",
+                  extra_key_cells(sample.key), "\n");
   }
   return out;
 }
@@ -374,7 +421,8 @@ std::string format_phases_csv(const std::vector<PhaseRow>& rows) {
       throw_invalid("format_phases_csv", "rows ", it->second, " and ", i, " are both phase ", row.phase, " of ",
                     benchmark_name(row.key));
     }
-    out += concat(key_cells(row.key), ",", csv_cell(row.phase), ",", format_number(row.fraction), "\n");
+    out += concat(key_cells(row.key), ",", csv_cell(row.phase), ",", format_number(row.fraction), ",",
+                  extra_key_cells(row.key), "\n");
   }
   return out;
 }

@@ -120,6 +120,11 @@ std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const st
     if (colon == std::string_view::npos) fail("has an unknown part '", token, "'");
     const std::string_view label = token.substr(0, colon);
     const std::string_view text = token.substr(colon + 1);
+    if (label == "L") {  // the lengths profile: a text
+      if (text.empty()) fail("has an empty lengths profile 'L:'");
+      key.lengths = text;
+      continue;
+    }
     std::int64_t value = 0;
     const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc() || end != text.data() + text.size() || value <= 0) {
@@ -135,8 +140,12 @@ std::optional<BenchmarkKey> parse_benchmark_name(std::string_view name, const st
       key.head_dim = value;
     } else if (label == "T") {
       key.threads = value;
+    } else if (label == "Hkv") {
+      key.heads_kv = value;
+    } else if (label == "Nq") {
+      key.seq_q = value;
     } else {
-      fail("has an unknown size '", token, "' (known: B, H, N, d, T)");
+      fail("has an unknown size '", token, "' (known: B, H, Hkv, Nq, N, d, T, and L: the lengths profile)");
     }
   }
   return key;
@@ -212,6 +221,10 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     size_from_counter(key->seq_len, "seq_len");
     size_from_counter(key->head_dim, "head_dim");
     size_from_counter(key->threads, "threads");
+    canonicalize(*key);
+    if (const std::optional<FieldProblem> problem = find_problem(*key)) {
+      throw_input_error(where, ": benchmark '", shown, "': ", problem->what, " (", problem->column, ")");
+    }
 
     MeasuredSample measured;
     measured.sample.key = std::move(*key);
@@ -247,6 +260,9 @@ GbenchRun parse_gbench_json(std::string_view text, const std::string& source) {
     measured.peak_bytes = counter("max_bytes_used", "", true);
     if (std::isnan(measured.peak_bytes)) measured.peak_bytes = counter("peak_bytes", "counter ", true);
     measured.gemm_gflops = counter("gemm_gflops", "counter ", false);
+    measured.query_tokens = counter("query_tokens", "counter ", false);
+    measured.kv_bytes = counter("kv_bytes", "counter ", false);
+    measured.copy_gbps = counter("copy_gbps", "counter ", false);
     for (const auto& [field, value] : entry.items()) {
       if (!field.starts_with("phase_")) continue;
       const std::string phase = field.substr(6);
@@ -276,10 +292,12 @@ GbenchRun read_gbench_json(const fs::path& file) {
 }
 
 double model_flop(const BenchmarkKey& key) {
+  if (key.variable_length()) return nan_value;  // the real pairs depend on the lengths: the flop counter
   const double n = static_cast<double>(key.seq_len);
-  double forward = 4.0 * static_cast<double>(key.batch) * static_cast<double>(key.heads) * n * n *
-                   static_cast<double>(key.head_dim);
+  double forward = 4.0 * static_cast<double>(key.batch) * static_cast<double>(key.heads) *
+                   static_cast<double>(key.queries()) * n * static_cast<double>(key.head_dim);
   if (key.mask == "causal") {
+    if (key.decoding()) return nan_value;  // bottom-right causal with Nq != Nk: not half
     forward *= 0.5;
   } else if (key.mask != "none") {
     return nan_value;
@@ -298,6 +316,9 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
     std::vector<double> times;
     std::vector<double> flops;
     std::vector<double> gemm;
+    std::vector<double> tokens;
+    std::vector<double> kv_bytes;
+    std::vector<double> copy;
     double peak = nan_value;
     for (const MeasuredSample* measured : group) {
       Sample sample = measured->sample;
@@ -306,6 +327,9 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
       times.push_back(measured->sample.time_ns);
       flops.push_back(measured->flop);
       gemm.push_back(measured->gemm_gflops);
+      tokens.push_back(measured->query_tokens);
+      kv_bytes.push_back(measured->kv_bytes);
+      copy.push_back(measured->copy_gbps);
       if (std::isfinite(measured->peak_bytes) && (std::isnan(peak) || measured->peak_bytes > peak)) {
         peak = measured->peak_bytes;
       }
@@ -326,6 +350,21 @@ TidyBenchmarks tidy_benchmarks(std::span<const MeasuredSample> samples, const Gb
     if (std::isinf(row.gflops) || std::isinf(row.fraction_of_gemm)) {
       throw_input_error("benchmark ", benchmark_name(key), ": ", flop, " FLOP in ", row.median_ns, " ns at a ceiling of ",
                         ceiling, " GFLOP/s gives gflops ", row.gflops, " and fraction_of_gemm ", row.fraction_of_gemm,
+                        ", expected finite numbers");
+    }
+    double query_tokens = median_of_finite(tokens);
+    if (!std::isfinite(query_tokens) && !key.variable_length()) {
+      query_tokens = static_cast<double>(key.batch) * static_cast<double>(key.queries());
+    }
+    row.tokens_per_s = query_tokens / row.median_ns * 1e9;
+    row.gbytes_per_s = median_of_finite(kv_bytes) / row.median_ns;
+    const double copy_ceiling = median_of_finite(copy);
+    row.fraction_of_copy = row.gbytes_per_s / copy_ceiling;
+    if (std::isinf(row.tokens_per_s) || std::isinf(row.gbytes_per_s) || std::isinf(row.fraction_of_copy)) {
+      throw_input_error("benchmark ", benchmark_name(key), ": ", query_tokens, " query tokens and ",
+                        median_of_finite(kv_bytes), " bytes of K and V in ", row.median_ns,
+                        " ns at a copy bandwidth of ", copy_ceiling, " GB/s give tokens_per_s ", row.tokens_per_s,
+                        ", gbytes_per_s ", row.gbytes_per_s, " and fraction_of_copy ", row.fraction_of_copy,
                         ", expected finite numbers");
     }
     row.git_rev = context.git_rev.empty() ? "unknown" : context.git_rev;

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace ped::reports {
 namespace fs = std::filesystem;
@@ -45,7 +46,9 @@ std::string file_token(const std::string& text) {
 
 std::string series_file_stem(const SeriesKey& s) {
   return concat(file_token(s.pass), "_", file_token(s.dtype), "_", file_token(s.mask), "_d", s.head_dim, "_B", s.batch,
-                "_H", s.heads, "_T", s.threads);
+                "_H", s.heads, s.heads_kv != 0 ? concat("_Hkv", s.heads_kv) : std::string(),
+                s.seq_q != 0 ? concat("_Nq", s.seq_q) : std::string(),
+                s.lengths.empty() ? std::string() : concat("_L", file_token(s.lengths)), "_T", s.threads);
 }
 
 std::string markdown_cell(const std::string& text) {
@@ -78,8 +81,8 @@ struct Curve {
   std::vector<std::pair<double, double>> points;  // (N, value), value finite and positive
 };
 
-std::string figure_script(const std::string& title, const std::string& y_label, bool log_y,
-                          const std::vector<Curve>& curves) {
+std::string figure_script(const std::string& title, const std::string& x_label, const std::string& y_label,
+                          bool log_y, const std::vector<Curve>& curves) {
   std::string script;
   for (std::size_t k = 0; k < curves.size(); ++k) {
     script += concat("$curve", k, " << EOD\n");
@@ -87,7 +90,7 @@ std::string figure_script(const std::string& title, const std::string& y_label, 
     script += "EOD\n";
   }
   script += concat("set title ", gnuplot_string(title), "\n");
-  script += "set xlabel 'sequence length N'\n";
+  script += concat("set xlabel ", gnuplot_string(x_label), "\n");
   script += concat("set ylabel ", gnuplot_string(y_label), "\n");
   script += "set logscale x 2\n";
   script += log_y ? "set logscale y 10\n" : "unset logscale y\n";
@@ -101,8 +104,9 @@ std::string figure_script(const std::string& title, const std::string& y_label, 
   return script;
 }
 
-// Figures of one series: median time (log-log), peak memory (log-log), GFLOP/s (log N); a figure
-// whose quantity no variant reports is left out.
+// Figures of one series: median time (log-log), peak memory (log-log), GFLOP/s (log N), and for a
+// decoding series query tokens per second and the fraction of the copy bandwidth; a figure whose
+// quantity no variant reports is left out.
 std::vector<Figure> series_figures(const SeriesKey& series,
                                    const std::map<std::string, std::vector<const BenchmarkRow*>>& variants,
                                    const std::string& extension) {
@@ -112,15 +116,23 @@ std::vector<Figure> series_figures(const SeriesKey& series,
     const char* y_label;
     bool log_y;
     double (*value)(const BenchmarkRow&);
+    bool decoding_only;
   };
   static const Quantity quantities[] = {
-      {"time", "median time vs N", "median time (ms)", true, [](const BenchmarkRow& r) { return r.median_ns / 1e6; }},
+      {"time", "median time vs N", "median time (ms)", true, [](const BenchmarkRow& r) { return r.median_ns / 1e6; },
+       false},
       {"memory", "peak memory vs N", "peak heap (MiB)", true,
-       [](const BenchmarkRow& r) { return r.peak_bytes / (1024.0 * 1024.0); }},
-      {"gflops", "GFLOP/s vs N", "GFLOP/s", false, [](const BenchmarkRow& r) { return r.gflops; }},
+       [](const BenchmarkRow& r) { return r.peak_bytes / (1024.0 * 1024.0); }, false},
+      {"gflops", "GFLOP/s vs N", "GFLOP/s", false, [](const BenchmarkRow& r) { return r.gflops; }, false},
+      {"tokens", "query tokens per second vs N", "query tokens / s", true,
+       [](const BenchmarkRow& r) { return r.tokens_per_s; }, true},
+      {"bandwidth", "fraction of the copy bandwidth vs N", "K, V bytes read / s over copy bandwidth", false,
+       [](const BenchmarkRow& r) { return r.fraction_of_copy; }, true},
   };
+  const bool decoding = series.seq_q != 0;
   std::vector<Figure> figures;
   for (const Quantity& quantity : quantities) {
+    if (quantity.decoding_only && !decoding) continue;
     std::vector<Curve> curves;
     for (const auto& [variant, curve] : variants) {
       Curve c{variant, {}};
@@ -134,7 +146,8 @@ std::vector<Figure> series_figures(const SeriesKey& series,
     Figure figure;
     figure.file_name = concat(quantity.stem, "_", series_file_stem(series), ".", extension);
     figure.caption = concat(quantity.caption, ": ", describe(series));
-    figure.script = figure_script(figure.caption, quantity.y_label, quantity.log_y, curves);
+    figure.script = figure_script(figure.caption, decoding ? "keys Nk (N)" : "sequence length N", quantity.y_label,
+                                  quantity.log_y, curves);
     figures.push_back(std::move(figure));
   }
   return figures;
@@ -230,7 +243,7 @@ std::string benchmark_section(const std::vector<BenchmarkRow>& rows, const Serie
   std::string md = "## Benchmarks\n\n";
   md += "Median of the repetitions; speed-up = median time of the fastest LibTorch contender of this run (variants "
         "`libtorch_*`, the allocator probe `*_glibc_default` left out) for the same pass, dtype, mask, head_dim, B, "
-        "H, threads and N / median time of the variant (named in the column when one LibTorch contender is the "
+        "H, threads, H_kv, Nq, lengths profile and N / median time of the variant (named in the column when one LibTorch contender is the "
         "fastest throughout the table, else in each cell); fraction of GEMM = GFLOP/s over the in-run SGEMM GFLOP/s "
         "at the same thread count.\n\n";
   for (const auto& [series, variants] : table) {
@@ -489,13 +502,118 @@ std::string verify_section(const std::vector<VerifyRow>& rows, const fs::path& s
 
 }  // namespace
 
+std::string feature_sections(const std::vector<BenchmarkRow>& rows, const std::vector<FitRow>& fits) {
+  const FastestLibTorch fastest = fastest_libtorch(rows);
+  // "1.80× vs libtorch_sdpa", or n/a without a LibTorch row of the same key.
+  const auto speedup = [&](const BenchmarkRow& row) -> std::string {
+    BenchmarkKey key = row.key;
+    key.variant.clear();
+    const auto it = fastest.find(key);
+    if (it == fastest.end()) return "n/a";
+    return concat(format_fixed(it->second->median_ns / row.median_ns, 2), "× vs ", markdown_cell(it->second->key.variant));
+  };
+  std::map<BenchmarkKey, const BenchmarkRow*> by_key;
+  for (const BenchmarkRow& row : rows) by_key[row.key] = &row;
+  // Rows of one kind in a stable order: series, then variant, then N.
+  const auto select = [&](auto&& wanted) {
+    std::vector<const BenchmarkRow*> out;
+    for (const BenchmarkRow& row : rows) {
+      if (wanted(row.key)) out.push_back(&row);
+    }
+    std::sort(out.begin(), out.end(), [](const BenchmarkRow* a, const BenchmarkRow* b) {
+      return std::tuple(series_of(a->key), a->key.variant, a->key.seq_len) <
+             std::tuple(series_of(b->key), b->key.variant, b->key.seq_len);
+    });
+    return out;
+  };
+  std::string md;
+
+  const std::vector<const BenchmarkRow*> grouped =
+      select([](const BenchmarkKey& k) { return k.grouped() && !k.decoding() && !k.variable_length(); });
+  if (!grouped.empty()) {
+    md += "## Grouped-query attention\n\n";
+    md += "H query heads share H_kv key/value heads (query head h reads head h / (H / H_kv)). GFLOP/s count the "
+          "FLOP of every query head (4 d per visible pair and head); \"vs H_kv = H\" is this time over the same "
+          "variant's time with as many key/value heads as query heads in this run (n/a without that row). LibTorch "
+          "contenders expand K and V to H heads with repeat_interleave inside the timed call (LibTorch 1.13's SDPA "
+          "has no enable_gqa).\n\n";
+    md += "| series | variant | N | median | GFLOP/s | speed-up vs fastest LibTorch | time vs H_kv = H |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|\n";
+    for (const BenchmarkRow* row : grouped) {
+      BenchmarkKey plain = row->key;
+      plain.heads_kv = 0;
+      const auto match = by_key.find(plain);
+      md += concat("| ", markdown_cell(describe(series_of(row->key))), " | ", markdown_cell(row->key.variant), " | ",
+                   row->key.seq_len, " | ", format_duration_ns(row->median_ns), " | ", format_fixed(row->gflops, 2), " | ",
+                   speedup(*row), " | ",
+                   match == by_key.end() ? std::string("n/a")
+                                         : concat(format_fixed(row->median_ns / match->second->median_ns, 2), "×"),
+                   " |\n");
+    }
+    md += "\n";
+  }
+
+  const std::vector<const BenchmarkRow*> varlen = select([](const BenchmarkKey& k) { return k.variable_length(); });
+  if (!varlen.empty()) {
+    md += "## Variable-length batch\n\n";
+    md += "B sequences of the lengths the profile draws (bench/bench_config.hpp: one sequence of N tokens, the "
+          "others drawn from the profile's seed), in the padded (B, H, N, d) layout. Query tokens per second and "
+          "GFLOP/s count the real tokens and the visible pairs within each sequence only, never the padding; "
+          "LibTorch contenders compute the padded batch with an additive (B, 1, N, N) mask that hides the padding "
+          "keys and, under causal, the future (what a LibTorch user writes), so their time includes the padding.\n\n";
+    md += "| series | variant | N (padded) | median | query tokens/s | GFLOP/s | speed-up vs fastest LibTorch |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|\n";
+    for (const BenchmarkRow* row : varlen) {
+      md += concat("| ", markdown_cell(describe(series_of(row->key))), " | ", markdown_cell(row->key.variant), " | ",
+                   row->key.seq_len, " | ", format_duration_ns(row->median_ns), " | ",
+                   format_significant(row->tokens_per_s, 4), " | ", format_fixed(row->gflops, 2), " | ", speedup(*row),
+                   " |\n");
+    }
+    md += "\n";
+  }
+
+  const std::vector<const BenchmarkRow*> decoding = select([](const BenchmarkKey& k) { return k.decoding(); });
+  if (!decoding.empty()) {
+    std::map<std::pair<SeriesKey, std::string>, const FitRow*> time_fit;
+    for (const FitRow& fit : fits) {
+      if (fit.kind == "fit" && fit.quantity == "time_ns") time_fit[{fit.series, fit.variant}] = &fit;
+    }
+    md += "## Decoding\n\n";
+    md += "Nq new queries against a cache of N = Nk keys (causal: the queries are the last Nq positions), forward "
+          "only. Decoding reads every key and value once for little arithmetic, so it is bound by memory bandwidth: "
+          "K, V GB/s = bytes of K and V (2 B H_kv Nk d elements, each counted once) / median time, and fraction of "
+          "copy = that over the in-run memory copy bandwidth (bench's copy ceiling: read + write bytes of a copy far "
+          "beyond the last-level cache per second, at the run's thread count). Query tokens per second = B Nq / "
+          "median time. The time exponent is the slope of log(time) against log(Nk) over the series (1: linear).\n\n";
+    md += "| series | variant | Nk | median | query tokens/s | K, V GB/s | fraction of copy | speed-up vs fastest LibTorch | "
+          "time exponent (Nk) |\n";
+    md += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (const BenchmarkRow* row : decoding) {
+      const auto fit = time_fit.find({series_of(row->key), row->key.variant});
+      md += concat("| ", markdown_cell(describe(series_of(row->key))), " | ", markdown_cell(row->key.variant), " | ",
+                   row->key.seq_len, " | ", format_duration_ns(row->median_ns), " | ",
+                   format_significant(row->tokens_per_s, 4), " | ", format_fixed(row->gbytes_per_s, 2), " | ",
+                   format_fixed(row->fraction_of_copy, 3), " | ", speedup(*row), " | ",
+                   fit == time_fit.end() ? std::string("n/a")
+                                         : concat(format_fixed(fit->second->slope, 3), " (R² ",
+                                                  format_fixed(fit->second->r_squared, 4), ")"),
+                   " |\n");
+    }
+    md += "\n";
+  }
+  return md;
+}
+
 SeriesKey series_of(const BenchmarkKey& key) {
-  return {key.pass, key.dtype, key.mask, key.head_dim, key.batch, key.heads, key.threads};
+  return {key.pass, key.dtype, key.mask, key.head_dim, key.batch, key.heads, key.threads, key.heads_kv, key.seq_q,
+          key.lengths};
 }
 
 std::string describe(const SeriesKey& s) {
   return concat(s.pass, ", ", s.dtype, ", ", s.mask, ", d=", s.head_dim, ", B=", s.batch, ", H=", s.heads,
-                ", T=", s.threads);
+                ", T=", s.threads, s.heads_kv != 0 ? concat(", H_kv=", s.heads_kv) : std::string(),
+                s.seq_q != 0 ? concat(", Nq=", s.seq_q) : std::string(),
+                s.lengths.empty() ? std::string() : concat(", lengths ", s.lengths));
 }
 
 std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows) {
@@ -549,14 +667,15 @@ std::vector<FitRow> complexity_fits(const std::vector<BenchmarkRow>& rows) {
 std::string format_fits_csv(const std::vector<FitRow>& fits) {
   std::string out =
       "kind,pass,dtype,mask,head_dim,batch,heads,threads,variant,other_variant,quantity,slope,intercept,r_squared,"
-      "points,n_min,n_max,crossover_n\n";
+      "points,n_min,n_max,crossover_n,heads_kv,seq_q,lengths\n";
   for (const FitRow& f : fits) {
     const SeriesKey& s = f.series;
     out += concat(f.kind, ",", csv_cell(s.pass), ",", csv_cell(s.dtype), ",", csv_cell(s.mask), ",", s.head_dim, ",",
                   s.batch, ",", s.heads, ",", s.threads, ",", csv_cell(f.variant), ",", csv_cell(f.other_variant), ",",
                   f.quantity, ",", format_number(f.slope), ",", format_number(f.intercept), ",",
                   format_number(f.r_squared), ",", f.points, ",", format_number(f.n_min), ",", format_number(f.n_max),
-                  ",", format_number(f.crossover_n), "\n");
+                  ",", format_number(f.crossover_n), ",", s.heads_kv == 0 ? s.heads : s.heads_kv, ",",
+                  s.seq_q == 0 ? std::string("") : concat(s.seq_q), ",", csv_cell(s.lengths), "\n");
   }
   return out;
 }
@@ -601,6 +720,7 @@ SummaryResult write_summary(const SummaryOptions& options) {
   if (!plots_made) md += concat("Plots skipped: ", result.plot_note, ".\n\n");
   md += allocator_section(rows);
   md += benchmark_section(rows, table, figures_of, plots_made);
+  md += feature_sections(rows, fits);
   md += fits_section(fits);
   md += time_split_section(phase_rows);
   if (options.verify_csv) md += verify_section(verify_rows, *options.verify_csv);

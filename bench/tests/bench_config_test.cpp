@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <iterator>
 #include <cstdlib>
 #include <string>
@@ -234,7 +235,13 @@ TEST(Profiles, QuickAndFull) {
   // at d = 64, masks none and causal, forward and forward_backward, 7 N.
   std::size_t baselines = 0;
   for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
-  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 2u * 2u * 7u);
+  // The feature cases: grouped-query and variable-length, every contender x 2 passes x 3 N each;
+  // decoding, our four and libtorch_sdpa x 2 H_kv x 2 Nq x 7 Nk.
+  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 2u * 2u * 7u +
+                                              2u * (4u + baselines) * 2u * 3u + (4u + 1u) * 2u * 2u * 7u);
+  EXPECT_EQ(full.decode_keys, (std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768, 65536}));
+  EXPECT_EQ(quick.decode_keys, (std::vector<std::int64_t>{1024, 4096}));
+  EXPECT_EQ(quick.decode_queries, (std::vector<std::int64_t>{1, 16}));
 }
 
 // The LibTorch contenders come from one list: each baseline is a contender of the profiles and a
@@ -362,15 +369,228 @@ TEST(Registry, ARegisteredImplementationJoinsTheSweep) {
     if (c.contender.name != "bench_test_forward_only") continue;
     EXPECT_EQ(c.pass, Pass::forward) << c.name();
     EXPECT_TRUE(c.mask == Mask::causal()) << c.name();
-    // inputs, outputs and gradients only: 8 (B, H, N, d) float tensors and 2 rows
-    const double n = static_cast<double>(c.seq_len), bh = static_cast<double>(c.batch * c.heads);
-    EXPECT_EQ(estimated_bytes(c), static_cast<std::int64_t>(8 * bh * n * c.head_dim * 4 + 2 * bh * n * 4));
+    // It declares no feature: it joins the plain and decoding cases, never a grouped-query or
+    // variable-length one.
+    EXPECT_EQ(c.features(), 0u) << c.name();
+    EXPECT_EQ(c.kv_heads(), c.heads) << c.name();
+    // inputs, outputs and gradients only: 4 (B, H, Nq, d) and 4 (B, H, Nk, d) float tensors and 2 rows
+    const double nq = static_cast<double>(c.queries()), nk = static_cast<double>(c.seq_len),
+                 bh = static_cast<double>(c.batch * c.heads);
+    EXPECT_EQ(estimated_bytes(c),
+              static_cast<std::int64_t>(4 * bh * nq * c.head_dim * 4 + 4 * bh * nk * c.head_dim * 4 + 2 * bh * nq * 4));
   }
+  EXPECT_TRUE(std::any_of(cases.begin(), cases.end(), [](const AttentionCase& c) {
+    return c.contender.name == "bench_test_forward_only" && c.queries() != c.seq_len;
+  }));
   std::vector<std::string> words = {"bench", "--variants=bench_test_forward_only,flash"};
   std::vector<char*> argv = {words[0].data(), words[1].data(), nullptr};
   int argc = 2;
   EXPECT_EQ(parse_options(argc, argv.data()).contenders,
             (std::vector<Contender>{Contender{"bench_test_forward_only"}, Contender{"flash"}}));
+}
+
+}  // namespace
+}  // namespace ped::bench
+
+namespace ped::bench {
+namespace {
+
+std::vector<AttentionCase> cases_of(const std::vector<AttentionCase>& all, bool (*kind)(const AttentionCase&)) {
+  std::vector<AttentionCase> out;
+  for (const AttentionCase& c : all) {
+    if (kind(c)) out.push_back(c);
+  }
+  return out;
+}
+bool is_grouped(const AttentionCase& c) { return c.kv_heads() != c.heads && c.queries() == c.seq_len; }
+bool is_varlen(const AttentionCase& c) { return c.lengths_seed.has_value(); }
+bool is_decoding(const AttentionCase& c) { return c.queries() != c.seq_len; }
+
+// The quick profile's feature cases, by hand: which contenders, passes, sizes and names.
+TEST(FeatureCases, QuickProfileLists) {
+  const BenchConfig quick = profile_config("quick");
+  const std::vector<AttentionCase> all = attention_cases(quick);
+  std::size_t with_features = 0, forward_f32 = 0, forward_gqa = 0;
+  for (const AttentionImpl* impl : attention_impls()) {
+    if (impl->name.find('[') != std::string::npos || !impl->supports<float>() || !impl->supports(Mask::causal())) continue;
+    ++forward_f32;
+    forward_gqa += impl->supports_features(attention_feature_bit(AttentionFeature::grouped_query)) ? 1 : 0;
+    const std::uint32_t needed = attention_feature_bit(AttentionFeature::grouped_query) |
+                                 attention_feature_bit(AttentionFeature::variable_length);
+    with_features += impl->supports_features(needed) && impl->has_backward<float>() ? 1 : 0;
+  }
+  std::size_t baselines = 0;
+  for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
+
+  const std::vector<AttentionCase> grouped = cases_of(all, is_grouped);
+  EXPECT_EQ(grouped.size(), (with_features + baselines) * 2u * 2u);  // 2 passes x N 256, 512
+  for (const AttentionCase& c : grouped) {
+    EXPECT_EQ(c.heads, 8);
+    EXPECT_EQ(c.kv_heads(), 2);
+    EXPECT_TRUE(c.mask == Mask::causal());
+    EXPECT_NE(c.pass, Pass::backward);
+    EXPECT_TRUE(c.seq_len == 256 || c.seq_len == 512);
+    EXPECT_NE(c.name().find("/H:8/Hkv:2/N:"), std::string::npos) << c.name();
+  }
+  const std::vector<AttentionCase> varlen = cases_of(all, is_varlen);
+  EXPECT_EQ(varlen.size(), (with_features + baselines) * 2u * 2u);
+  for (const AttentionCase& c : varlen) {
+    EXPECT_EQ(c.batch, kVarlenBatch);
+    EXPECT_EQ(c.kv_heads(), c.heads);
+    EXPECT_TRUE(c.mask == Mask::causal());
+    EXPECT_NE(c.name().find("/d:64/L:mixed(seed=20250101)/T:2"), std::string::npos) << c.name();
+  }
+  const std::vector<AttentionCase> decoding = cases_of(all, is_decoding);
+  std::set<std::string> contenders;
+  // 2 Nq x 2 Nk x 2 H_kv (8 and 2) for libtorch_sdpa and the implementations that declare
+  // grouped_query, x 1 H_kv (8) for the others
+  EXPECT_EQ(decoding.size(), (forward_f32 + forward_gqa + 2u) * 2u * 2u);
+  for (const AttentionCase& c : decoding) {
+    contenders.insert(c.contender.name);
+    EXPECT_EQ(c.pass, Pass::forward);
+    EXPECT_EQ(c.batch, 1);
+    EXPECT_EQ(c.heads, 8);
+    EXPECT_TRUE(c.kv_heads() == 8 || c.kv_heads() == 2);
+    EXPECT_TRUE(c.queries() == 1 || c.queries() == 16);
+    EXPECT_TRUE(c.seq_len == 1024 || c.seq_len == 4096);
+    EXPECT_FALSE(c.lengths_seed.has_value());
+  }
+  EXPECT_TRUE(contenders.contains("libtorch_sdpa"));
+  EXPECT_FALSE(contenders.contains("libtorch_composed"));
+  EXPECT_FALSE(contenders.contains("libtorch_addmm"));
+  for (const AttentionImpl* impl : attention_impls()) {
+    // Whatever is registered with a float forward (a split-key decoding kernel, say) decodes.
+    if (impl->name.find('[') == std::string::npos && impl->supports<float>() && impl->supports(Mask::causal())) {
+      EXPECT_TRUE(contenders.contains(impl->name)) << impl->name;
+    }
+  }
+  const AttentionCase decode{.contender = Contender{"flash"}, .batch = 1, .heads = 8, .seq_len = 1024, .head_dim = 64,
+                             .threads = 2, .heads_kv = 2, .seq_q = 16};
+  EXPECT_EQ(decode.name(), "attention/flash/forward/float/causal/B:1/H:8/Hkv:2/Nq:16/N:1024/d:64/T:2");
+  // --cases picks kinds; plain alone is the sweep from before the features.
+  BenchConfig plain = quick;
+  plain.cases = {CaseKind::plain};
+  for (const AttentionCase& c : attention_cases(plain)) {
+    EXPECT_TRUE(!is_grouped(c) && !is_varlen(c) && !is_decoding(c)) << c.name();
+  }
+}
+
+// FLOP, tokens and bytes of each feature case, computed here by hand.
+TEST(FeatureCases, AccountingByHand) {
+  // Grouped-query: every query head does its FLOP; K and V are H_kv heads.
+  AttentionCase gqa{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(), .batch = 1,
+                    .heads = 8, .seq_len = 64, .head_dim = 16, .threads = 1, .heads_kv = 2};
+  EXPECT_EQ(case_visible_pairs(gqa), 64 * 65 / 2);
+  EXPECT_DOUBLE_EQ(case_flop(gqa).model, 4.0 * 8 * 64 * 64 * 16 / 2);
+  EXPECT_DOUBLE_EQ(case_flop(gqa).useful, 4.0 * 8 * 16 * (64 * 65 / 2));
+  EXPECT_EQ(query_tokens(gqa), 64);
+  EXPECT_DOUBLE_EQ(kv_bytes(gqa), 2.0 * 2 * 64 * 16 * 4);
+  gqa.pass = Pass::forward_backward;
+  EXPECT_DOUBLE_EQ(case_flop(gqa).useful, 3.5 * 4.0 * 8 * 16 * (64 * 65 / 2));
+  EXPECT_EQ(gqa.features(), attention_feature_bit(AttentionFeature::grouped_query));
+
+  // Variable lengths: only the pairs within each sequence, no padding.
+  const std::vector<std::int64_t> lengths = mixed_lengths(7, 4, 64);
+  ASSERT_EQ(lengths.size(), 4u);
+  EXPECT_EQ(lengths[0], 64);
+  EXPECT_EQ(mixed_lengths(7, 4, 64), lengths);  // deterministic
+  EXPECT_NE(mixed_lengths(8, 4, 64), lengths);
+  std::int64_t tokens = 0, pairs = 0;
+  for (std::int64_t l : lengths) {
+    EXPECT_GE(l, 8);
+    EXPECT_LE(l, 64);
+    tokens += l;
+    pairs += l * (l + 1) / 2;
+  }
+  EXPECT_LT(tokens, 4 * 64) << "a batch of mixed lengths should hold padding";
+  const AttentionCase varlen{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(),
+                             .batch = 4, .heads = 2, .seq_len = 64, .head_dim = 16, .threads = 1, .lengths_seed = 7};
+  EXPECT_EQ(varlen.lengths(), lengths);
+  EXPECT_EQ(varlen.lengths_profile(), "mixed(seed=7)");
+  EXPECT_EQ(case_visible_pairs(varlen), pairs);
+  EXPECT_DOUBLE_EQ(case_flop(varlen).model, 4.0 * 2 * 16 * pairs);
+  EXPECT_DOUBLE_EQ(case_flop(varlen).useful, 4.0 * 2 * 16 * pairs);
+  EXPECT_EQ(query_tokens(varlen), tokens);
+  EXPECT_DOUBLE_EQ(kv_bytes(varlen), 2.0 * 2 * 16 * 4 * tokens);
+  EXPECT_EQ(varlen.features(), attention_feature_bit(AttentionFeature::variable_length));
+
+  // Decoding, bottom-right causal: query i of 16 against 1024 keys sees keys 0 ... 1008 + i.
+  AttentionCase decode{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(), .batch = 1,
+                       .heads = 8, .seq_len = 1024, .head_dim = 64, .threads = 1, .heads_kv = 2, .seq_q = 16};
+  std::int64_t decode_pairs = 0;
+  for (std::int64_t i = 0; i < 16; ++i) decode_pairs += 1009 + i;
+  EXPECT_EQ(case_visible_pairs(decode), decode_pairs);
+  EXPECT_DOUBLE_EQ(case_flop(decode).model, 4.0 * 8 * 64 * decode_pairs);
+  EXPECT_DOUBLE_EQ(case_flop(decode).useful, 4.0 * 8 * 64 * decode_pairs);
+  EXPECT_EQ(query_tokens(decode), 16);
+  EXPECT_DOUBLE_EQ(kv_bytes(decode), 2.0 * 2 * 1024 * 64 * 4);
+  decode.seq_q = 1;
+  EXPECT_EQ(case_visible_pairs(decode), 1024);
+  EXPECT_DOUBLE_EQ(case_flop(decode).useful, 4.0 * 8 * 64 * 1024);
+  // q, out, dout, dq (B, H, 1, d); k, v, dk, dv (B, H_kv, Nk, d); 2 rows of stats; flash's own working memory
+  const AttentionImpl& flash = attention_impl("flash");
+  EXPECT_EQ(estimated_bytes(decode),
+            static_cast<std::int64_t>(4 * 8 * 64 * 4 + 4 * 2 * 1024 * 64 * 4 + 2 * 8 * 4 +
+                                      (flash.working_bytes ? flash.working_bytes(decode.shape(), 4, 1, false) : 0.0)));
+
+  EXPECT_THROW(mixed_lengths(1, 0, 64), std::invalid_argument);
+  EXPECT_THROW(mixed_lengths(1, 4, 0), std::invalid_argument);
+}
+
+TEST(FeatureCases, OptionsAreChecked) {
+  std::vector<std::string> words = {"bench", "--cases=decoding,grouped_query", "--heads-kv=4",
+                                    "--decode-keys=256,512", "--decode-queries=2", "--feature-seq-lens=64",
+                                    "--copy-bytes=4096"};
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(words.size());
+  const BenchConfig config = parse_options(argc, argv.data());
+  EXPECT_EQ(config.cases, (std::vector<CaseKind>{CaseKind::decoding, CaseKind::grouped_query}));
+  EXPECT_EQ(config.heads_kv, 4);
+  EXPECT_EQ(config.decode_keys, (std::vector<std::int64_t>{256, 512}));
+  EXPECT_EQ(config.decode_queries, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(config.feature_seq_lens, (std::vector<std::int64_t>{64}));
+  EXPECT_EQ(config.copy_bytes, 4096);
+  for (const AttentionCase& c : attention_cases(config)) {
+    EXPECT_TRUE(c.queries() != c.seq_len || c.kv_heads() == 4) << c.name();  // no plain case
+  }
+  const auto error_of = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "bench");
+    std::vector<char*> v;
+    for (std::string& a : args) v.push_back(a.data());
+    v.push_back(nullptr);
+    int n = static_cast<int>(args.size());
+    try {
+      parse_options(n, v.data());
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of({"--heads-kv=3"}),
+            "bench: --heads-kv expects a divisor of --heads 8 below it (the grouped-query and decoding cases), got 3");
+  EXPECT_EQ(error_of({"--heads-kv=8"}).substr(0, 26), "bench: --heads-kv expects ");
+  EXPECT_EQ(error_of({"--heads-kv=3", "--cases=plain,variable_length"}), "");  // unused there
+  EXPECT_EQ(error_of({"--cases=plain,sideways"}), "bench: --cases: unknown name 'sideways'");
+  // Without --heads-kv, H_kv follows --heads: a run with 2 heads is multi-query, with 1 head has no
+  // grouped-query case, and neither is an error.
+  EXPECT_EQ(default_heads_kv(8), 2);
+  EXPECT_EQ(default_heads_kv(12), 3);
+  EXPECT_EQ(default_heads_kv(2), 1);
+  EXPECT_EQ(default_heads_kv(1), 0);
+  EXPECT_EQ(error_of({"--heads=2"}), "");
+  EXPECT_EQ(error_of({"--heads=1"}), "");
+  BenchConfig one = profile_config("quick");
+  one.heads = 1;
+  one.heads_kv = default_heads_kv(1);
+  for (const AttentionCase& c : attention_cases(one)) {
+    EXPECT_EQ(c.kv_heads(), 1) << c.name();
+    EXPECT_EQ(c.name().find("Hkv"), std::string::npos) << c.name();
+  }
+  EXPECT_EQ(error_of({"--decode-keys=1048577"}),
+            "bench: --decode-keys expects an integer in [1, 1048576], got '1048577'");
+  EXPECT_EQ(error_of({"--decode-queries=0"}), "bench: --decode-queries expects an integer in [1, 4096], got '0'");
 }
 
 }  // namespace

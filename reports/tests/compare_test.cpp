@@ -105,7 +105,7 @@ TEST(ReadBenchmarkSet, FindsTheSamplesCompanionAndChecksItsKeys) {
   EXPECT_EQ(set.samples.size(), 27u);
   const fs::path other = write_synthetic_run(dir.path(), "other", 1.0, 9, 1);
   std::string samples = testing::read_text(samples_path_for(other));
-  samples += "mystery,forward,float,1,8,1024,64,causal,2,0,5\n";
+  samples += "mystery,forward,float,1,8,1024,64,causal,2,0,5,8,1024,\n";
   testing::write_text(samples_path_for(other), samples);
   try {
     read_benchmark_set(other);

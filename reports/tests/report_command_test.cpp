@@ -183,7 +183,10 @@ TEST_F(ReportCommand, CompareBadInputExitsTwoNamingFileAndLine) {
   EXPECT_NE(r.err.find("missing.csv"), std::string::npos) << r.err;
 
   std::string samples = read_text(samples_path_for(base));
-  samples.replace(samples.rfind(','), 1, ",x");  // last cell of the last line: "x<time>", not a number
+  // time_ns (the 11th cell) of the last line: "x<time>", not a number
+  std::size_t at = samples.rfind('\n', samples.size() - 2) + 1;
+  for (int comma = 0; comma < 10; ++comma) at = samples.find(',', at) + 1;
+  samples.insert(at, "x");
   const fs::path broken = scratch() / "broken.csv";
   fs::copy_file(base, broken);
   write_text(samples_path_for(broken), samples);

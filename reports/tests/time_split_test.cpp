@@ -93,12 +93,14 @@ TEST(TimeSplit, PhasesCsvRoundTripsAndMayBeEmpty) {
 TEST(TimeSplit, PhasesCsvRefusesBadRows) {
   const std::string header = schema::header_line(schema::phases_columns);
   const std::string key = "flash,forward,float,1,8,1024,64,causal,2,";
+  const std::string extra = ",8,1024,\n";  // heads_kv, seq_q, lengths
   const std::pair<std::string, const char*> cases[] = {
-      {key + "softmax,1.5\n", ":2: fraction must be a finite number in [0, 1]"},
-      {key + "softmax,nan\n", ":2: fraction must be a finite number in [0, 1]"},
-      {key + "Softmax,0.5\n", "is not [a-z_]+"},
-      {key + "softmax,0.5\n" + key + "softmax,0.25\n", ":3: phase softmax of attention/flash/forward/float/causal/"},
-      {"flash,sideways,float,1,8,1024,64,causal,2,softmax,0.5\n", ":2: pass is not forward|backward|forward_backward"},
+      {key + "softmax,1.5" + extra, ":2: fraction must be a finite number in [0, 1]"},
+      {key + "softmax,nan" + extra, ":2: fraction must be a finite number in [0, 1]"},
+      {key + "Softmax,0.5" + extra, "is not [a-z_]+"},
+      {key + "softmax,0.5" + extra + key + "softmax,0.25" + extra, ":3: phase softmax of attention/flash/forward/float/causal/"},
+      {"flash,sideways,float,1,8,1024,64,causal,2,softmax,0.5" + extra, ":2: pass is not forward|backward|forward_backward"},
+      {key + "softmax,0.5,3,1024,\n", ":2: heads_kv 3 is not in [1, heads 8) dividing heads"},
   };
   for (const auto& [body, expected] : cases) {
     try {
