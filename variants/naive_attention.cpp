@@ -273,9 +273,6 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
         detail::backward_with_nonfinite(
             slice, mask, sq, sk, sv, sout, sstats, sdout, sdq, sdk, sdv, detail::resolve_threads(options),
             [&](const T* qf, const T* kf, const T* vf, const T* of, const RowStats<T>* sf, const T* gf) { naive_backward(slice, mask, scale, qf, kf, vf, of, sf, gf, sdq, sdk, sdv, options, mods); });
-        if (mods.dsinks != nullptr) {
-          detail::mark_dsinks(slice, mask, sq, sk, sout, sstats, sdout, mods.dsinks, detail::resolve_threads(options));
-        }
       });
 }
 
