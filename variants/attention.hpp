@@ -26,6 +26,8 @@
 //
 // Rows without a key: a query that sees no key gets out row 0, stats {-inf, 0} (lse = -inf) and
 // contributes nothing to any gradient; its dq row is 0, never NaN, whatever its q and dout hold.
+// With sinks (AttentionFeatures) the stats include the sink: max = max(sink, max_j S_ij), inv_sum =
+// 1 / (exp(sink - max) + sum_j exp(S_ij - max)); a row without a key then has stats {sink, 1}.
 // Non-finite inputs (NaN, +-inf) are another matter: every output that depends on a non-finite input
 // element is NaN, and exactly those (the same in every variant). "Depends" is structural: out_i and
 // stats_i depend on q_i and on k_j, v_j for every key j visible to query i (whether or not its

@@ -66,29 +66,45 @@ KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std
 }
 
 // Soft-cap and ALiBi on a (rows, cols) tile of scores s q.k (ld), query rows i0 .., keys j0 .. of
-// slice x, before the mask: S = c tanh(s q.k / c) (tanh in double, rounded to T), then
-// S -= slope |p - j| with p = i + (Nk - Nq). factor, when not null, gets the soft-cap's backward
-// factor 1 - t^2 (ld as the tile), computed in double from t so that it keeps its relative accuracy
-// where the tanh saturates. The same inputs give bitwise the same scores in every pass.
+// slice x, before the mask: S = c tanh(s q.k / c), then S -= slope |p - j| with p = i + (Nk - Nq).
+// factor, when not null, gets the soft-cap's backward factor 1 - t^2 (ld as the tile). Both come
+// from e = exp(-2 |y|) in (0, 1], y = s q.k / c, with the vectorising exp_nonpositive:
+// tanh(y) = sign(y) (1 - e) / (1 + e) and 1 - tanh^2(y) = 4 e / (1 + e)^2, which keeps its relative
+// accuracy where the tanh saturates (1 - t^2 from a rounded t would lose it). The same inputs give
+// bitwise the same scores in every pass.
 template <class T>
 void modify_scores(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                    std::int64_t cols, std::int64_t nq, std::int64_t nk, T* s, std::int64_t ld, T* factor) {
-  const double c = mods.softcap, slope = mods.slope(x);
+  const T cap = static_cast<T>(mods.softcap), inv_cap = static_cast<T>(1 / mods.softcap);
+  const double slope = mods.slope(x);
   for (std::int64_t r = 0; r < rows; ++r) {
     T* row = s + r * ld;
-    if (c > 0) {
+    if (mods.softcap > 0) {
       T* f = factor != nullptr ? factor + r * ld : nullptr;
-      for (std::int64_t col = 0; col < cols; ++col) {
-        const double t = std::tanh(static_cast<double>(row[col]) / c);
-        row[col] = static_cast<T>(c * t);
-        if (f != nullptr) f[col] = static_cast<T>(1 - t * t);
+      if (f == nullptr) {
+#pragma omp simd
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const T y = row[c] * inv_cap;
+          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
+          row[c] = cap * std::copysign((T{1} - e) / (T{1} + e), y);
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const T y = row[c] * inv_cap;
+          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
+          const T ep1 = T{1} + e;
+          row[c] = cap * std::copysign((T{1} - e) / ep1, y);
+          f[c] = T{4} * e / (ep1 * ep1);
+        }
       }
     }
     if (slope != 0) {
       const std::int64_t p = i0 + r + (nk - nq);
-      for (std::int64_t col = 0; col < cols; ++col) {
-        const std::int64_t j = j0 + col;
-        row[col] -= static_cast<T>(slope * static_cast<double>(p > j ? p - j : j - p));
+#pragma omp simd
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const std::int64_t dist = p - (j0 + c);
+        row[c] -= static_cast<T>(slope * static_cast<double>(dist < 0 ? -dist : dist));
       }
     }
   }

@@ -10,7 +10,8 @@
 //     dq, dk, dv 0), sum dK, dV over a group's query heads in increasing h (the first head writes
 //     dk, dv, the others go through a scratch slice and are added), and sum the sinks' gradient over
 //     b in increasing order: results do not depend on the thread count. Without those two features
-//     the kernel gets the whole call at once.
+//     the kernel gets the whole call at once. A sink's gradient that depends on a non-finite input
+//     is NaN (mark_dsinks, nonfinite.hpp), whatever the kernel.
 //   - ScoreMods is what the kernel applies per slice: softcap, the slice's ALiBi slope, sink and
 //     dropout key, from the call's (b, h) bases (a sliced call has B = H = 1 and bases (b, h)).
 #pragma once
@@ -26,6 +27,7 @@
 
 #include "variants/attention.hpp"
 #include "variants/common.hpp"
+#include "variants/nonfinite.hpp"
 
 namespace ped::detail {
 
@@ -142,6 +144,7 @@ void backward_features(const char* fn, const AttentionShape& shape, const Mask& 
     }
     kernel(shape, q, k, v, out, stats, dout, dq, dk, dv, mods);
     if (f.sinks != nullptr) {
+      mark_dsinks(shape, mask, q, k, out, stats, dout, mods.dsinks, options.threads > 0 ? options.threads : 1);
       for (std::int64_t h = 0; h < h_all; ++h) {
         double sum = 0;
         for (std::int64_t b = 0; b < shape.batch; ++b) sum += slice_dsinks[static_cast<std::size_t>(b * h_all + h)];
@@ -189,6 +192,10 @@ void backward_features(const char* fn, const AttentionShape& shape, const Mask& 
       T* vv = first_of_group ? gv : scratch_v.data();
       kernel(AttentionShape{1, 1, lq, lk, d}, q + bh * nq * d, k + bkv * nk * d, v + bkv * nk * d, out + bh * nq * d,
              stats + bh * nq, dout + bh * nq * d, gq, kk, vv, mods);
+      if (f.sinks != nullptr) {
+        mark_dsinks(AttentionShape{1, 1, lq, lk, d}, mask, q + bh * nq * d, k + bkv * nk * d, out + bh * nq * d,
+                    stats + bh * nq, dout + bh * nq * d, &one_dsink, options.threads > 0 ? options.threads : 1);
+      }
       if (!first_of_group) {
         for (std::int64_t e = 0; e < lk * d; ++e) {
           gk[e] += scratch_k[static_cast<std::size_t>(e)];

@@ -182,6 +182,35 @@ void mark_backward(const AttentionShape& shape, const Mask& mask, const T* q, co
   }
 }
 
+template <class T>
+void mark_dsinks(const AttentionShape& shape, const Mask& mask, const T* q, const T* k, const T* out,
+                 const RowStats<T>* stats, const T* dout, double* dsinks, int threads) {
+  const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim, bh = shape.batch * shape.heads;
+  if (all_finite(q, bh * nq * d, threads) && all_finite(k, bh * nk * d, threads) &&
+      all_finite(out, bh * nq * d, threads) && all_finite(dout, bh * nq * d, threads) && stats_finite(stats, bh * nq)) {
+    return;
+  }
+  std::vector<KeyInterval> ivs;
+  for (std::int64_t x = 0; x < bh; ++x) {
+    const T* kx = k + x * nk * d;
+    std::vector<std::uint8_t> bad_k(static_cast<std::size_t>(nk));
+    for (std::int64_t j = 0; j < nk; ++j) bad_k[j] = !row_finite(kx + j * d, d);
+    const std::vector<std::int64_t> k_prefix = prefix_counts(bad_k);
+    for (std::int64_t i = 0; i < nq; ++i) {
+      const std::int64_t row = x * nq + i;
+      bool bad = !stats_finite(stats + row, 1) || !row_finite(out + row * d, d) || !row_finite(dout + row * d, d);
+      if (!bad) {
+        mask.row_intervals(i, nq, nk, ivs);
+        bad = !ivs.empty() && (!row_finite(q + row * d, d) || count_in(k_prefix, ivs) > 0);
+      }
+      if (bad) {
+        dsinks[x] = std::numeric_limits<double>::quiet_NaN();
+        break;
+      }
+    }
+  }
+}
+
 #define PED_INSTANTIATE(T)                                                                                        \
   template bool all_finite<T>(const T*, std::int64_t, int);                                                     \
   template bool stats_finite<T>(const RowStats<T>*, std::int64_t);                                              \
@@ -189,7 +218,9 @@ void mark_backward(const AttentionShape& shape, const Mask& mask, const T* q, co
   template void mark_forward<T>(const AttentionShape&, const Mask&, const T*, const T*, const T*, T*,            \
                                 RowStats<T>*);                                                                  \
   template void mark_backward<T>(const AttentionShape&, const Mask&, const T*, const T*, const T*, const T*,    \
-                                 const RowStats<T>*, const T*, T*, T*, T*);
+                                 const RowStats<T>*, const T*, T*, T*, T*);                                   \
+  template void mark_dsinks<T>(const AttentionShape&, const Mask&, const T*, const T*, const T*,               \
+                               const RowStats<T>*, const T*, double*, int);
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE

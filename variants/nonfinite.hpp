@@ -40,6 +40,13 @@ template <class T>
 void mark_backward(const AttentionShape& shape, const Mask& mask, const T* q, const T* k, const T* v, const T* out,
                    const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv);
 
+// With sinks: dsinks[x] <- NaN for each slice x (B H of shape) whose d sink = -sum_i P_i,sink D_i
+// depends on a non-finite input: per row i, P_i,sink on stats_i and, when the row sees a key, on
+// q_i and its visible k_j; D_i = dout_i . out_i on dout_i and out_i. A no-op when all are finite.
+template <class T>
+void mark_dsinks(const AttentionShape& shape, const Mask& mask, const T* q, const T* k, const T* out,
+                 const RowStats<T>* stats, const T* dout, double* dsinks, int threads);
+
 // Runs kernel(q, k, v), which writes out and stats, under the non-finite semantics.
 template <class T, class Kernel>
 void forward_with_nonfinite(const AttentionShape& shape, const Mask& mask, const T* q, const T* k, const T* v, T* out,

@@ -555,5 +555,32 @@ TEST(ScoreFeatures, RowWithoutVisibleKeyUnderSinks) {
   }
 }
 
+// A non-finite input reaches d sink of its head (variants/nonfinite.hpp, mark_dsinks) and no other:
+// a NaN in one q row of head 0 makes dsinks[0] NaN, dsinks[1] keeps its value from clean inputs.
+TEST(ScoreFeatures, NonFiniteInputMakesOnlyItsHeadsDsinkNaN) {
+  const AttentionShape shape{.batch = 2, .heads = 2, .seq_q = 6, .seq_k = 6, .head_dim = 4};
+  int checked = 0;
+  for (const AttentionImpl* impl : declaring(attention_feature_bit(AttentionFeature::sinks))) {
+    for (std::int64_t heads_kv : {2, 1}) {  // one kernel call for the whole batch, and sliced (MQA)
+      AttentionShape s = shape;
+      s.heads_kv = heads_kv == 2 ? 0 : heads_kv;
+      FeatureData fd;
+      fd.sinks = {0.5, -0.3};
+      fd.dsinks = {-7.0, -7.0};
+      AttentionOptions opt{.threads = 2};
+      opt.features = fd.features();
+      Problem<double> p = make_problem<double>(s, kSeed + 7);
+      run(*impl, p, Mask::causal(), opt);
+      const std::vector<double> clean = fd.dsinks;
+      p.q[static_cast<std::size_t>(3 * s.head_dim)] = std::nan("");  // (b 0, h 0, row 3)
+      run(*impl, p, Mask::causal(), opt);
+      EXPECT_TRUE(std::isnan(fd.dsinks[0])) << impl->name << " H_kv=" << heads_kv << " " << fd.dsinks[0];
+      EXPECT_EQ(fd.dsinks[1], clean[1]) << impl->name << " H_kv=" << heads_kv;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 2);
+}
+
 }  // namespace
 }  // namespace ped::test
