@@ -364,6 +364,82 @@ TEST(SdpaFeatures, AWrongSinksGradientIsCaught) {
   EXPECT_GT(flagged["finite_difference"], 0);
 }
 
+// Copies of the naive kernel with one bug each, as a kernel author could make them: the slopes'
+// sign flipped before the call (+slope |p - j|), or d sinks returned with the wrong sign.
+AttentionImpl naive_with_bug(const std::string& name, TorchBugs bugs) {
+  AttentionImpl impl = attention_impl("naive");
+  impl.name = name;
+  impl.origin = "attention_features_test";
+  auto flipped = [](const AttentionOptions& o, std::vector<double>& slopes, std::int64_t heads) {
+    AttentionOptions c = o;
+    if (o.features.alibi_slopes) {
+      slopes.assign(o.features.alibi_slopes, o.features.alibi_slopes + heads);
+      for (double& m : slopes) m = -m;
+      c.features.alibi_slopes = slopes.data();
+    }
+    return c;
+  };
+  auto wrap_forward = [bugs, flipped](auto base) {
+    return [bugs, flipped, base](const AttentionShape& s, const Mask& m, auto scale, auto q, auto k, auto v, auto out,
+                                 auto stats, const AttentionOptions& o) {
+      std::vector<double> slopes;
+      base(s, m, scale, q, k, v, out, stats, bugs.alibi_sign ? flipped(o, slopes, s.heads) : o);
+    };
+  };
+  auto wrap_backward = [bugs, flipped](auto base) {
+    return [bugs, flipped, base](const AttentionShape& s, const Mask& m, auto scale, auto q, auto k, auto v, auto out,
+                                 auto stats, auto dout, auto dq, auto dk, auto dv, const AttentionOptions& o) {
+      std::vector<double> slopes;
+      base(s, m, scale, q, k, v, out, stats, dout, dq, dk, dv, bugs.alibi_sign ? flipped(o, slopes, s.heads) : o);
+      if (bugs.dsinks && o.features.sinks) {
+        for (std::int64_t h = 0; h < s.heads; ++h) o.features.dsinks[h] = -o.features.dsinks[h];
+      }
+    };
+  };
+  impl.forward_f32 = wrap_forward(impl.forward_f32);
+  impl.forward_f64 = wrap_forward(impl.forward_f64);
+  impl.backward_f32 = wrap_backward(impl.backward_f32);
+  impl.backward_f64 = wrap_backward(impl.backward_f64);
+  return impl;
+}
+
+// The same bugs in a copy of a kernel (naive, which declares ALiBi and sinks) are caught against
+// LibTorch and naive; the unmodified copy passes (so the failures are the bugs').
+TEST(SdpaFeatures, WrongCopiesOfTheNaiveKernelAreCaught) {
+  const std::uint32_t alibi = attention_feature_bit(AttentionFeature::alibi);
+  const std::uint32_t sinks = attention_feature_bit(AttentionFeature::sinks);
+  ASSERT_TRUE(attention_impl("naive").supports_features(alibi | sinks));
+  if (!find_attention_impl("verify_test_naive_copy")) {
+    register_attention_impl(naive_with_bug("verify_test_naive_copy", {}));
+    register_attention_impl(naive_with_bug("verify_test_naive_alibi_sign", {.alibi_sign = true}));
+    register_attention_impl(naive_with_bug("verify_test_naive_dsinks", {.dsinks = true}));
+  }
+  for (const CheckRow& r : feature_rows("verify_test_naive_copy", alibi | sinks)) {
+    EXPECT_TRUE(r.passed) << r.shape << " " << r.reference << " " << r.quantity << " " << r.metrics.norm_rel_err;
+  }
+  std::map<std::string, int> out_failed;
+  for (const CheckRow& r : feature_rows("verify_test_naive_alibi_sign", alibi)) {
+    if (r.quantity == "out" && r.reference != "finite_difference") {
+      EXPECT_FALSE(r.passed) << r.shape << " " << r.mask << " " << r.dtype << " " << r.reference;
+      ++out_failed[r.reference];
+    }
+  }
+  EXPECT_GT(out_failed["libtorch"], 0);
+  EXPECT_GT(out_failed["naive"], 0);
+  std::map<std::string, int> dsinks_failed;
+  for (const CheckRow& r : feature_rows("verify_test_naive_dsinks", sinks)) {
+    if (r.quantity == "dsinks") {
+      EXPECT_FALSE(r.passed) << r.shape << " " << r.mask << " " << r.dtype << " " << r.reference;
+      ++dsinks_failed[r.reference];
+    } else {
+      EXPECT_TRUE(r.passed) << r.quantity << " " << r.reference;
+    }
+  }
+  EXPECT_GT(dsinks_failed["libtorch"], 0);
+  EXPECT_GT(dsinks_failed["finite_difference"], 0);
+  EXPECT_GT(dsinks_failed["naive"], 0);
+}
+
 // The sets an implementation runs follow its feature bits, never its name.
 TEST(SdpaFeatures, FeatureSetsFollowTheDeclaredBits) {
   const std::uint32_t alibi = attention_feature_bit(AttentionFeature::alibi);
