@@ -507,7 +507,7 @@ TEST(SdpaFeatures, ProblemNamesSayTheFeatureSet) {
   const Dims d{.N = 6, .H = 4, .B = 5, .Nk = 6, .Dh = 4, .Hkv = 2};
   EXPECT_EQ(sdpa_features_shape("grouped_query", d), "B=5 H=4 Hkv=2 Nq=6 Nk=6 d=4 features=grouped_query");
   EXPECT_EQ(sdpa_features_shape("alibi", d), "B=5 H=4 Hkv=4 Nq=6 Nk=6 d=4 features=alibi");
-  EXPECT_EQ(sdpa_features_shape("softcap_saturated", d), "B=5 H=4 Hkv=4 Nq=6 Nk=6 d=4 features=softcap cap=0.5 qk_scale=3");
+  EXPECT_EQ(sdpa_features_shape("softcap_saturated", d), "B=5 H=4 Hkv=4 Nq=6 Nk=6 d=4 features=softcap cap=0.5 qk_scale=2");
   EXPECT_EQ(sdpa_features_shape("all", d),
             "B=5 H=4 Hkv=2 Nq=6 Nk=6 d=4 features=grouped_query+alibi+softcap+variable_length+dropout+sinks cap=2 p=0.25");
   const Dims bad{.N = 6, .H = 4, .B = 1, .Nk = 6, .Dh = 4, .Hkv = 3};
