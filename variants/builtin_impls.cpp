@@ -67,9 +67,11 @@ std::vector<AttentionImpl> builtin_attention_impls() {
              blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes, true,
              kAllAttentionFeatures),
       kernel("flash", flash_attention_forward<float>, flash_attention_forward<double>,
-             flash_attention_backward<float>, flash_attention_backward<double>, tiled_bytes, true),
+             flash_attention_backward<float>, flash_attention_backward<double>, tiled_bytes, true,
+             kAllAttentionFeatures),
       kernel("sparse", sparse_attention_forward<float>, sparse_attention_forward<double>,
-             sparse_attention_backward<float>, sparse_attention_backward<double>, tiled_bytes, true),
+             sparse_attention_backward<float>, sparse_attention_backward<double>, tiled_bytes, true,
+             kAllAttentionFeatures),
   };
 }
 

@@ -5,6 +5,10 @@
 // backward recomputes P = exp(s Q K^T - max) * inv_sum tile by tile. Tiles the mask leaves empty are
 // skipped, full tiles take no element test. The driver (shared with sparse, which uses smaller square
 // blocks) is in variants/tiled_attention.hpp; the per-tile math in variants/tile_ops.hpp.
+// Features (AttentionFeatures): grouped-query heads and per-sequence lengths by slicing
+// (variants/features.hpp); the soft-cap and ALiBi on each score tile before the mask, sinks as the
+// starting point of each row's online softmax, dropout on the tile's P after its row sums, all
+// recomputed the same way in backward (variants/tiled_attention.hpp says how each one is applied).
 #include "variants/flash_attention.hpp"
 
 #include <algorithm>
@@ -92,7 +96,7 @@ void flash_attention_forward(const AttentionShape& shape, const Mask& mask, T sc
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("flash_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("flash_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("flash_attention_forward", shape, options.features, kAllAttentionFeatures);
   detail::forward_features(
       "flash_attention_forward", shape, mask, q, k, v, out, stats, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
@@ -109,7 +113,7 @@ void flash_attention_backward(const AttentionShape& shape, const Mask& mask, T s
   detail::check_backward_args("flash_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("flash_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("flash_attention_backward", shape, options.features, kAllAttentionFeatures);
   detail::backward_features(
       "flash_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,

@@ -203,6 +203,52 @@ inline double exp_nonpositive(double x) {
   return x < -708.0 ? 0.0 : p * two_n;
 }
 
+// ---- tanh, for the soft-cap ---------------------------------------------------------------------
+
+// t = tanh(x) and g = 1 - t^2 (the soft-cap's derivative), vectorisable like exp_nonpositive and
+// built on it. With e = exp(-2|x|): |t| = (1 - e) / (1 + e) and g = 4 e / (1 + e)^2, which keeps g
+// relatively accurate where t rounds to +-1 (1 - t^2 from the rounded t would be 0 or noise there).
+// Below |x| = 1/4, 1 - e cancels (relative error eps e / (1 - e), unbounded as x -> 0), so there
+// |t| = |x| (1 + x^2 R(x^2)) from tanh's Taylor series in x^2, whose terms shrink by (2x / pi)^2
+// < 1/39 each: 6 terms reach float's epsilon and 11 double's at |x| = 1/4; g = 1 - t^2 (t^2 < 1/16,
+// no cancellation). Both branches are computed and one selected, so the loop has no branch.
+// Accuracy (variants/tests/exp_test.cpp): at most 3.1 eps relative on t and 4.6 eps on g (float), 2.9 and
+// 4.4 eps (double), eps the unit roundoff.
+inline float tanh_small(float x2) {  // tanh(x) / x for x^2 = x2 <= 1/16
+  float p = -1382.0f / 155925.0f;
+  p = std::fma(p, x2, 62.0f / 2835.0f);
+  p = std::fma(p, x2, -17.0f / 315.0f);
+  p = std::fma(p, x2, 2.0f / 15.0f);
+  p = std::fma(p, x2, -1.0f / 3.0f);
+  return std::fma(p, x2, 1.0f);
+}
+inline double tanh_small(double x2) {
+  double p = 18888466084.0 / 194896477400625.0;
+  p = std::fma(p, x2, -443861162.0 / 1856156927625.0);
+  p = std::fma(p, x2, 6404582.0 / 10854718875.0);
+  p = std::fma(p, x2, -929569.0 / 638512875.0);
+  p = std::fma(p, x2, 21844.0 / 6081075.0);
+  p = std::fma(p, x2, -1382.0 / 155925.0);
+  p = std::fma(p, x2, 62.0 / 2835.0);
+  p = std::fma(p, x2, -17.0 / 315.0);
+  p = std::fma(p, x2, 2.0 / 15.0);
+  p = std::fma(p, x2, -1.0 / 3.0);
+  return std::fma(p, x2, 1.0);
+}
+
+template <class T>
+inline T tanh_with_grad(T x, T& g) {
+  const T ax = std::abs(x);
+  const T e = exp_nonpositive(T{-2} * ax);  // exact argument: -2|x| is a power-of-two multiple
+  const T one_e = T{1} + e;
+  const T big = (T{1} - e) / one_e;
+  const T small = ax * tanh_small(x * x);
+  const bool is_small = ax < T{0.25};
+  const T t = is_small ? small : big;
+  g = is_small ? std::fma(-small, small, T{1}) : T{4} * e / (one_e * one_e);
+  return std::copysign(t, x);
+}
+
 // ---- scratch ------------------------------------------------------------------------------------
 
 // 64-byte aligned, uninitialised buffer of n elements (one per thread, reused across tiles).
@@ -327,6 +373,10 @@ void softmax_grad(const T* p, T* dp, std::int64_t rows, std::int64_t w, std::int
 // A candidate is an entry with P_ij > 1/2 in a row with inv_sum > 1/2. A row with exactly one gets
 // the exact form; a row with several (possible only through rounding ties, or with stats that are
 // not the forward's own) keeps softmax_grad's value P_ij (dP_ij - D_i) for each of them.
+// The score-level features keep the identity: with sinks the sink's probability is part of
+// 1 - P_ij* (no dP: the sink has no value row), so B_i starts at P_i,sink; with dropout dP is the
+// dropped, rescaled one, and D_i = sum_k P_ik dP_ik still holds; a soft-cap multiplies the
+// candidate's dS by Candidate::factor, as the tile's other entries.
 
 // A_i and B_i of one row, summed over its non-candidate entries, and its candidate count.
 struct DominatedRow {
@@ -339,6 +389,9 @@ struct Candidate {
   std::int64_t key;  // key index within the (b, h) slice
   double p, dp;      // P_ij, dP_ij
   double ds = 0;     // the dS_ij every gradient uses, once the row is complete
+  // dS_ij's factor from the score to the raw score s q_i.k_j: 1 - t^2 under a soft-cap (variants/
+  // tile_ops.hpp), 1 otherwise (then ds is unchanged by it, bit for bit).
+  double factor = 1;
 };
 
 // True when some row of stats (n rows) is dominated (inv_sum > 1/2): only then is any of this needed.
@@ -385,11 +438,11 @@ void dominated_finish_with(std::vector<Candidate>& found, StateOf state_of, DOf 
   for (Candidate& c : found) {
     const DominatedRow& st = state_of(c.row);
     if (st.candidates == 1) {
-      c.ds = c.p * (c.dp * st.b - st.a);
+      c.ds = c.p * (c.dp * st.b - st.a) * c.factor;
     } else {
       // softmax_grad's value, in T as it computes it
       const T p = static_cast<T>(c.p), dp = static_cast<T>(c.dp);
-      c.ds = static_cast<double>(p * (dp - d_of(c.row)));
+      c.ds = static_cast<double>(p * (dp - d_of(c.row))) * c.factor;
     }
   }
 }

@@ -5,6 +5,11 @@
 // never visited, full blocks are computed without any element test and partial blocks apply the
 // element mask. The driver (shared with flash, which uses larger rectangular tiles) is in
 // variants/tiled_attention.hpp; the per-block math in variants/tile_ops.hpp.
+// Features (AttentionFeatures): grouped-query heads and per-sequence lengths by slicing
+// (variants/features.hpp); the soft-cap and ALiBi on every computed block (full blocks too) before
+// the element mask of partial blocks, sinks as the starting point of each row's online softmax,
+// dropout on the block's P after its row sums, all recomputed the same way in backward
+// (variants/tiled_attention.hpp says how each one is applied).
 #include "variants/sparse_attention.hpp"
 
 #include "variants/features.hpp"
@@ -19,7 +24,7 @@ void sparse_attention_forward(const AttentionShape& shape, const Mask& mask, T s
                               const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("sparse_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("sparse_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("sparse_attention_forward", shape, options.features, kAllAttentionFeatures);
   detail::forward_features(
       "sparse_attention_forward", shape, mask, q, k, v, out, stats, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
@@ -36,7 +41,7 @@ void sparse_attention_backward(const AttentionShape& shape, const Mask& mask, T 
   detail::check_backward_args("sparse_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
   const int threads = detail::resolve_threads(options);
-  detail::require_features("sparse_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("sparse_attention_backward", shape, options.features, kAllAttentionFeatures);
   detail::backward_features(
       "sparse_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,

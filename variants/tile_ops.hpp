@@ -3,11 +3,19 @@
 // a tile is rows queries i0 .. i0 + rows by cols keys j0 .. j0 + cols. All buffers row-major:
 //   qi (rows, d)   kj, vj (cols, d)   s scratch (rows, cols)   acc (rows, d)
 //   m (rows) running max, l (rows) running sum, stats_i, d_i (rows)
-// Each step times its phases on the calling thread's PhaseClock (AttentionOptions::phases).
+// Each step times its phases on the calling thread's PhaseClock (AttentionOptions::phases); the
+// soft-cap and ALiBi (apply_scores) count as mask, dropout as softmax.
+// Score-level features come in a TileMods (below): the soft-cap and ALiBi modify the score tile
+// right after its GEMM (before the mask), dropout the probabilities after their row sums.
 #pragma once
 
+#include <pedestrian/attention_dropout.h>
+
+#include <cmath>
+#include <cstdlib>
 #include <limits>
 
+#include "variants/features.hpp"
 #include "variants/kernels.hpp"
 
 namespace ped::detail {
@@ -18,17 +26,128 @@ struct Tile {
   BlockKind kind;
 };
 
+// The score-level features of one slice (ScoreMods, variants/features.hpp) in the form the tile math
+// applies them; every member off (the default) is plain attention, which costs one test per tile
+// (per tile row for dropout) and leaves the plain path's arithmetic as it is.
+template <class T>
+struct TileMods {
+  bool scores = false;        // soft-cap or ALiBi: the score tile is modified (apply_scores)
+  T softcap = 0;              // c > 0: S = c tanh(s q.k / c); 0: off
+  T inv_softcap = 0;          // 1 / c (computed in double)
+  bool alibi = false;
+  double slope = 0;           // S_ij -= slope |p - j|
+  std::int64_t shift = 0;     // Nk - Nq: query i sits at key position p = i + shift
+  bool dropout = false;
+  std::uint64_t threshold = 0;  // ped_dropout_threshold(p)
+  T dropout_scale = 1;          // 1 / (1 - p), computed in double
+  const ScoreMods* mods = nullptr;
+  std::int64_t slice = 0;       // the slice (b, h) of the kernel call: mods->dropout_row_key(slice, i)
+};
+
+template <class T>
+TileMods<T> tile_mods(const ScoreMods& mods, std::int64_t slice, std::int64_t nq, std::int64_t nk) {
+  TileMods<T> tm;
+  if (mods.softcap > 0) {
+    tm.softcap = static_cast<T>(mods.softcap);
+    tm.inv_softcap = static_cast<T>(1.0 / mods.softcap);
+  }
+  tm.alibi = mods.alibi_slopes != nullptr;
+  tm.slope = mods.slope(slice);
+  tm.shift = nk - nq;
+  tm.scores = tm.softcap > T{0} || tm.alibi;
+  tm.dropout = mods.dropout_p > 0;
+  if (tm.dropout) {
+    tm.threshold = mods.dropout_threshold();
+    tm.dropout_scale = static_cast<T>(mods.dropout_scale());
+  }
+  tm.mods = &mods;
+  tm.slice = slice;
+  return tm;
+}
+
+// The soft-cap, then ALiBi, on a (rows, cols) tile of raw scores s q.k (before the mask):
+//   S = c tanh(S / c), with g = 1 - tanh^2 (dS_raw = dS g) stored when g is not null;
+//   S_ij -= slope |i + shift - j|, evaluated in double and rounded once to T.
+// The forward and the backward run this same code on the same GEMM result, so their scores are
+// bitwise the same (the backward's P rests on the forward's row max).
+template <class T>
+void apply_scores(const TileMods<T>& tm, const Tile& t, T* s, T* g) {
+  const T cap = tm.softcap, inv = tm.inv_softcap;
+  for (std::int64_t r = 0; r < t.rows; ++r) {
+    T* row = s + r * t.cols;
+    const int cols = static_cast<int>(t.cols);
+    if (cap > T{0}) {
+      if (g != nullptr) {
+        T* grow = g + r * t.cols;
+#pragma omp simd
+        for (int c = 0; c < cols; ++c) {
+          T gc;
+          row[c] = cap * tanh_with_grad(row[c] * inv, gc);
+          grow[c] = gc;
+        }
+      } else {
+#pragma omp simd
+        for (int c = 0; c < cols; ++c) {
+          T gc;
+          row[c] = cap * tanh_with_grad(row[c] * inv, gc);
+        }
+      }
+    }
+    if (tm.alibi) {
+      const double slope = tm.slope;
+      const double pos = static_cast<double>(t.i0 + r + tm.shift - t.j0);  // p - j0
+#pragma omp simd
+      for (int c = 0; c < cols; ++c) {
+        row[c] = static_cast<T>(static_cast<double>(row[c]) - slope * std::abs(pos - static_cast<double>(c)));
+      }
+    }
+  }
+}
+
+// P_ij <- P_ij Z_ij / (1 - p) on row i (keys j0 .. j0 + n) of the slice: dropped entries 0.
+template <class T>
+void dropout_row(const TileMods<T>& tm, std::int64_t i, std::int64_t j0, T* row, std::int64_t n) {
+  const std::uint64_t key = tm.mods->dropout_row_key(tm.slice, i), thr = tm.threshold;
+  const T scale = tm.dropout_scale;
+  const int cols = static_cast<int>(n);
+#pragma omp simd
+  for (int c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, thr) ? row[c] * scale : T{0};
+}
+
+// z (rows, cols) <- Z / (1 - p) of the tile: 1 / (1 - p) where kept, 0 where dropped.
+template <class T>
+void dropout_tile(const TileMods<T>& tm, const Tile& t, T* z) {
+  for (std::int64_t r = 0; r < t.rows; ++r) {
+    std::fill(z + r * t.cols, z + (r + 1) * t.cols, T{1});
+    dropout_row(tm, t.i0 + r, t.j0, z + r * t.cols, t.cols);
+  }
+}
+
+// P_i,sink = exp(sink - max_i) inv_sum_i, in double; 0 for a row that sees nothing ({-inf, 0}).
+template <class T>
+double sink_prob(const RowStats<T>& st, T sink) {
+  if (st.max == -std::numeric_limits<T>::infinity()) return 0.0;
+  return std::exp(static_cast<double>(sink) - static_cast<double>(st.max)) * static_cast<double>(st.inv_sum);
+}
+
 // Online softmax step (FlashAttention-2):
-//   S = s Q_i K_j^T (+ mask);  m_new = max(m, rowmax(S));  P = exp(S - m_new)
-//   l <- l exp(m - m_new) + rowsum(P);  acc <- acc exp(m - m_new) + P V_j;  m <- m_new
+//   S = s Q_i K_j^T (soft-cap, ALiBi: apply_scores; + mask);  m_new = max(m, rowmax(S));  P = exp(S - m_new)
+//   l <- l exp(m - m_new) + rowsum(P);  acc <- acc exp(m - m_new) + (P o Z') V_j;  m <- m_new
+// with Z' = Z / (1 - p) under dropout (else 1): l sums P before dropout. Sinks are in the m, l the
+// caller starts each row with.
 template <class T>
 void forward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t nk, std::int64_t d, T scale,
-                  const T* qi, const T* kj, const T* vj, T* s, T* m, double* l, T* acc, PhaseClock& clock) {
+                  const T* qi, const T* kj, const T* vj, T* s, T* m, double* l, T* acc, const TileMods<T>& tm,
+                  PhaseClock& clock) {
   constexpr T ninf = -std::numeric_limits<T>::infinity();
   const int ir = static_cast<int>(t.rows), ic = static_cast<int>(t.cols), id = static_cast<int>(d);
   clock.start();
   gemm_nt(ir, ic, id, scale, qi, id, kj, id, T{0}, s, ic);
   clock.lap(AttentionPhase::score_gemm);
+  if (tm.scores) {
+    apply_scores(tm, t, s, static_cast<T*>(nullptr));
+    clock.lap(AttentionPhase::mask);
+  }
   if (t.kind == BlockKind::partial) {
     mask_tile(mask, t.i0, t.rows, t.j0, t.cols, nq, nk, s, t.cols);
     clock.lap(AttentionPhase::mask);
@@ -44,7 +163,8 @@ void forward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t
     // alpha = exp(m_old - m_new) <= 1; m_old = -inf gives 0. Subtracting the max keeps
     // scores of +-1e4 from overflowing.
     const T alpha = exp_nonpositive(m[r] - m_new);
-    const double rowsum = exp_shift_sum(row, t.cols, m_new);
+    const double rowsum = exp_shift_sum(row, t.cols, m_new);  // the row sums take P before dropout
+    if (tm.dropout) dropout_row(tm, t.i0 + r, t.j0, row, t.cols);
     if (alpha != T{1}) {
       T* a = acc + r * d;
 #pragma omp simd
@@ -110,32 +230,69 @@ struct DominatedHooks {
 //   forward: O = P V                =>  dV_j += P^T dO_i,  dP = dO_i V_j^T
 //   forward: P = softmax_rows(S)    =>  dS = P o (dP - D),  D = rowsum(dO o O)
 //   forward: S = s Q K^T            =>  dK_j += s dS^T Q_i,  dQ_i += s dS K_j
+// With the score-level features (tm): S as apply_scores gives it; dropout O = (P o Z') V with
+// Z' = Z / (1 - p) gives dV_j += (P o Z')^T dO_i and dP = (dO_i V_j^T) o Z' (dS keeps its formula,
+// with the undropped P); the soft-cap gives dS_raw = dS o g, g = 1 - tanh^2. z and g are (rows,
+// cols) scratch tiles, used only with dropout and the soft-cap respectively.
 template <class T>
 void backward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t nk, std::int64_t d, T scale,
-                   const TileArgs<T>& a, T* p, T* ds, bool want_dq, bool want_dkv, const DominatedHooks& hooks,
-                   PhaseClock& clock) {
+                   const TileArgs<T>& a, T* p, T* ds, T* z, T* g, const TileMods<T>& tm, bool want_dq, bool want_dkv,
+                   const DominatedHooks& hooks, PhaseClock& clock) {
   const int ir = static_cast<int>(t.rows), ic = static_cast<int>(t.cols), id = static_cast<int>(d);
+  const bool capped = tm.softcap > T{0};
   clock.start();
   gemm_nt(ir, ic, id, scale, a.q, id, a.k, id, T{0}, p, ic);
   clock.lap(AttentionPhase::score_gemm);
+  if (tm.scores) {
+    apply_scores(tm, t, p, capped ? g : static_cast<T*>(nullptr));
+    clock.lap(AttentionPhase::mask);
+  }
   if (t.kind == BlockKind::partial) {
     mask_tile(mask, t.i0, t.rows, t.j0, t.cols, nq, nk, p, t.cols);
     clock.lap(AttentionPhase::mask);
   }
   probs_from_stats(p, t.rows, t.cols, t.cols, a.stats);
   clock.lap(AttentionPhase::softmax);
-  if (want_dkv) {
-    gemm_tn(ic, id, ir, T{1}, p, ic, a.dout, id, T{1}, a.dv, id);
-    clock.lap(AttentionPhase::dv_gemm);
+  if (!tm.dropout) {
+    if (want_dkv) {
+      gemm_tn(ic, id, ir, T{1}, p, ic, a.dout, id, T{1}, a.dv, id);
+      clock.lap(AttentionPhase::dv_gemm);
+    }
+    gemm_nt(ir, ic, id, T{1}, a.dout, id, a.v, id, T{0}, ds, ic);
+    clock.lap(AttentionPhase::dp_gemm);
+  } else {
+    gemm_nt(ir, ic, id, T{1}, a.dout, id, a.v, id, T{0}, ds, ic);
+    clock.lap(AttentionPhase::dp_gemm);
+    dropout_tile(tm, t, z);  // z = Z'
+    const std::int64_t n = t.rows * t.cols;
+#pragma omp simd
+    for (std::int64_t e = 0; e < n; ++e) {
+      ds[e] *= z[e];         // dP o Z'
+      z[e] = p[e] * z[e];    // P o Z', the probabilities the value GEMM used
+    }
+    clock.lap(AttentionPhase::softmax);
+    if (want_dkv) {
+      gemm_tn(ic, id, ir, T{1}, z, ic, a.dout, id, T{1}, a.dv, id);
+      clock.lap(AttentionPhase::dv_gemm);
+    }
   }
-  gemm_nt(ir, ic, id, T{1}, a.dout, id, a.v, id, T{0}, ds, ic);
-  clock.lap(AttentionPhase::dp_gemm);
   const std::size_t first_new = hooks.found != nullptr ? hooks.found->size() : 0;
   if (hooks.state != nullptr) {
     dominated_scan(p, ds, t.rows, t.cols, t.cols, t.i0, t.j0, a.stats, hooks.state, *hooks.found);
+    if (capped) {
+      for (std::size_t e = first_new; e < hooks.found->size(); ++e) {
+        Candidate& c = (*hooks.found)[e];
+        c.factor = static_cast<double>(g[(c.row - t.i0) * t.cols + (c.key - t.j0)]);
+      }
+    }
     clock.lap(AttentionPhase::dominated);
   }
   softmax_grad(p, ds, t.rows, t.cols, t.cols, a.dvec);
+  if (capped) {
+    const std::int64_t n = t.rows * t.cols;
+#pragma omp simd
+    for (std::int64_t e = 0; e < n; ++e) ds[e] *= g[e];
+  }
   clock.lap(AttentionPhase::softmax_grad);
   if (hooks.found != nullptr) {
     for (std::size_t e = first_new; e < hooks.found->size(); ++e) {
