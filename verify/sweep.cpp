@@ -324,18 +324,18 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
     const double per_shape = static_cast<double>(per_shape_problems);
     const bool fd = contains(plan.references, Reference::finite_difference);
     for (const std::string& feature_set : plan.feature_sets) {
-    for (const Dims& dims : *plan.shapes) {
-      const Footprint f = footprint(plan.op->name, dims, feature_set);
-      resident += per_shape * resident_bytes(f);
-      problems += per_shape_problems;
-      const double check = check_bytes(f, fd, config.fd.full_jacobian_max_entries);
-      largest_check = std::max(largest_check, check);
-      if (resident_bytes(f) + check > largest_case) {
-        largest_case = resident_bytes(f) + check;
-        largest_jacobian = check - check_bytes(f, false, 0);
-        largest_name = plan.op->name + " [" + f.shape + "]";
+      for (const Dims& dims : *plan.shapes) {
+        const Footprint f = footprint(plan.op->name, dims, feature_set);
+        resident += per_shape * resident_bytes(f);
+        problems += per_shape_problems;
+        const double check = check_bytes(f, fd, config.fd.full_jacobian_max_entries);
+        largest_check = std::max(largest_check, check);
+        if (resident_bytes(f) + check > largest_case) {
+          largest_case = resident_bytes(f) + check;
+          largest_jacobian = check - check_bytes(f, false, 0);
+          largest_name = plan.op->name + " [" + f.shape + "]";
+        }
       }
-    }
     }
   }
   const double budget = config.memory_budget_gib * 1024.0 * 1024.0 * 1024.0;
@@ -367,23 +367,23 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
     for (const std::string& variant : plan.variants) {
       for (const std::string& mask : plan.masks) {
         for (const std::string& features : plan.feature_sets) {
-        for (const Dims& dims : *plan.shapes) {
-          const CaseParams params{dims, variant, mask, features};
-          if (plan.op->runs && !plan.op->runs(params)) continue;
-          for (std::uint64_t seed : config.seeds) {
-            try {
-              Problem p = plan.op->make(params, seed);
-              if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
-                continue;  // an implementation without the dtypes asked for
+          for (const Dims& dims : *plan.shapes) {
+            const CaseParams params{dims, variant, mask, features};
+            if (plan.op->runs && !plan.op->runs(params)) continue;
+            for (std::uint64_t seed : config.seeds) {
+              try {
+                Problem p = plan.op->make(params, seed);
+                if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
+                  continue;  // an implementation without the dtypes asked for
+                }
+                variants_run.insert(variant);
+                planned.push_back({std::move(p), plan.references});
+              } catch (const std::invalid_argument& e) {
+                if (config.shapes.empty()) throw;
+                throw std::invalid_argument(std::string("--shape: ") + e.what());
               }
-              variants_run.insert(variant);
-              planned.push_back({std::move(p), plan.references});
-            } catch (const std::invalid_argument& e) {
-              if (config.shapes.empty()) throw;
-              throw std::invalid_argument(std::string("--shape: ") + e.what());
             }
           }
-        }
         }
       }
     }
