@@ -230,11 +230,12 @@ TEST(Profiles, QuickAndFull) {
   const BenchConfig full = profile_config("full");
   EXPECT_EQ(full.seq_lens.back(), 16384);
   EXPECT_EQ(full.masks.size(), 4u);
-  // Our four kernels and the LibTorch baselines, 3 passes x 7 N x 2 d x 4 masks; the allocator probe
-  // at d = 64, masks none and causal, forward and forward_backward, 7 N.
+  // Our four kernels and the LibTorch baselines, 3 passes x 7 N x 2 d x 4 masks; flash_decode (forward
+  // only) 7 N x 2 d x 4 masks; the allocator probe at d = 64, masks none and causal, forward and
+  // forward_backward, 7 N.
   std::size_t baselines = 0;
   for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
-  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 2u * 2u * 7u);
+  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 7u * 2u * 4u + 2u * 2u * 7u);
 }
 
 // The LibTorch contenders come from one list: each baseline is a contender of the profiles and a
