@@ -23,8 +23,10 @@
 // item notes a non-finite score or partial out, and only a (b, key/value head) with such a note is
 // recomputed on finite copies and marked (variants/nonfinite.hpp).
 //
-// Working memory: the partial states, at most 64 chunks x (d + 2) values per query row of the call,
-// plus a (128, 128) score tile per thread.
+// Working memory: the partial states, (d + 2) values per query row and chunk (at most 64 chunks
+// unless tile_k is set), for at most 64 MiB of them at once or one (b, key/value head)'s when that
+// is more (a long prefill-sized Nq: up to 64 x its out), plus a (128, 128) score tile per thread.
+// AttentionOptions::phases is not filled (no phase timing).
 #pragma once
 
 #include <cstdint>
