@@ -1,8 +1,11 @@
 // The built-in attention implementations, one registration line each (see registry.hpp).
 // B batch, H heads, Nq/Nk query/key tokens, d head dim, T threads, e bytes per element.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "variants/blocked_attention.hpp"
+#include "variants/decode_attention.hpp"
 #include "variants/features.hpp"
 #include "variants/flash_attention.hpp"
 #include "variants/naive_attention.hpp"
@@ -35,6 +38,16 @@ AttentionImpl kernel(const char* name, Forward<float> forward_f32, Forward<doubl
           .times_phases = times_phases};
 }
 
+// A forward-only kernel (inference) with the features it declares.
+AttentionImpl forward_only(const char* name, Forward<float> forward_f32, Forward<double> forward_f64,
+                           std::uint32_t features, WorkingBytes working_bytes) {
+  return {.name = name,
+          .features = features,
+          .forward_f32 = forward_f32,
+          .forward_f64 = forward_f64,
+          .working_bytes = working_bytes};
+}
+
 double query_rows(const AttentionShape& s) {
   return static_cast<double>(s.batch) * static_cast<double>(s.heads) * static_cast<double>(s.seq_q);
 }
@@ -56,6 +69,17 @@ double tiled_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
   return threads * 4.0 * 256.0 * 256.0 * sizeof(double) + query_rows(s) * static_cast<double>(e) + blocks * 24.0;
 }
 
+// flash_decode: the chunks' partial states (m, l and d values per query row and chunk), held for at
+// most 64 MiB of them at once or one (b, key/value head) group's, plus the packed query rows and a
+// 128 x 128 score tile per thread.
+double decode_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
+  const double chunks = std::ceil(static_cast<double>(s.seq_k) / static_cast<double>(decode_chunk_keys(s.seq_k)));
+  const double per_row = chunks * (static_cast<double>(e) * static_cast<double>(s.head_dim + 1) + 8.0);
+  const double group_rows = static_cast<double>(s.heads / s.kv_heads()) * static_cast<double>(s.seq_q);
+  const double partials = std::min(query_rows(s) * per_row, std::max(64.0 * 1024 * 1024, group_rows * per_row));
+  return partials + query_rows(s) * static_cast<double>(s.head_dim * e) + threads * 128.0 * 128.0 * static_cast<double>(e);
+}
+
 }  // namespace
 
 std::vector<AttentionImpl> builtin_attention_impls() {
@@ -72,6 +96,8 @@ std::vector<AttentionImpl> builtin_attention_impls() {
       kernel("sparse", sparse_attention_forward<float>, sparse_attention_forward<double>,
              sparse_attention_backward<float>, sparse_attention_backward<double>, tiled_bytes, true,
              kAllAttentionFeatures),
+      forward_only("flash_decode", decode_attention_forward<float>, decode_attention_forward<double>,
+                   decode_attention_features(), decode_bytes),
   };
 }
 

@@ -231,14 +231,16 @@ TEST(Profiles, QuickAndFull) {
   const BenchConfig full = profile_config("full");
   EXPECT_EQ(full.seq_lens.back(), 16384);
   EXPECT_EQ(full.masks.size(), 4u);
-  // Our four kernels and the LibTorch baselines, 3 passes x 7 N x 2 d x 4 masks; the allocator probe
-  // at d = 64, masks none and causal, forward and forward_backward, 7 N.
+  // Our four kernels and the LibTorch baselines, 3 passes x 7 N x 2 d x 4 masks; flash_decode (forward
+  // only) 7 N x 2 d x 4 masks; the allocator probe at d = 64, masks none and causal, forward and
+  // forward_backward, 7 N.
   std::size_t baselines = 0;
   for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
-  // The feature cases: grouped-query and variable-length, every contender x 2 passes x 3 N each;
-  // decoding, our four and libtorch_sdpa x 2 H_kv x 2 Nq x 7 Nk.
-  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 2u * 2u * 7u +
-                                              2u * (4u + baselines) * 2u * 3u + (4u + 1u) * 2u * 2u * 7u);
+  // The feature cases: grouped-query and variable-length, every contender x 2 passes x 3 N each, and
+  // flash_decode (forward only, it declares both) x 3 N each; decoding, our five and libtorch_sdpa x
+  // 2 H_kv x 2 Nq x 7 Nk.
+  EXPECT_EQ(attention_cases(full).size(), (4u + baselines) * 3u * 7u * 2u * 4u + 7u * 2u * 4u + 2u * 2u * 7u +
+                                              2u * (4u + baselines) * 2u * 3u + 2u * 3u + (5u + 1u) * 2u * 2u * 7u);
   EXPECT_EQ(full.decode_keys, (std::vector<std::int64_t>{1024, 2048, 4096, 8192, 16384, 32768, 65536}));
   EXPECT_EQ(quick.decode_keys, (std::vector<std::int64_t>{1024, 4096}));
   EXPECT_EQ(quick.decode_queries, (std::vector<std::int64_t>{1, 16}));
@@ -410,20 +412,21 @@ bool is_decoding(const AttentionCase& c) { return c.queries() != c.seq_len; }
 TEST(FeatureCases, QuickProfileLists) {
   const BenchConfig quick = profile_config("quick");
   const std::vector<AttentionCase> all = attention_cases(quick);
-  std::size_t with_features = 0, forward_f32 = 0, forward_gqa = 0;
+  // Per N: 2 passes for an implementation declaring both features with a backward, 1 (forward) without.
+  std::size_t feature_passes = 0, forward_f32 = 0, forward_gqa = 0;
   for (const AttentionImpl* impl : attention_impls()) {
     if (impl->name.find('[') != std::string::npos || !impl->supports<float>() || !impl->supports(Mask::causal())) continue;
     ++forward_f32;
     forward_gqa += impl->supports_features(attention_feature_bit(AttentionFeature::grouped_query)) ? 1 : 0;
     const std::uint32_t needed = attention_feature_bit(AttentionFeature::grouped_query) |
                                  attention_feature_bit(AttentionFeature::variable_length);
-    with_features += impl->supports_features(needed) && impl->has_backward<float>() ? 1 : 0;
+    if (impl->supports_features(needed)) feature_passes += impl->has_backward<float>() ? 2 : 1;
   }
   std::size_t baselines = 0;
   for (const LibTorchContender& t : libtorch_contenders()) baselines += t.glibc_default_probe ? 0 : 1;
 
   const std::vector<AttentionCase> grouped = cases_of(all, is_grouped);
-  EXPECT_EQ(grouped.size(), (with_features + baselines) * 2u * 2u);  // 2 passes x N 256, 512
+  EXPECT_EQ(grouped.size(), (feature_passes + 2u * baselines) * 2u);  // passes x N 256, 512
   for (const AttentionCase& c : grouped) {
     EXPECT_EQ(c.heads, 8);
     EXPECT_EQ(c.kv_heads(), 2);
@@ -433,7 +436,7 @@ TEST(FeatureCases, QuickProfileLists) {
     EXPECT_NE(c.name().find("/H:8/Hkv:2/N:"), std::string::npos) << c.name();
   }
   const std::vector<AttentionCase> varlen = cases_of(all, is_varlen);
-  EXPECT_EQ(varlen.size(), (with_features + baselines) * 2u * 2u);
+  EXPECT_EQ(varlen.size(), (feature_passes + 2u * baselines) * 2u);
   for (const AttentionCase& c : varlen) {
     EXPECT_EQ(c.batch, kVarlenBatch);
     EXPECT_EQ(c.kv_heads(), c.heads);

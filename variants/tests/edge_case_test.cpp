@@ -34,7 +34,9 @@ TYPED_TEST(EdgeCases, FullyMaskedRowsGiveZeroOutputMinusInfLseZeroGradients) {
             EXPECT_TRUE(std::isinf(lse) && lse < 0) << "row " << i;
             for (std::int64_t c = 0; c < 5; ++c) {
               EXPECT_EQ(r.out[(b * 7 + i) * 5 + c], T{0});
-              EXPECT_EQ(r.dq[(b * 7 + i) * 5 + c], T{0});
+              if (v->has_backward<T>()) {
+                EXPECT_EQ(r.dq[(b * 7 + i) * 5 + c], T{0});
+              }
             }
           } else {
             EXPECT_TRUE(std::isfinite(lse)) << "row " << i;
@@ -92,6 +94,7 @@ TYPED_TEST(EdgeCases, HugeScoresDoNotOverflow) {
         // arithmetic, so dq carries ~100 eps |dS| of rounding against a norm of a few |dS|.
         // Measured worst: float 1.1e-5 (dq), 1.8e-7 (dk, dv); double 6.0e-14 (dq), 1.2e-15 (dk, dv).
         const double gtol = std::is_same_v<T, double> ? 2.5e-13 : 5e-5;
+        if (!v->has_backward<T>()) continue;  // forward only (flash_decode)
         EXPECT_LE(norm_rel_err(r.dq, ref.dq), gtol);
         EXPECT_LE(norm_rel_err(r.dk, ref.dk), gtol);
         EXPECT_LE(norm_rel_err(r.dv, ref.dv), gtol);

@@ -43,6 +43,7 @@ std::vector<AttentionOptions> tilings(const AttentionImpl& impl) {
     return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .block_size = 16},
             AttentionOptions{.threads = 1, .block_size = 5}};
   }
+  if (impl.name == "flash_decode") return {AttentionOptions{.threads = 2}, AttentionOptions{.threads = 1, .tile_k = 7}};
   return {AttentionOptions{.threads = 2}};
 }
 
@@ -59,6 +60,12 @@ Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, 
   run_forward<T>(impl, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                        options);
   lse_from_stats<T>(static_cast<std::int64_t>(r.stats.size()), r.stats.data(), r.lse.data());
+  if (!impl.has_backward<T>()) {  // a forward-only implementation: no gradients
+    r.dq.clear();
+    r.dk.clear();
+    r.dv.clear();
+    return r;
+  }
   run_backward<T>(impl, s, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), r.out.data(), r.stats.data(),
                         p.dout.data(), r.dq.data(), r.dk.data(), r.dv.data(), options);
   return r;

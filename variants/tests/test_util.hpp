@@ -57,7 +57,8 @@ std::vector<const AttentionImpl*> builtin_impls();
 std::vector<AttentionOptions> tilings(const AttentionImpl& impl);
 
 // Runs impl's forward, then its backward from its own out and stats (both through the registry's
-// run_forward / run_backward, with their input checks).
+// run_forward / run_backward, with their input checks). An implementation without a backward for T
+// (forward only, AttentionImpl::has_backward) runs its forward and leaves dq, dk, dv empty.
 template <class T>
 Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, const AttentionOptions& options = {});
 
