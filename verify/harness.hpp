@@ -2,8 +2,10 @@
 // <verify/harness.hpp>, target pedestrian::verify):
 //
 //   - check_attention: an attention implementation (an AttentionImpl of variants/registry.hpp, in the
-//     same process, no plugin) through the checks `verify` runs on a built-in kernel: ops sdpa and
-//     sdpa_large_scores, every mask kind it takes, the default shapes, against the naive kernel,
+//     same process, no plugin) through the checks `verify` runs on a built-in kernel: ops sdpa,
+//     sdpa_large_scores and sdpa_features (the AttentionFeatures it declares in
+//     AttentionImpl::features; none declared: no rows of that op), every mask kind it takes, the
+//     default shapes, against the naive kernel,
 //     LibTorch autograd and finite differences, in float and double;
 //   - register_attention_tests / PED_ATTENTION_TESTS: the same checks as GoogleTest cases, one per
 //     op x dtype x reference x mask, each failing with the rows that disagreed;
@@ -44,7 +46,7 @@ struct Verdict {
 };
 
 struct AttentionCheckOptions {
-  std::vector<std::string> ops = {"sdpa", "sdpa_large_scores"};
+  std::vector<std::string> ops = {"sdpa", "sdpa_large_scores", "sdpa_features"};
   std::vector<Dims> shapes;        // empty: each op's default shapes (Dims: N queries, Nk keys, B, H, Dh)
   // Empty: every mask family the implementation takes (verify --list names them). Else texts read as
   // verify --masks reads its items, by the same code (verify/sweep.hpp: mask_choice, op_takes_mask,

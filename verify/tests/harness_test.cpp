@@ -52,7 +52,8 @@ TEST(Harness, CheckAttentionRunsEveryReferenceAndWritesTheCsv) {
     dtypes.insert(r.dtype);
   }
   EXPECT_EQ(references, (std::set<std::string>{"naive", "libtorch", "finite_difference"}));
-  EXPECT_EQ(ops, (std::set<std::string>{"sdpa", "sdpa_large_scores"}));
+  // flash_as copies flash's declared features, so the feature sets run too.
+  EXPECT_EQ(ops, (std::set<std::string>{"sdpa", "sdpa_large_scores", "sdpa_features"}));
   EXPECT_EQ(masks, (std::set<std::string>{"none", "causal", "bigbird"}));
   EXPECT_EQ(dtypes, (std::set<std::string>{"float", "double"}));
   // The CSV: verify's header and one line per row.
@@ -198,11 +199,13 @@ TEST(Harness, RegisteredCases) {
     for (int j = 0; j < suite.total_test_count(); ++j) names.insert(suite.GetTestInfo(j)->name());
   }
   // sdpa: causal and sliding_window x float, double x naive, libtorch, finite_difference;
+  // sdpa_features (its feature sets take none and causal: causal of the two) likewise;
   // sdpa_large_scores (causal only of the two; no finite differences): x float, double x naive, libtorch.
   std::set<std::string> expected;
   for (const char* dtype : {"float", "double"}) {
     for (const char* ref : {"naive", "libtorch", "finite_difference"}) {
       for (const char* mask : {"causal", "sliding_window"}) expected.insert(std::string("sdpa_") + dtype + "_" + ref + "_" + mask);
+      expected.insert(std::string("sdpa_features_") + dtype + "_" + ref + "_causal");
     }
     for (const char* ref : {"naive", "libtorch"}) expected.insert(std::string("sdpa_large_scores_") + dtype + "_" + ref + "_causal");
   }
