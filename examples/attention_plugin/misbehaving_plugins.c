@@ -4,7 +4,10 @@
  *   PED_EXAMPLE_WRITES_NAN      "writes_nan": forward correct except one NaN in out
  *   PED_EXAMPLE_CRASHES         "crashes": forward writes through a null pointer when Nq > 8
  *   PED_EXAMPLE_HANGS           "hangs": forward never returns when Nq > 8 (waits for a signal)
- *   PED_EXAMPLE_ABI_VERSION_2   "abi_version_two": describes itself as ABI version 2
+ *   PED_EXAMPLE_ABI_VERSION_3   "abi_version_three": describes itself as ABI version 3
+ *   PED_EXAMPLE_V1_WITH_FEATURES "v1_with_features": version 1, yet declares PED_FEATURE_SINKS
+ *   PED_EXAMPLE_UNKNOWN_FEATURE "unknown_feature": version 2, declares the reserved
+ *                               PED_FEATURE_ADDITIVE_BIAS next to PED_FEATURE_SINKS
  *   PED_EXAMPLE_NO_ENTRY_POINT  exports a misspelled entry point and no pedestrian_attention_plugin
  *   PED_EXAMPLE_BFLOAT16_ONLY   "bfloat16_only": declares bfloat16 alone, without float32 or float64
  * The arithmetic, where there is any, is simple_attention_kernel.c's. */
@@ -61,12 +64,24 @@ static int forward(const PedAttentionForwardArgs* args, char* error, size_t capa
 #define forward simple_attention_forward
 #endif
 
-#ifdef PED_EXAMPLE_ABI_VERSION_2
+#if defined(PED_EXAMPLE_ABI_VERSION_3)
 #undef NAME
-#define NAME "abi_version_two"
+#define NAME "abi_version_three"
+#define ABI_VERSION 3u
+#define FEATURES 0
+#elif defined(PED_EXAMPLE_V1_WITH_FEATURES)
+#undef NAME
+#define NAME "v1_with_features"
+#define ABI_VERSION 1u
+#define FEATURES PED_FEATURE_SINKS
+#elif defined(PED_EXAMPLE_UNKNOWN_FEATURE)
+#undef NAME
+#define NAME "unknown_feature"
 #define ABI_VERSION 2u
+#define FEATURES (PED_FEATURE_SINKS | PED_FEATURE_ADDITIVE_BIAS)
 #else
 #define ABI_VERSION PED_ATTENTION_PLUGIN_ABI_VERSION
+#define FEATURES 0
 #endif
 
 #ifdef PED_EXAMPLE_BFLOAT16_ONLY
@@ -84,7 +99,7 @@ static const PedAttentionPlugin plugin = {
     "an example of a misbehaving plugin",
     DTYPES,
     (1u << PED_MASK_NONE) | (1u << PED_MASK_CAUSAL),
-    0,
+    FEATURES,
     forward,
     simple_attention_backward,
 };

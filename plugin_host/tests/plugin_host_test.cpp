@@ -277,9 +277,9 @@ TEST(Loader, BadLibrariesAreRefusedWithTheReason) {
   expect_throw<std::invalid_argument>([] { load_attention_plugin(PED_THIS_SOURCE_FILE); }, {"cannot be loaded"});
   expect_throw<std::invalid_argument>([] { load_attention_plugin(example("ped_plugin_no_entry_point")); },
                                       {"has no entry point 'pedestrian_attention_plugin'"});
-  expect_throw<std::invalid_argument>([] { load_attention_plugin(example("ped_plugin_abi_version_two")); },
-                                      {"speaks attention plugin ABI version 2, this harness speaks version 1"});
-  EXPECT_EQ(find_attention_impl("abi_version_two"), nullptr);
+  expect_throw<std::invalid_argument>([] { load_attention_plugin(example("ped_plugin_abi_version_three")); },
+                                      {"speaks attention plugin ABI version 3, this harness speaks versions 1 and 2"});
+  EXPECT_EQ(find_attention_impl("abi_version_three"), nullptr);
   // the registry's entries need a float or double forward: a 16-bit dtype alone is refused
   expect_throw<std::invalid_argument>(
       [] { load_attention_plugin(example("ped_plugin_bfloat16_only")); },
