@@ -24,9 +24,9 @@ using WorkingBytes = double (*)(const AttentionShape&, std::size_t, int, bool);
 
 AttentionImpl kernel(const char* name, Forward<float> forward_f32, Forward<double> forward_f64,
                      Backward<float> backward_f32, Backward<double> backward_f64, WorkingBytes working_bytes,
-                     bool times_phases) {
+                     bool times_phases, std::uint32_t features = detail::kSlicedFeatures) {
   return {.name = name,
-          .features = detail::kSlicedFeatures,
+          .features = features,
           .forward_f32 = forward_f32,
           .forward_f64 = forward_f64,
           .backward_f32 = backward_f32,
@@ -61,7 +61,8 @@ double tiled_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
 std::vector<AttentionImpl> builtin_attention_impls() {
   return {
       kernel("naive", naive_attention_forward<float>, naive_attention_forward<double>,
-             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false),
+             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false,
+             kAllAttentionFeatures),
       kernel("blocked", blocked_attention_forward<float>, blocked_attention_forward<double>,
              blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes, true),
       kernel("flash", flash_attention_forward<float>, flash_attention_forward<double>,

@@ -3,6 +3,11 @@
 // is more accurate than the variants checked against it), with plain loops and the element-wise
 // Mask::visible; no BLAS. The (b, h) slices run one after another, each parallel over query rows
 // (P, dP, dS, dQ) and over key blocks (dK, dV), so no two threads write the same row.
+// Every AttentionFeature, written out as the formulas of variants/attention.hpp: grouped-query heads
+// and per-sequence lengths by slicing (features.hpp); per pair the soft-cap, then the ALiBi bias,
+// then the mask (score()); the sink in each row's max and sum (probability_row); dropout's
+// Z / (1 - p) on P in O and dV and on dP (dropout_factor); the soft-cap's 1 - t^2 on dS; and
+// d sink = -sum_i P_i,sink D_i per slice.
 #include "variants/naive_attention.hpp"
 
 #include <cmath>
@@ -26,42 +31,81 @@ int slice_team(int threads, std::int64_t nq, std::int64_t nk, std::int64_t d) {
   return detail::team(threads, nq * nk * d >> 18);
 }
 
-// Row i of P (Nq, Nk) <- softmax(s q_i K^T + M_i) for one (b, h); returns its statistics
-// {max_j S_ij, 1 / sum_j exp(S_ij - max)} rounded to T. A row without a visible key gets P = 0 and
-// {-inf, 0}.
+// The score S_ij of a visible pair of slice x, before the mask: s q_i . k_j, soft-capped to
+// c tanh(s q_i . k_j / c) when c > 0, minus the ALiBi bias slope |p - j| with p = i + (Nk - Nq) the
+// query's key-space position. *t <- tanh(s q_i . k_j / c) (the soft-cap's backward factor is
+// 1 - t^2); 0 without soft-cap.
 template <class T>
-RowStats<T> probability_row(const Mask& mask, std::int64_t i, std::int64_t nq, std::int64_t nk, std::int64_t d,
-                            T scale, const T* q, const T* k, Acc* prow) {
+Acc score(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i, std::int64_t j, std::int64_t nq,
+          std::int64_t nk, std::int64_t d, T scale, const T* q, const T* k, Acc* t) {
   const T* qi = q + i * d;
-  Acc m = kNegInf;
-  for (std::int64_t j = 0; j < nk; ++j) {
-    if (!mask.visible(i, j, nq, nk)) {
-      prow[j] = kNegInf;
-      continue;
-    }
-    const T* kj = k + j * d;
-    Acc dot = 0;
-    for (std::int64_t c = 0; c < d; ++c) dot += static_cast<Acc>(qi[c]) * static_cast<Acc>(kj[c]);
-    prow[j] = static_cast<Acc>(scale) * dot;  // S_ij = s q_i . k_j
-    m = std::max(m, prow[j]);
+  const T* kj = k + j * d;
+  Acc dot = 0;
+  for (std::int64_t c = 0; c < d; ++c) dot += static_cast<Acc>(qi[c]) * static_cast<Acc>(kj[c]);
+  Acc s = static_cast<Acc>(scale) * dot;  // S_ij = s q_i . k_j
+  *t = 0;
+  if (mods.softcap > 0) {
+    *t = std::tanh(s / mods.softcap);
+    s = mods.softcap * *t;
   }
-  if (m == kNegInf) {  // no visible key: exp(-inf - (-inf)) would be NaN, so the row is set to 0
-    std::fill(prow, prow + nk, Acc{0});
-    return {};
-  }
+  const std::int64_t p = i + (nk - nq);
+  return s - mods.slope(x) * static_cast<Acc>(p > j ? p - j : j - p);
+}
+
+// Z_ij / (1 - dropout_p) for row i of slice x: 0 for a dropped pair, 1 / (1 - p) for a kept one,
+// 1 without dropout.
+Acc dropout_factor(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i, std::int64_t j) {
+  if (!(mods.dropout_p > 0)) return 1;
+  return ped_dropout_keep_at(mods.dropout_row_key(x, i), j, mods.dropout_threshold()) ? mods.dropout_scale() : 0;
+}
+
+// A row's softmax statistics, in double: max = max(sink, max_j S_ij) and sum = exp(sink - max) +
+// sum_j exp(S_ij - max) (no sink: sink = -inf, exp(-inf) = 0). max = -inf: the row sees no key and
+// has no sink.
+struct RowSoftmax {
+  Acc max = kNegInf;
   Acc sum = 0;
-  for (std::int64_t j = 0; j < nk; ++j) {
-    prow[j] = std::exp(prow[j] - m);  // shifted by the row max: scores of +-1e4 cannot overflow
-    sum += prow[j];
+  // P_i,sink = exp(sink - max) / sum; 0 without a sink or for a row without key and sink.
+  Acc sink_probability(Acc sink) const { return max == kNegInf ? 0 : std::exp(sink - max) / sum; }
+  template <class T>
+  RowStats<T> stats() const {
+    if (max == kNegInf) return {};
+    return {static_cast<T>(max), static_cast<T>(1 / sum)};
   }
-  for (std::int64_t j = 0; j < nk; ++j) prow[j] /= sum;
-  return {static_cast<T>(m), static_cast<T>(1 / sum)};
+};
+
+// Row i of P (Nq, Nk) of slice x <- exp(S_i - max) / sum, with S the masked scores (score above);
+// trow (Nk), when not null, gets each visible pair's tanh factor t. Hidden pairs get P = 0; a row
+// without a visible key gets P = 0 and, with a sink, max = sink and sum = 1.
+template <class T>
+RowSoftmax probability_row(const Mask& mask, const detail::ScoreMods& mods, std::int64_t x, std::int64_t i,
+                           std::int64_t nq, std::int64_t nk, std::int64_t d, T scale, const T* q, const T* k,
+                           Acc* prow, Acc* trow) {
+  const Acc sink = mods.sink(x);
+  RowSoftmax r;
+  r.max = sink;  // -inf without a sink
+  for (std::int64_t j = 0; j < nk; ++j) {
+    Acc t = 0;
+    prow[j] = mask.visible(i, j, nq, nk) ? score(mods, x, i, j, nq, nk, d, scale, q, k, &t) : kNegInf;
+    if (trow != nullptr) trow[j] = t;
+    r.max = std::max(r.max, prow[j]);
+  }
+  if (r.max == kNegInf) {  // no visible key and no sink: exp(-inf - (-inf)) would be NaN, so the row is set to 0
+    std::fill(prow, prow + nk, Acc{0});
+    return r;
+  }
+  r.sum = std::exp(sink - r.max);  // the sink's term (0 without one)
+  for (std::int64_t j = 0; j < nk; ++j) {
+    prow[j] = std::exp(prow[j] - r.max);  // shifted by the row max: scores of +-1e4 cannot overflow
+    r.sum += prow[j];
+  }
+  for (std::int64_t j = 0; j < nk; ++j) prow[j] /= r.sum;
+  return r;
 }
 
 template <class T>
 void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v, T* out,
                    RowStats<T>* stats, const AttentionOptions& options, const detail::ScoreMods& mods) {
-  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;  // elements per (b, h) slice
@@ -78,11 +122,11 @@ void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const
 #pragma omp for schedule(static)
       for (std::int64_t i = 0; i < nq; ++i) {
         Acc* prow = p.data() + i * nk;
-        stats[x * nq + i] = probability_row(mask, i, nq, nk, d, scale, qx, kx, prow);
-        // O_i = sum_j P_ij v_j
+        stats[x * nq + i] = probability_row(mask, mods, x, i, nq, nk, d, scale, qx, kx, prow, nullptr).template stats<T>();
+        // O_i = sum_j P_ij Z_ij / (1 - dropout_p) v_j   (the stats describe P before dropout)
         std::fill(o.begin(), o.end(), Acc{0});
         for (std::int64_t j = 0; j < nk; ++j) {
-          const Acc pij = prow[j];
+          const Acc pij = prow[j] * dropout_factor(mods, x, i, j);
           if (pij == 0) continue;
           const T* vj = vx + j * d;
           for (std::int64_t c = 0; c < d; ++c) o[c] += pij * static_cast<Acc>(vj[c]);
@@ -100,15 +144,16 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
                     const AttentionOptions& options, const detail::ScoreMods& mods) {
   (void)out;
   (void)stats;
-  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const std::int64_t key_blocks = detail::ceil_div(nk, kKeyBlock);
   const int threads = detail::resolve_threads(options);
   const Acc s = static_cast<Acc>(scale);
-  std::vector<Acc> p(static_cast<std::size_t>(nq * nk));   // (Nq, Nk) probabilities of one (b, h)
+  std::vector<Acc> p(static_cast<std::size_t>(nq * nk));   // (Nq, Nk) P, then P o Z / (1 - dropout_p)
   std::vector<Acc> ds(static_cast<std::size_t>(nq * nk));  // (Nq, Nk) dP, then dS in place
+  std::vector<Acc> t(mods.softcap > 0 ? static_cast<std::size_t>(nq * nk) : 0);  // (Nq, Nk) soft-cap tanh
+  std::vector<Acc> sink_terms(static_cast<std::size_t>(nq));  // P_i,sink D_i per row
 
   for (std::int64_t x = 0; x < bh; ++x) {
     const T* qx = q + x * qStrideBH;
@@ -123,10 +168,11 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
       for (std::int64_t i = 0; i < nq; ++i) {
         Acc* prow = p.data() + i * nk;
         Acc* dsrow = ds.data() + i * nk;
-        probability_row(mask, i, nq, nk, d, scale, qx, kx, prow);
+        Acc* trow = t.empty() ? nullptr : t.data() + i * nk;
+        const RowSoftmax row = probability_row(mask, mods, x, i, nq, nk, d, scale, qx, kx, prow, trow);
         const T* goi = gox + i * d;
-        // forward: O = P V  =>  dP = dO V^T
-        Acc rowdot = 0;  // sum_j dP_ij P_ij
+        // forward: O = (P o Z / (1 - dropout_p)) V  =>  dP = (dO V^T) o Z / (1 - dropout_p)
+        Acc rowdot = 0;  // D_i = sum_j dP_ij P_ij = rowsum(dO o O)_i
         for (std::int64_t j = 0; j < nk; ++j) {
           if (prow[j] == 0) {  // hidden (or underflowed) pairs contribute nothing to any gradient
             dsrow[j] = 0;
@@ -135,11 +181,17 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
           const T* vj = vx + j * d;
           Acc dp = 0;
           for (std::int64_t c = 0; c < d; ++c) dp += static_cast<Acc>(goi[c]) * static_cast<Acc>(vj[c]);
-          dsrow[j] = dp;
-          rowdot += dp * prow[j];
+          dsrow[j] = dp * dropout_factor(mods, x, i, j);
+          rowdot += dsrow[j] * prow[j];
         }
-        // forward: P = softmax_rows(S)  =>  dS = P o (dP - rowsum(dP o P))
+        // forward: P = exp(S) / (exp(sink) + sum_j exp(S_j))  =>  dS = P o (dP - D), and
+        // d sink = -P_sink D (the sink has no value row, so its dP is 0)
+        sink_terms[static_cast<std::size_t>(i)] = row.sink_probability(mods.sink(x)) * rowdot;
         for (std::int64_t j = 0; j < nk; ++j) dsrow[j] = prow[j] * (dsrow[j] - rowdot);
+        // forward: S = c tanh(s q.k / c)  =>  dS_raw = dS (1 - t^2)   (ALiBi's bias is a constant)
+        if (trow != nullptr) {
+          for (std::int64_t j = 0; j < nk; ++j) dsrow[j] *= 1 - trow[j] * trow[j];
+        }
         // forward: S = s Q K^T  =>  dQ = s dS K
         std::fill(g.begin(), g.end(), Acc{0});
         for (std::int64_t j = 0; j < nk; ++j) {
@@ -149,8 +201,13 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
         }
         T* dqi = dq + x * qStrideBH + i * d;
         for (std::int64_t c = 0; c < d; ++c) dqi[c] = static_cast<T>(g[c]);
+        // The key loop below needs P only for dV: P o Z / (1 - dropout_p) from here on.
+        if (mods.dropout_p > 0) {
+          for (std::int64_t j = 0; j < nk; ++j) prow[j] *= dropout_factor(mods, x, i, j);
+        }
       }
-      // Keys j, in blocks: forward: O = P V  =>  dV = P^T dO;  forward: S = s Q K^T  =>  dK = s dS^T Q.
+      // Keys j, in blocks: forward: O = (P o Z / (1 - p)) V  =>  dV = (P o Z / (1 - p))^T dO;
+      // forward: S = s Q K^T  =>  dK = s dS^T Q.
       std::vector<Acc> gk(static_cast<std::size_t>(kKeyBlock * d));  // (kKeyBlock, d)
       std::vector<Acc> gv(static_cast<std::size_t>(kKeyBlock * d));  // (kKeyBlock, d)
 #pragma omp for schedule(static)
@@ -163,7 +220,7 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
           const T* goi = gox + i * d;
           for (std::int64_t j = j0; j < j1; ++j) {
             const Acc pij = p[i * nk + j], dsij = ds[i * nk + j];
-            if (pij == 0) continue;
+            if (pij == 0 && dsij == 0) continue;  // hidden, underflowed, or dropped without gradient
             Acc* gkj = gk.data() + (j - j0) * d;
             Acc* gvj = gv.data() + (j - j0) * d;
             for (std::int64_t c = 0; c < d; ++c) {
@@ -178,6 +235,11 @@ void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, cons
         }
       }
     }
+    if (mods.dsinks != nullptr) {  // d sink = -sum_i P_i,sink D_i, summed in row order
+      Acc sum = 0;
+      for (Acc term : sink_terms) sum += term;
+      mods.dsinks[x] = -sum;
+    }
   }
 }
 
@@ -187,7 +249,7 @@ template <class T>
 void naive_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                              const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("naive_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  detail::require_features("naive_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("naive_attention_forward", shape, options.features, kAllAttentionFeatures);
   detail::forward_features(
       "naive_attention_forward", shape, mask, q, k, v, out, stats, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
@@ -203,7 +265,7 @@ void naive_attention_backward(const AttentionShape& shape, const Mask& mask, T s
                               T* dv, const AttentionOptions& options) {
   detail::check_backward_args("naive_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::require_features("naive_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("naive_attention_backward", shape, options.features, kAllAttentionFeatures);
   detail::backward_features(
       "naive_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,

@@ -12,14 +12,7 @@
 namespace ped::test {
 namespace {
 
-// Tolerances on ||x - x_ref|| / ||x_ref||, the reference being naive in double:
-// - double: unit roundoff 1.1e-16 grown by sums of up to Nk + d ~ 300 terms, softmax conditioning
-//   and the (dP - D) cancellation in dS; observed errors stay below 1e-14, 1e-11 leaves margin.
-constexpr double kTolDouble = 1e-11;
-// - float: unit roundoff 6e-8 with the same growth; gradients go through two more GEMMs and the
-//   dS cancellation; observed errors stay below 2e-6, 5e-5 leaves margin without hiding a bug
-//   (a wrong mask or a missed tile gives errors of order 1e-2 or more).
-constexpr double kTolFloat = 5e-5;
+// Tolerances: kTolDouble, kTolFloat (test_util.hpp).
 
 const std::vector<AttentionShape>& shapes() {
   static const std::vector<AttentionShape> s = {

@@ -9,19 +9,7 @@
 namespace ped::test {
 namespace {
 
-double loss(const AttentionImpl& impl, const Problem<double>& p, const Mask& mask) {
-  std::vector<double> out(p.q.size());
-  std::vector<RowStats<double>> stats(static_cast<std::size_t>(p.shape.batch * p.shape.heads * p.shape.seq_q));
-  run_forward<double>(impl, p.shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data());
-  double l = 0;
-  for (std::size_t e = 0; e < out.size(); ++e) l += p.dout[e] * out[e];
-  return l;
-}
-
-// Central differences: truncation O(h^2 |L'''|) ~ 1e-12 and rounding O(eps |L| / h) ~ 1e-10 with
-// h = 1e-6 scaled to the input, so 1e-7 normwise is a safe bound that a wrong formula still
-// exceeds by orders of magnitude.
-constexpr double kTolFd = 1e-7;
+// Tolerance: kTolFd (test_util.hpp).
 
 void check_fd(const AttentionImpl& impl, const AttentionShape& shape, const Mask& mask) {
   SCOPED_TRACE(impl.name + " " + mask.name() + " " + shape_string(shape) + " seed=" + std::to_string(kSeed));
@@ -33,18 +21,7 @@ void check_fd(const AttentionImpl& impl, const AttentionShape& shape, const Mask
     const char* name;
   };
   for (const Input in : {Input{&p.q, &r.dq, "dq"}, Input{&p.k, &r.dk, "dk"}, Input{&p.v, &r.dv, "dv"}}) {
-    std::vector<double> fd(in.x->size());
-    for (std::size_t e = 0; e < in.x->size(); ++e) {
-      const double x0 = (*in.x)[e];
-      const double h = 1e-6 * std::max(1.0, std::abs(x0));
-      (*in.x)[e] = x0 + h;
-      const double lp = loss(impl, p, mask);
-      (*in.x)[e] = x0 - h;
-      const double lm = loss(impl, p, mask);
-      (*in.x)[e] = x0;
-      fd[e] = (lp - lm) / (2 * h);
-    }
-    EXPECT_LE(norm_rel_err(*in.grad, fd), kTolFd) << in.name;
+    EXPECT_LE(norm_rel_err(*in.grad, fd_gradient(impl, p, *in.x, mask)), kTolFd) << in.name;
   }
 }
 

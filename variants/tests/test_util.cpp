@@ -64,6 +64,32 @@ Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, 
   return r;
 }
 
+double fd_loss(const AttentionImpl& impl, const Problem<double>& p, const Mask& mask, const AttentionOptions& options) {
+  std::vector<double> out(p.q.size());
+  std::vector<RowStats<double>> stats(static_cast<std::size_t>(p.shape.batch * p.shape.heads * p.shape.seq_q));
+  run_forward<double>(impl, p.shape, mask, p.scale, p.q.data(), p.k.data(), p.v.data(), out.data(), stats.data(),
+                      options);
+  double l = 0;
+  for (std::size_t e = 0; e < out.size(); ++e) l += p.dout[e] * out[e];
+  return l;
+}
+
+std::vector<double> fd_gradient(const AttentionImpl& impl, const Problem<double>& p, std::vector<double>& x,
+                                const Mask& mask, const AttentionOptions& options) {
+  std::vector<double> fd(x.size());
+  for (std::size_t e = 0; e < x.size(); ++e) {
+    const double x0 = x[e];
+    const double h = 1e-6 * std::max(1.0, std::abs(x0));
+    x[e] = x0 + h;
+    const double lp = fd_loss(impl, p, mask, options);
+    x[e] = x0 - h;
+    const double lm = fd_loss(impl, p, mask, options);
+    x[e] = x0;
+    fd[e] = (lp - lm) / (2 * h);
+  }
+  return fd;
+}
+
 template <class T>
 double norm_rel_err(const std::vector<T>& a, const std::vector<T>& b) {
   if (a.size() != b.size()) return std::numeric_limits<double>::infinity();

@@ -13,6 +13,21 @@ namespace ped::test {
 
 constexpr std::uint64_t kSeed = 20251128;  // every random input derives from this seed
 
+// Tolerances on ||x - x_ref|| / ||x_ref||, the reference being naive in double (agreement_test.cpp,
+// score_features_test.cpp):
+// - double: unit roundoff 1.1e-16 grown by sums of up to Nk + d ~ 300 terms, softmax conditioning
+//   and the (dP - D) cancellation in dS; observed errors stay below 1e-14, 1e-11 leaves margin.
+constexpr double kTolDouble = 1e-11;
+// - float: unit roundoff 6e-8 with the same growth; gradients go through two more GEMMs and the
+//   dS cancellation; observed errors stay below 2e-6, 5e-5 leaves margin without hiding a bug
+//   (a wrong mask or a missed tile gives errors of order 1e-2 or more).
+constexpr double kTolFloat = 5e-5;
+// Backward against central finite differences in double (finite_difference_test.cpp,
+// score_features_test.cpp): truncation O(h^2 |L'''|) ~ 1e-12 and rounding O(eps |L| / h) ~ 1e-10
+// with h = 1e-6 scaled to the input, so 1e-7 normwise is a safe bound that a wrong formula still
+// exceeds by orders of magnitude.
+constexpr double kTolFd = 1e-7;
+
 // Inputs of one attention call, filled uniformly in [-1, 1) from `seed`.
 template <class T>
 struct Problem {
@@ -48,6 +63,15 @@ Result<T> run(const AttentionImpl& impl, const Problem<T>& p, const Mask& mask, 
 
 // ||a - b|| / max(||b||, tiny), in double. Entries equal to -inf in both (lse of fully masked rows)
 // are skipped; -inf in only one of them gives +inf.
+// sum(dout o out) of impl's forward in double with options.
+double fd_loss(const AttentionImpl& impl, const Problem<double>& p, const Mask& mask,
+               const AttentionOptions& options = {});
+
+// d fd_loss / dx by central differences (L(x + h) - L(x - h)) / 2h, h = 1e-6 max(1, |x|), for every
+// element of x: one of p's inputs, or an array options points into (e.g. the sinks). x is restored.
+std::vector<double> fd_gradient(const AttentionImpl& impl, const Problem<double>& p, std::vector<double>& x,
+                                const Mask& mask, const AttentionOptions& options = {});
+
 template <class T>
 double norm_rel_err(const std::vector<T>& a, const std::vector<T>& b);
 
