@@ -531,7 +531,7 @@ TEST(Version2, TheSimplePluginDeclaresEveryFeature) {
 }
 
 // Each feature, both layouts, float and double: the plugin agrees with the reference above and with
-// the naive kernel wherever the naive kernel declares the features of the case.
+// the naive kernel (which declares every feature).
 // Tolerances: in double both compute in double from the same inputs (rounding differences of order
 // 1e-16 on values of order 1; 1e-12 leaves room for the sums' order). In float the plugin rounds out
 // and the row statistics cross the ABI as a float64 lse and come back as float RowStats, so the
@@ -560,7 +560,9 @@ TEST(Version2, TheSimplePluginAgreesWithTheReferenceAndTheNaiveKernelOnEachFeatu
       }
     }
   }
-  EXPECT_GE(naive_compared, 2 * 4);  // grouped_query, multi_query, lengths, lengths_causal at least
+  // The naive kernel declares every feature: each case was compared with it, in both layouts.
+  EXPECT_EQ(naive.features, kAllAttentionFeatures);
+  EXPECT_EQ(naive_compared, 2 * static_cast<int>(feature_cases().size()));
 }
 
 // The reference is no echo of the plugin: a feature value changed in the reference alone is caught.
