@@ -115,7 +115,7 @@
  *   PED_FEATURE_ALIBI                alibi_slopes: H finite slopes
  *   PED_FEATURE_SOFTCAP              softcap: c > 0 finite (0: off)
  *   PED_FEATURE_SINKS                sinks: H finite logits; backward writes dsinks
- * Dtype bits are additive within a version, like `features`: PED_DTYPE_BFLOAT16 and
+ * Dtype bits are additive within a version: PED_DTYPE_BFLOAT16 and
  * PED_DTYPE_FLOAT16 were added to version 1 without changing any struct or the version number. The
  * harness passes a dtype only to a plugin that declares it, so a plugin declaring float32/float64
  * alone is unaffected. A harness older than a dtype bit refuses a plugin that declares it (its load
