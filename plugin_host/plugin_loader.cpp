@@ -581,14 +581,15 @@ LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOpti
     feature_names.emplace_back(to_string(f.feature));
   }
   if (unknown != 0) {
+    std::string known;
+    for (const AbiFeature& f : kAbiFeatures) known += (known.empty() ? "" : ", ") + std::string(f.macro);
     const int bit = __builtin_ctzll(unknown);
     fail("plugin '" + name + "': features = " + hex(d->features) + " holds bit " + std::to_string(bit) + " (" +
          hex(std::uint64_t{1} << bit) + (std::uint64_t{1} << bit == PED_FEATURE_ADDITIVE_BIAS
                                               ? ", PED_FEATURE_ADDITIVE_BIAS, reserved"
                                               : "") +
          "), which ABI version " + std::to_string(d->abi_version) +
-         " does not define; this harness knows PED_FEATURE_GROUPED_QUERY_HEADS, PED_FEATURE_VARIABLE_LENGTH, "
-         "PED_FEATURE_DROPOUT, PED_FEATURE_ALIBI, PED_FEATURE_SOFTCAP, PED_FEATURE_SINKS");
+         " does not define; this harness knows " + known);
   }
 
   LoadedPlugin info;
