@@ -44,7 +44,8 @@
 //
 // Numerics: scores are shifted by their row max, so scores of +-1e4 neither overflow nor underflow.
 //
-// Variants (all accept every Mask, all give the same results up to rounding):
+// Variants (all accept every Mask, all give the same results up to rounding; the AttentionFeatures
+// each implements are its AttentionImpl::features, registry.hpp: naive and blocked implement all):
 //   naive    materialises S and P (O(Nq Nk) memory) in double; the algorithmic reference
 //   blocked  query strips of tile_q rows, scores and softmax of a whole strip with BLAS (O(tile_q Nk) memory)
 //   flash    FlashAttention-2: tiles of Q and K/V, online softmax, only the row stats kept; backward

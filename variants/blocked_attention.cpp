@@ -9,11 +9,22 @@
 //          dS = P o (dP - D) (the exact form for a dominated row's dominant entry), dQ_strip = s dS K;
 //   pass 2 per key strip j0 .. j0 + Bt: the same P, dS for the queries that see the strip, then
 //          dV_strip = P^T dO and dK_strip = s dS^T Q.
-// Memory O(Bt Nk) per thread in pass 1 and forward, O(Nq Bt) in pass 2.
-// AttentionOptions::phases, when set, gets the time of each phase of the strips (PhaseClock).
+// Memory O(Bt Nk) per thread in pass 1 and forward, O(Nq Bt) in pass 2 (one more such buffer per
+// pass with soft-cap: the factors 1 - t^2).
+// Every AttentionFeature: grouped-query heads and per-sequence lengths by slicing (features.hpp);
+// after each score GEMM the soft-cap and the ALiBi bias (modify_scores, before the mask, so the
+// forward and both backward passes compute the same scores); the sink in the row max and sum (a row
+// without a visible key: stats {sink, 1}); dropout's Z / (1 - p) on P before O = P V and dV = P^T dO
+// and on dP (apply_dropout); the soft-cap's 1 - t^2 on dS before dQ, dK; d sink = -sum_i P_i,sink D_i
+// from the row stats after pass 2. The dominated rows' exact dS stays exact with all of them (see
+// pass 1). With every feature off the extra work is a few flag tests per strip.
+// AttentionOptions::phases, when set, gets the time of each phase of the strips (PhaseClock); the
+// soft-cap and ALiBi count as score_gemm, dropout as softmax (forward) or dp_gemm / dv_gemm, the
+// soft-cap's backward factor as dq_gemm / dk_gemm.
 #include "variants/blocked_attention.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -54,16 +65,92 @@ KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std
   return r;
 }
 
+// Soft-cap and ALiBi on a (rows, cols) tile of scores s q.k (ld), query rows i0 .., keys j0 .. of
+// slice x, before the mask: S = c tanh(s q.k / c), then S -= slope |p - j| with p = i + (Nk - Nq).
+// factor, when not null, gets the soft-cap's backward factor 1 - t^2 (ld as the tile). Both come
+// from e = exp(-2 |y|) in (0, 1], y = s q.k / c, with the vectorising exp_nonpositive:
+// tanh(y) = sign(y) (1 - e) / (1 + e) and 1 - tanh^2(y) = 4 e / (1 + e)^2, which keeps its relative
+// accuracy where the tanh saturates (1 - t^2 from a rounded t would lose it). The same inputs give
+// bitwise the same scores in every pass.
+template <class T>
+void modify_scores(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                   std::int64_t cols, std::int64_t nq, std::int64_t nk, T* s, std::int64_t ld, T* factor) {
+  const T cap = static_cast<T>(mods.softcap), inv_cap = static_cast<T>(1 / mods.softcap);
+  const double slope = mods.slope(x);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    T* row = s + r * ld;
+    if (mods.softcap > 0) {
+      T* f = factor != nullptr ? factor + r * ld : nullptr;
+      if (f == nullptr) {
+#pragma omp simd
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const T y = row[c] * inv_cap;
+          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
+          row[c] = cap * std::copysign((T{1} - e) / (T{1} + e), y);
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t c = 0; c < cols; ++c) {
+          const T y = row[c] * inv_cap;
+          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
+          const T ep1 = T{1} + e;
+          row[c] = cap * std::copysign((T{1} - e) / ep1, y);
+          f[c] = T{4} * e / (ep1 * ep1);
+        }
+      }
+    }
+    if (slope != 0) {
+      const std::int64_t p = i0 + r + (nk - nq);
+#pragma omp simd
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const std::int64_t dist = p - (j0 + c);
+        row[c] -= static_cast<T>(slope * static_cast<double>(dist < 0 ? -dist : dist));
+      }
+    }
+  }
+}
+
+// Dropout on a (rows, cols) tile (ld), query rows i0 .., keys j0 .. of slice x: each entry times
+// Z_ij / (1 - dropout_p), that is 0 where the pair is dropped.
+template <class T>
+void apply_dropout(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+                   std::int64_t cols, T* a, std::int64_t ld) {
+  const std::uint64_t threshold = mods.dropout_threshold();
+  const T scale = static_cast<T>(mods.dropout_scale());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::uint64_t key = mods.dropout_row_key(x, i0 + r);
+    T* row = a + r * ld;
+    for (std::int64_t c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, threshold) ? row[c] * scale : T{0};
+  }
+}
+
+// a (rows, cols) <- a o f element-wise (both with leading dimension ld).
+template <class T>
+void scale_by(T* a, const T* f, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+#pragma omp simd
+    for (std::int64_t c = 0; c < cols; ++c) a[r * ld + c] *= f[r * ld + c];
+  }
+}
+
+// P_i,sink = exp(sink - max) inv_sum of a row (0 for a row without key and sink), in double.
+template <class T>
+double sink_probability(const RowStats<T>& st, double sink) {
+  if (st.max == -std::numeric_limits<T>::infinity()) return 0;
+  return std::exp(sink - static_cast<double>(st.max)) * static_cast<double>(st.inv_sum);
+}
+
 template <class T>
 void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                      const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options,
                      const detail::ScoreMods& mods) {
-  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
   const std::int64_t bt = options.tile_q > 0 ? options.tile_q : kDefaultTile;
   const std::int64_t strips = detail::ceil_div(nq, bt);
+  const bool modified = mods.softcap > 0 || mods.alibi_slopes != nullptr;
+  const bool sinks = mods.sinks != nullptr, dropout = mods.dropout_p > 0;
   const int threads = detail::resolve_threads(options);
   const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
   detail::BlasSingleThreaded blas1;
@@ -80,9 +167,11 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
       T* os = out + x * qStrideBH + i0 * d;
       RowStats<T>* st = stats + x * nq + i0;
       const KeyInterval keys = strip_keys(ext, i0, i0 + rows);
+      // A row that sees no key: P = 0, out 0; stats {-inf, 0}, or with a sink {sink, 1}.
+      const RowStats<T> keyless = sinks ? RowStats<T>{static_cast<T>(mods.sink(x)), T{1}} : RowStats<T>{};
       if (keys.lo >= keys.hi) {  // every row of the strip fully masked
         std::fill(os, os + rows * d, T{0});
-        std::fill(st, st + rows, RowStats<T>{});
+        std::fill(st, st + rows, keyless);
         continue;
       }
       const std::int64_t w = keys.hi - keys.lo;
@@ -92,24 +181,30 @@ void blocked_forward(const AttentionShape& shape, const Mask& mask, T scale, con
       detail::gemm_nt(static_cast<int>(rows), static_cast<int>(w), static_cast<int>(d), scale, qs,
                       static_cast<int>(d), k + x * kStrideBH + keys.lo * d, static_cast<int>(d), T{0}, s,
                       static_cast<int>(w));
+      if (modified) modify_scores(mods, x, i0, rows, keys.lo, w, nq, nk, s, w, static_cast<T*>(nullptr));
       clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, s, w);
       clock.lap(AttentionPhase::mask);
+      const T sink = static_cast<T>(mods.sink(x));  // -inf without sinks
       for (std::int64_t r = 0; r < rows; ++r) {
         T* row = s + r * w;
-        const T m = detail::row_max(row, w);
+        T m = detail::row_max(row, w);
+        if (sinks) m = std::max(m, sink);  // the sink joins the row max and sum
         if (m == -std::numeric_limits<T>::infinity()) {  // no visible key: -inf - (-inf) would be NaN
           std::fill(row, row + w, T{0});
           st[r] = RowStats<T>{};
           continue;
         }
         // P_r = exp(S_r - m) / sum; shifting by the row max keeps scores of +-1e4 from overflowing
-        const double sum = detail::exp_shift_sum(row, w, m);
+        double sum = detail::exp_shift_sum(row, w, m);
+        if (sinks) sum += std::exp(static_cast<double>(sink) - static_cast<double>(m));
         const T inv = static_cast<T>(1.0 / sum);
 #pragma omp simd
         for (std::int64_t c = 0; c < w; ++c) row[c] *= inv;
         st[r] = RowStats<T>{m, inv};
       }
+      // O = (P o Z / (1 - dropout_p)) V; the stats describe P before dropout
+      if (dropout) apply_dropout(mods, x, i0, rows, keys.lo, w, s, w);
       clock.lap(AttentionPhase::softmax);
       // O_strip = P V[jlo:jhi]
       detail::gemm_nn(static_cast<int>(rows), static_cast<int>(d), static_cast<int>(w), T{1}, s, static_cast<int>(w),
@@ -123,7 +218,6 @@ template <class T>
 void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                       const T* v, const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
                       const AttentionOptions& options, const detail::ScoreMods& mods) {
-  (void)mods;
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
@@ -131,6 +225,8 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
   const int threads = detail::resolve_threads(options);
   const std::vector<KeyInterval> ext = row_extents(mask, nq, nk, threads);
   detail::BlasSingleThreaded blas1;
+  const bool modified = mods.softcap > 0 || mods.alibi_slopes != nullptr, softcap = mods.softcap > 0;
+  const bool sinks = mods.sinks != nullptr, dropout = mods.dropout_p > 0;
 
   // D (B, H, Nq) = rowsum(dO o O) = rowsum(dP o P)
   std::vector<T> dvec(static_cast<std::size_t>(bh * nq));
@@ -152,6 +248,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
     std::vector<detail::DominatedRow> rowstate;
     detail::Scratch<T> pbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));   // (Bt, Nk) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(std::min(bt, nq) * nk));  // (Bt, Nk) dP, then dS
+    detail::Scratch<T> fbuf(softcap ? static_cast<std::size_t>(std::min(bt, nq) * nk) : 0);  // (Bt, Nk) 1 - t^2
     detail::PhaseClock clock(options.phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * qstrips; ++unit) {
@@ -173,6 +270,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum
       clock.start();
       detail::gemm_nt(ir, iw, id, scale, q + x * qStrideBH + i0 * d, id, kx, id, T{0}, p, iw);
+      if (modified) modify_scores(mods, x, i0, rows, keys.lo, w, nq, nk, p, w, softcap ? fbuf.data() : nullptr);
       clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, i0, rows, keys.lo, w, nq, nk, p, w);
       clock.lap(AttentionPhase::mask);
@@ -189,14 +287,24 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       }
       detail::probs_from_stats(p, rows, w, w, stats + x * nq + i0);
       clock.lap(AttentionPhase::softmax);
-      // forward: O = P V  =>  dP = dO V^T
+      // forward: O = (P o Z / (1 - dropout_p)) V  =>  dP = (dO V^T) o Z / (1 - dropout_p)
       detail::gemm_nt(ir, iw, id, T{1}, dos, id, vx, id, T{0}, ds, iw);
+      if (dropout) apply_dropout(mods, x, i0, rows, keys.lo, w, ds, w);
       clock.lap(AttentionPhase::dp_gemm);
-      // forward: P = softmax_rows(S)  =>  dS = P o (dP - D); a dominated row's candidate: exact form
+      // forward: P = softmax_rows(S)  =>  dS = P o (dP - D); a dominated row's candidate: exact form.
+      // That form stays exact with the features: D_i = sum_j P_ij dP_ij holds with dropout's dP
+      // (the scan sees dP after dropout), and 1 - P_ij* = B_i + P_i,sink, so a sink's probability
+      // joins B_i below; the soft-cap's factor applies to dS afterwards, candidates included.
       if (dominated) {
         std::vector<detail::Candidate>& found = candidates[unit];
         rowstate.assign(static_cast<std::size_t>(rows), detail::DominatedRow{});
         detail::dominated_scan(p, ds, rows, w, w, i0, keys.lo, stats + x * nq + i0, rowstate.data(), found);
+        if (sinks) {
+          for (std::int64_t r = 0; r < rows; ++r) {
+            const RowStats<T>& st = stats[x * nq + i0 + r];
+            if (st.inv_sum > T{0.5}) rowstate[static_cast<std::size_t>(r)].b += sink_probability(st, mods.sink(x));
+          }
+        }
         clock.lap(AttentionPhase::dominated);
         detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
         clock.lap(AttentionPhase::softmax_grad);
@@ -207,6 +315,8 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
         detail::softmax_grad(p, ds, rows, w, w, dvec.data() + x * nq + i0);
         clock.lap(AttentionPhase::softmax_grad);
       }
+      // forward: S = c tanh(s q.k / c)  =>  dS_raw = dS (1 - t^2)   (ALiBi's bias is a constant)
+      if (softcap) scale_by(ds, fbuf.data(), rows, w, w);
       // forward: S = s Q K^T  =>  dQ = s dS K
       detail::gemm_nn(ir, id, iw, scale, ds, iw, kx, id, T{0}, dqs, id);
       clock.lap(AttentionPhase::dq_gemm);
@@ -219,6 +329,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
   {
     detail::Scratch<T> pbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));   // (Nq, Bt) S, then P
     detail::Scratch<T> dpbuf(static_cast<std::size_t>(nq * std::min(bt, nk)));  // (Nq, Bt) dP, then dS
+    detail::Scratch<T> fbuf(softcap ? static_cast<std::size_t>(nq * std::min(bt, nk)) : 0);  // (Nq, Bt) 1 - t^2
     detail::PhaseClock clock(options.phases);
 #pragma omp for schedule(dynamic)
     for (std::int64_t unit = 0; unit < bh * kstrips; ++unit) {
@@ -248,6 +359,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       // forward: S = s Q K^T + M, P = exp(S - max) * inv_sum   (rows, cols)
       clock.start();
       detail::gemm_nt(ir, ic, id, scale, qs, id, k + x * kStrideBH + j0 * d, id, T{0}, p, ic);
+      if (modified) modify_scores(mods, x, ilo, rows, j0, cols, nq, nk, p, cols, softcap ? fbuf.data() : nullptr);
       clock.lap(AttentionPhase::score_gemm);
       detail::mask_tile(mask, ilo, rows, j0, cols, nq, nk, p, cols);
       clock.lap(AttentionPhase::mask);
@@ -257,11 +369,9 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
       }
       detail::probs_from_stats(p, rows, cols, cols, stats + x * nq + ilo);
       clock.lap(AttentionPhase::softmax);
-      // forward: O = P V  =>  dV = P^T dO
-      detail::gemm_tn(ic, id, ir, T{1}, p, ic, dos, id, T{0}, dvs, id);
-      clock.lap(AttentionPhase::dv_gemm);
-      // dP = dO V^T, dS = P o (dP - D)
+      // forward: O = (P o Z / (1 - p)) V  =>  dP = (dO V^T) o Z / (1 - p), dS = P o (dP - D)
       detail::gemm_nt(ir, ic, id, T{1}, dos, id, v + x * kStrideBH + j0 * d, id, T{0}, ds, ic);
+      if (dropout) apply_dropout(mods, x, ilo, rows, j0, cols, ds, cols);
       clock.lap(AttentionPhase::dp_gemm);
       detail::softmax_grad(p, ds, rows, cols, cols, dvec.data() + x * nq + ilo);
       clock.lap(AttentionPhase::softmax_grad);
@@ -271,9 +381,26 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
         }
         clock.lap(AttentionPhase::dominated);
       }
+      // forward: O = (P o Z / (1 - p)) V  =>  dV = (P o Z / (1 - p))^T dO   (P is not needed after)
+      if (dropout) apply_dropout(mods, x, ilo, rows, j0, cols, p, cols);
+      detail::gemm_tn(ic, id, ir, T{1}, p, ic, dos, id, T{0}, dvs, id);
+      clock.lap(AttentionPhase::dv_gemm);
+      // forward: S = c tanh(s q.k / c)  =>  dS_raw = dS (1 - t^2)
+      if (softcap) scale_by(ds, fbuf.data(), rows, cols, cols);
       // forward: S = s Q K^T  =>  dK = s dS^T Q
       detail::gemm_tn(ic, id, ir, scale, ds, ic, qs, id, T{0}, dks, id);
       clock.lap(AttentionPhase::dk_gemm);
+    }
+  }
+
+  // d sink = -sum_i P_i,sink D_i per slice, summed in row order (the sink has no value row: dP = 0)
+  if (mods.dsinks != nullptr) {
+    for (std::int64_t x = 0; x < bh; ++x) {
+      double sum = 0;
+      for (std::int64_t i = 0; i < nq; ++i) {
+        sum += sink_probability(stats[x * nq + i], mods.sink(x)) * static_cast<double>(dvec[x * nq + i]);
+      }
+      mods.dsinks[x] = -sum;
     }
   }
 }
@@ -284,7 +411,7 @@ template <class T>
 void blocked_attention_forward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k,
                                const T* v, T* out, RowStats<T>* stats, const AttentionOptions& options) {
   detail::check_forward_args("blocked_attention_forward", shape, mask, scale, q, k, v, out, stats, options);
-  detail::require_features("blocked_attention_forward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("blocked_attention_forward", shape, options.features, kAllAttentionFeatures);
   detail::forward_features(
       "blocked_attention_forward", shape, mask, q, k, v, out, stats, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, T* sout, RowStats<T>* sstats,
@@ -300,7 +427,7 @@ void blocked_attention_backward(const AttentionShape& shape, const Mask& mask, T
                                 T* dv, const AttentionOptions& options) {
   detail::check_backward_args("blocked_attention_backward", shape, mask, scale, q, k, v, out, stats, dout, dq, dk, dv,
                               options);
-  detail::require_features("blocked_attention_backward", shape, options.features, detail::kSlicedFeatures);
+  detail::require_features("blocked_attention_backward", shape, options.features, kAllAttentionFeatures);
   detail::backward_features(
       "blocked_attention_backward", shape, mask, q, k, v, out, stats, dout, dq, dk, dv, options,
       [&](const AttentionShape& slice, const T* sq, const T* sk, const T* sv, const T* sout, const RowStats<T>* sstats,

@@ -1,6 +1,7 @@
 // Blocked attention: query strips of tile_q rows (default 64); a strip's scores (tile_q, Nk) come from
 // one BLAS GEMM and are softmaxed exactly. Memory O(tile_q Nk) per thread. The backward walks query
 // strips for dQ and key strips for dK, dV, so no two threads write the same rows.
+// Implements every AttentionFeature (grouped-query heads, ALiBi, soft-cap, lengths, dropout, sinks).
 // B batch, H heads, Nq/Nk query/key tokens, d head dim; layouts as in variants/attention.hpp.
 #pragma once
 

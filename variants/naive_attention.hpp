@@ -1,6 +1,7 @@
 // Naive attention: materialises the (Nq, Nk) scores and probabilities per (b, h), in double.
 // The algorithmic reference every other variant is checked against. Memory O(Nq Nk) per thread.
 // The backward recomputes P from q and k; out and stats enter only its non-finite checks.
+// Implements every AttentionFeature (grouped-query heads, ALiBi, soft-cap, lengths, dropout, sinks).
 // B batch, H heads, Nq/Nk query/key tokens, d head dim; layouts as in variants/attention.hpp.
 #pragma once
 

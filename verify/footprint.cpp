@@ -126,7 +126,22 @@ const std::map<std::string, FootprintFn>& formulas() {
 
 }  // namespace
 
-Footprint footprint(const std::string& op, const Dims& dims) {
+Footprint footprint(const std::string& op, const Dims& dims, const std::string& feature_set) {
+  if (op == "sdpa_features") {
+    // As sdpa with k, v of H_kv heads, plus the sinks (differentiable) and ALiBi slopes (not), H
+    // each, where the set has them; the twin runs one sequence at a time, holding no more than sdpa's.
+    // No set: the largest, every feature with H_kv = H.
+    const std::string set = feature_set.empty() ? "all" : feature_set;
+    const std::uint32_t bits = sdpa_feature_set_bits(set);
+    const Dims& d = dims;
+    const double nk = d.Nk > 0 ? d.Nk : d.N, B = d.B, H = d.H, N = d.N, Dh = d.Dh;
+    const double hkv = feature_set.empty() ? H : static_cast<double>(sdpa_features_kv_heads(set, d));
+    const double sinks = (bits & attention_feature_bit(AttentionFeature::sinks)) ? H : 0;
+    const double slopes = (bits & attention_feature_bit(AttentionFeature::alibi)) ? H : 0;
+    const double diff = Dh * B * (H * N + 2 * hkv * nk) + sinks;
+    return Footprint{sdpa_features_shape(set, d), diff + slopes, diff, B * H * N * (Dh + 1),
+                     5 * B * H * N * nk + 3 * N * nk + N * nk / 4};
+  }
   const auto it = formulas().find(op);
   if (it == formulas().end()) throw std::logic_error("footprint: no memory formula for op '" + op + "'");
   return it->second(dims);

@@ -22,7 +22,9 @@ struct Footprint {
 
 // The footprint of op `op` at `dims`. Throws std::logic_error for an op without a formula (every
 // op of op_cases() has one; verify/tests/footprint_test.cpp checks the inputs and outputs exactly).
-Footprint footprint(const std::string& op, const Dims& dims);
+// `feature_set`: the OpCase::feature_sets item of an op that has them (sdpa_features; empty: the
+// largest of its sets), ignored by the others.
+Footprint footprint(const std::string& op, const Dims& dims, const std::string& feature_set = "");
 
 // Bytes of a problem's inputs: what a built problem holds until the sweep ends.
 double resident_bytes(const Footprint& f);

@@ -52,10 +52,11 @@ Dims parse_dims(const std::string& text) {
                          : key == "B" ? &d.B
                          : key == "Nk" ? &d.Nk
                          : key == "Dh" ? &d.Dh
+                         : key == "Hkv" ? &d.Hkv
                                       : nullptr;
     if (!slot) {
       throw std::invalid_argument("parse_dims: unknown size '" + key + "' in shape '" + text +
-                                  "', expected one of N D H F V T R I O K B Nk Dh");
+                                  "', expected one of N D H F V T R I O K B Nk Dh Hkv");
     }
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
       throw std::invalid_argument("parse_dims: size " + key + " is given twice in shape '" + text + "'");
@@ -71,8 +72,8 @@ const std::vector<OpCase>& op_cases() {
       token_embedding_case(), positional_embedding_case(), linear_case(),   lora_linear_case(),
       layer_norm_case(),      gelu_tanh_case(),            gelu_erf_case(), softmax_case(),
       cross_entropy_case(),   attention_case(),            residual_case(), feed_forward_case(),
-      transformer_block_case(), sdpa_case(),            sdpa_large_scores_case(), gpt_case(),
-      gpt_lora_case()};
+      transformer_block_case(), sdpa_case(),            sdpa_large_scores_case(), sdpa_features_case(),
+      gpt_case(), gpt_lora_case()};
   static std::size_t registered = attention_impls().size();
   if (attention_impls().size() != registered) {
     registered = attention_impls().size();
@@ -149,6 +150,48 @@ std::vector<std::string> parse_mask_list(const std::string& text) {
   return masks;
 }
 
+std::uint32_t parse_feature_list(const std::string& text) {
+  std::string known = "all, none";
+  for (std::size_t i = 0; i < kAttentionFeatureCount; ++i) known += std::string(", ") + to_string(static_cast<AttentionFeature>(i));
+  const std::string quoted = "--features '" + printable(text) + "': ";
+  const std::string expected = "expected all, none or a comma-separated list among " + known.substr(11);
+  if (text.empty()) throw std::invalid_argument(quoted + "empty, " + expected);
+  if (text == "all") return kAllAttentionFeatures;
+  if (text == "none") return 0;
+  std::uint32_t bits = 0;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, comma - begin);
+    begin = comma + 1;
+    if (item.empty()) throw std::invalid_argument(quoted + "empty item, " + expected);
+    if (item == "all" || item == "none") throw std::invalid_argument(quoted + item + " must be given alone, " + expected);
+    AttentionFeature f{};
+    try {
+      f = parse_attention_feature(item);
+    } catch (const std::invalid_argument&) {
+      throw std::invalid_argument(quoted + "unknown feature '" + printable(item) + "', " + expected);
+    }
+    if (bits & attention_feature_bit(f)) throw std::invalid_argument(quoted + item + " is given twice");
+    bits |= attention_feature_bit(f);
+  }
+  return bits;
+}
+
+std::string feature_list_name(std::uint32_t bits) {
+  bits &= kAllAttentionFeatures;
+  if (bits == 0) return "none";
+  if (bits == kAllAttentionFeatures) return "all";
+  std::string out;
+  for (std::size_t i = 0; i < kAttentionFeatureCount; ++i) {
+    const auto f = static_cast<AttentionFeature>(i);
+    if (!(bits & attention_feature_bit(f))) continue;
+    if (!out.empty()) out += ',';
+    out += to_string(f);
+  }
+  return out;
+}
+
 bool op_takes_mask(const OpCase& c, const std::string& text) {
   if (text.empty()) return false;
   if (contains(c.masks, text)) return true;
@@ -195,7 +238,7 @@ bool contains(const std::vector<Reference>& references, Reference r) {
 // What the sweep runs of one op: its variants, masks and references after the filters.
 struct OpPlan {
   const OpCase* op;
-  std::vector<std::string> variants, masks;
+  std::vector<std::string> variants, masks, feature_sets;
   std::vector<Reference> references;
   const std::vector<Dims>* shapes;
 };
@@ -234,7 +277,13 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
                 chosen(c->variants, config.variants, [c](const std::string& v) { return contains(c->variants, v); }),
                 chosen(c->masks, config.masks, [c](const std::string& m) { return op_takes_mask(*c, m); }),
                 {},
+                {},
                 config.shapes.empty() ? &c->default_shapes : &config.shapes};
+    // A feature set runs when every feature it uses is selected (--features).
+    for (const std::string& fs : c->feature_sets) {
+      const std::uint32_t bits = fs.empty() || !c->feature_bits ? 0 : c->feature_bits(fs);
+      if ((bits & ~config.features) == 0) plan.feature_sets.push_back(fs);
+    }
     // naive compares with the naive attention kernel: it applies to the ops that have one
     for (Reference r : config.references.empty() ? c->references : config.references) {
       if (r != Reference::naive || contains(c->references, Reference::naive)) plan.references.push_back(r);
@@ -246,6 +295,9 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
     } else if (plan.masks.empty()) {
       missing = "--masks '" + joined(config.masks) + "': op " + c->name + " has none of them (its masks: " +
                 joined(c->masks) + (c->check_concrete_mask ? ", or a concrete mask in Mask::parse's text" : "") + ")";
+    } else if (plan.feature_sets.empty()) {
+      missing = "--features '" + feature_list_name(config.features) + "': op " + c->name +
+                " has no feature set within them (its feature sets: " + joined(c->feature_sets) + ")";
     } else if (plan.references.empty()) {
       missing = "--references '" + joined(config.references) + "': none applies to op " + c->name +
                 " (naive applies to attention kernels only; its references: " + joined(c->references) + ")";
@@ -268,12 +320,14 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
   std::size_t problems = 0;
   std::string largest_name;
   for (const OpPlan& plan : plans) {
-    const double per_shape = static_cast<double>(plan.variants.size() * plan.masks.size() * config.seeds.size());
+    const std::size_t per_shape_problems = plan.variants.size() * plan.masks.size() * config.seeds.size();
+    const double per_shape = static_cast<double>(per_shape_problems);
     const bool fd = contains(plan.references, Reference::finite_difference);
+    for (const std::string& feature_set : plan.feature_sets) {
     for (const Dims& dims : *plan.shapes) {
-      const Footprint f = footprint(plan.op->name, dims);
+      const Footprint f = footprint(plan.op->name, dims, feature_set);
       resident += per_shape * resident_bytes(f);
-      problems += plan.variants.size() * plan.masks.size() * config.seeds.size();
+      problems += per_shape_problems;
       const double check = check_bytes(f, fd, config.fd.full_jacobian_max_entries);
       largest_check = std::max(largest_check, check);
       if (resident_bytes(f) + check > largest_case) {
@@ -281,6 +335,7 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
         largest_jacobian = check - check_bytes(f, false, 0);
         largest_name = plan.op->name + " [" + f.shape + "]";
       }
+    }
     }
   }
   const double budget = config.memory_budget_gib * 1024.0 * 1024.0 * 1024.0;
@@ -311,11 +366,13 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
   for (const OpPlan& plan : plans) {
     for (const std::string& variant : plan.variants) {
       for (const std::string& mask : plan.masks) {
+        for (const std::string& features : plan.feature_sets) {
         for (const Dims& dims : *plan.shapes) {
-          if (plan.op->runs && !plan.op->runs(CaseParams{dims, variant, mask})) continue;
+          const CaseParams params{dims, variant, mask, features};
+          if (plan.op->runs && !plan.op->runs(params)) continue;
           for (std::uint64_t seed : config.seeds) {
             try {
-              Problem p = plan.op->make(CaseParams{dims, variant, mask}, seed);
+              Problem p = plan.op->make(params, seed);
               if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
                 continue;  // an implementation without the dtypes asked for
               }
@@ -326,6 +383,7 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
               throw std::invalid_argument(std::string("--shape: ") + e.what());
             }
           }
+        }
         }
       }
     }

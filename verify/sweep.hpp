@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/mask.hpp"
+#include "variants/attention.hpp"
 #include "verify/checks.hpp"
 
 namespace ped::verify {
@@ -16,9 +17,10 @@ namespace ped::verify {
 // Sizes an op may use; each op reads the ones it needs and names them in its shape string.
 // N tokens (queries), D model width, H heads, F feed-forward width, V vocabulary, T positional table
 // length, R LoRA rank, I and O input and output widths of a linear layer, K columns of a score
-// matrix, B batch, Nk keys of an attention kernel (0: as many as queries), Dh its head dim.
+// matrix, B batch, Nk keys of an attention kernel (0: as many as queries), Dh its head dim, Hkv its
+// key/value heads under grouped-query attention (0: the op's default; sdpa_features only).
 struct Dims {
-  std::int64_t N = 4, D = 8, H = 2, F = 12, V = 7, T = 9, R = 2, I = 6, O = 5, K = 6, B = 1, Nk = 0, Dh = 8;
+  std::int64_t N = 4, D = 8, H = 2, F = 12, V = 7, T = 9, R = 2, I = 6, O = 5, K = 6, B = 1, Nk = 0, Dh = 8, Hkv = 0;
   bool operator==(const Dims&) const = default;
 };
 
@@ -30,6 +32,7 @@ struct CaseParams {
   Dims dims;
   std::string variant;  // empty for reference layers
   std::string mask;     // empty where the op has no mask choice
+  std::string features;  // attention ops with features: the feature set's name (OpCase::feature_sets); else empty
 };
 
 // Parses "N=5,D=8" (unnamed sizes keep their defaults); throws std::invalid_argument on an empty text,
@@ -54,6 +57,12 @@ struct OpCase {
   // Attention ops: `variants` from the registry of attention implementations, which grows when a
   // plugin or a kernel checked through verify/harness.hpp registers; op_cases() calls it again then.
   std::function<std::vector<std::string>()> registry_variants;
+  // Attention ops with AttentionFeatures (sdpa_features): the named feature sets it runs, and the
+  // AttentionFeature bits each uses (attention_feature_bit). {""}: the op has no feature choice.
+  // SweepConfig::features selects the sets whose bits it holds; `runs` leaves out an implementation
+  // that does not declare them (AttentionImpl::features), so new features are picked up from the bits.
+  std::vector<std::string> feature_sets = {""};
+  std::function<std::uint32_t(const std::string&)> feature_bits;
 };
 
 // Every op of the reference library, in the order the README's table lists them; the attention ops'
@@ -82,6 +91,14 @@ std::string mask_choice(const std::string& text);
 // mask's parentheses do not split), each through mask_choice. Throws std::invalid_argument naming
 // --masks and the value for an empty value or item, an item given twice, or an item mask_choice refuses.
 std::vector<std::string> parse_mask_list(const std::string& text);
+// A --features value: "all" (every feature set), "none" (none: plain attention only), or a
+// comma-separated list of AttentionFeature names (attention.hpp: grouped_query, alibi, softcap,
+// variable_length, dropout, sinks), whose bits SweepConfig::features then holds. Throws
+// std::invalid_argument naming --features and the value for an empty value or item, an unknown
+// name, a name given twice, or "all" / "none" among other items.
+std::uint32_t parse_feature_list(const std::string& text);
+// The names of `bits` joined by ',' in AttentionFeature order; "none" for 0, "all" for every bit.
+std::string feature_list_name(std::uint32_t bits);
 // Whether op c runs the mask text: a family it lists, or a concrete mask where it takes those.
 bool op_takes_mask(const OpCase& c, const std::string& text);
 // Throws std::invalid_argument naming --masks, the mask, the op and the shape when the text is a
@@ -97,6 +114,9 @@ struct SweepConfig {
   std::vector<Dims> shapes;              // empty: each op's default shapes
   std::vector<std::string> variants;     // empty: each op's variants
   std::vector<std::string> masks;        // empty: each op's mask families; else families or concrete masks
+  // The AttentionFeature bits (attention_feature_bit) whose feature sets run: a set runs when every
+  // feature it uses is among them (verify --features; 0: none of the sets, only plain attention).
+  std::uint32_t features = kAllAttentionFeatures;
   std::vector<std::uint64_t> seeds = {1, 2};
   std::vector<Dtype> dtypes = {Dtype::f32, Dtype::f64};
   std::vector<Reference> references;     // empty: each op's references

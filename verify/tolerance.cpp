@@ -55,6 +55,9 @@ double reduced_precision_floor(Dtype dtype) { return reduced_epsilon(dtype); }
 
 double tolerance_for(const Problem& problem, Dtype dtype, Reference reference) {
   if (is_reduced(dtype)) return reduced_precision_floor(dtype);
+  if (dtype == Dtype::f64 && reference == Reference::finite_difference && problem.tolerance_finite_difference_f64) {
+    return *problem.tolerance_finite_difference_f64;
+  }
   const std::optional<double>& over = dtype == Dtype::f64 ? problem.tolerance_f64 : problem.tolerance_f32;
   return over ? *over : default_tolerance(dtype, reference);
 }

@@ -71,7 +71,8 @@ double reduced_precision_floor(Dtype dtype);
 // The tolerance_table() entry of dtype x reference.
 double default_tolerance(Dtype dtype, Reference reference);
 
-// The problem's own override where it has one, else the default. For bfloat16 and float16, whose
+// The problem's own override where it has one (tolerance_finite_difference_f64 for a double
+// finite-difference check, else tolerance_f32 / tolerance_f64), else the default. For bfloat16 and float16, whose
 // tolerance is computed per check (accuracy_bound), reduced_precision_floor: the tolerance of a check
 // that could not run.
 double tolerance_for(const Problem& problem, Dtype dtype, Reference reference);

@@ -104,7 +104,7 @@ int run(int argc, char** argv) {
   CLI::Option* ops_option = app.add_option("--ops", ops, "Comma-separated ops to check (default: all; see --list)");
   app.add_option("--shape", shapes,
                  "Sizes replacing each op's default shapes, e.g. N=5,D=8,H=2 (repeatable; sizes: N D H F V T R I O K "
-                 "B Nk Dh, each in [1, 1000000])");
+                 "B Nk Dh Hkv, each in [1, 1000000])");
   CLI::Option* variants_option =
       app.add_option("--variants", variants, "Attention kernels: comma-separated variants (default: all)");
   CLI::Option* masks_option =
@@ -112,6 +112,12 @@ int run(int argc, char** argv) {
                      "Attention kernels: comma-separated masks, each a family (the sweep's sample of that kind, sized "
                      "to each shape; see --list) or a concrete mask in Mask::parse's text, e.g. "
                      "sliding_window(left=256,right=0) (default: every family)");
+  std::string features = "all";
+  app.add_option("--features", features,
+                 "Attention features whose sets op sdpa_features runs: all, none, or a comma-separated list among "
+                 "grouped_query,alibi,softcap,variable_length,dropout,sinks (a set runs when every feature it uses is "
+                 "listed, and for the implementations that declare them)")
+      ->capture_default_str();
   app.add_option("--seeds", seeds, "Comma-separated seeds, integers in [0, 2^64 - 1]")->capture_default_str();
   app.add_option("--dtypes", dtypes,
                  "Comma-separated among float,double,bfloat16,float16 (the 16-bit ones: attention plugins that declare "
@@ -225,6 +231,7 @@ int run(int argc, char** argv) {
     };
     if (*variants_option) config.variants = choices("--variants", variants, &OpCase::variants);
     if (*masks_option) config.masks = parse_mask_list(masks);  // families or Mask::parse texts
+    config.features = parse_feature_list(features);
     config.fd.full_jacobian_max_entries = parse_integer("--full-jacobian-max", full_jacobian_max, 0, 1'000'000'000);
     config.fd.directions = static_cast<int>(parse_integer("--directions", directions, 1, 1000));
     config.memory_budget_gib = parse_number("--memory-budget-gib", memory_budget, 0, kMaxMemoryBudgetGib,
@@ -254,7 +261,11 @@ int run(int argc, char** argv) {
     for (const OpCase& c : op_cases()) {
       std::cout << c.name << ":";
       for (const Dims& d : c.default_shapes) {
-        std::cout << "  [" << c.make({d, c.variants.front(), c.masks.front()}, 1).shape << "]";
+        std::cout << "  [" << c.make({d, c.variants.front(), c.masks.front(), c.feature_sets.front()}, 1).shape << "]";
+      }
+      if (c.feature_sets.size() > 1 || !c.feature_sets.front().empty()) {
+        std::cout << "\n  feature sets:";
+        for (const std::string& f : c.feature_sets) std::cout << " " << f;
       }
       if (c.variants.size() > 1) {
         std::cout << "\n  variants:";

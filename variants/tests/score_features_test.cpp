@@ -41,6 +41,7 @@ struct Case {
   std::int64_t heads_kv = 0;  // 0: H_kv = H
   bool lengths = false, alibi = false, softcap = false, dropout = false, sinks = false;
   std::int64_t seq_q = 29, seq_k = 37;  // agreement shape (FD runs a tiny one)
+  double qk_scale = 1;  // q and k times this: > 1 makes rows dominated by one key
 };
 
 const std::vector<Case>& cases() {
@@ -65,6 +66,14 @@ const std::vector<Case>& cases() {
        .softcap = true,
        .dropout = true,
        .sinks = true},
+      // Scores of ~+-10 over a narrow window: most rows are dominated by one key (P > 1/2), where
+      // blocked computes that key's dS in its exact form (variants/kernels.hpp, "dominated rows").
+      {.name = "dominated_rows_softcap_dropout_sinks",
+       .mask = Mask::causal_sliding_window(4),
+       .softcap = true,
+       .dropout = true,
+       .sinks = true,
+       .qk_scale = 6},
       {.name = "all_features_strided",
        .mask = Mask::strided(3, false),
        .heads_kv = 1,
@@ -118,7 +127,7 @@ FeatureData case_features(const Case& c, const AttentionShape& s) {
     f.seqlens_q = {s.seq_q, 0, s.seq_q - 1};
     f.seqlens_k = {s.seq_k, 2, std::max<std::int64_t>(1, s.seq_q - 3)};
   }
-  if (c.softcap) f.softcap = 0.6;  // |s q.k| reaches ~1 here: tanh far from linear
+  if (c.softcap) f.softcap = c.qk_scale > 1 ? 12 : 0.6;  // |s q.k| reaches ~1 (~15 scaled): tanh far from linear
   if (c.dropout) {
     f.dropout_p = 0.3;
     f.seed = 97;
@@ -210,6 +219,15 @@ Problem<double> as_double(const Problem<T>& p) {
   return {p.shape, static_cast<double>(p.scale), to_double(p.q), to_double(p.k), to_double(p.v), to_double(p.dout)};
 }
 
+// The case's inputs: make_problem's, with q and k times c.qk_scale.
+template <class T>
+Problem<T> case_problem(const Case& c, const AttentionShape& shape, std::uint64_t seed) {
+  Problem<T> p = make_problem<T>(shape, seed);
+  for (T& x : p.q) x *= static_cast<T>(c.qk_scale);
+  for (T& x : p.k) x *= static_cast<T>(c.qk_scale);
+  return p;
+}
+
 bool declares_all(const AttentionImpl& impl, std::uint32_t used) { return (impl.features & used) == used; }
 
 // The built-ins that implement every feature a call uses, with a backward.
@@ -251,7 +269,7 @@ void check_naive_against_brute_force(const Case& c) {
   const AttentionFeatures f = fd.features();
   SCOPED_TRACE(c.name + " " + shape_string(shape) + " H_kv=" + std::to_string(shape.kv_heads()) +
                (std::is_same_v<T, float> ? " float" : " double") + " seed=" + std::to_string(kSeed));
-  const Problem<T> p = make_problem<T>(shape, kSeed);
+  const Problem<T> p = case_problem<T>(c, shape, kSeed);
   const Reference ref = brute_force(as_double(p), c.mask, f);
   AttentionOptions opt{.threads = 2};
   opt.features = f;
@@ -274,7 +292,7 @@ TEST(ScoreFeatures, EachScoreFeatureChangesTheResult) {
     if (!(c.alibi || c.softcap || c.dropout || c.sinks)) continue;
     const AttentionShape shape = case_shape(c, false);
     FeatureData fd = case_features(c, shape);
-    const Problem<double> p = make_problem<double>(shape, kSeed);
+    const Problem<double> p = case_problem<double>(c, shape, kSeed);
     AttentionFeatures with = fd.features(), without = with;
     without.alibi_slopes = nullptr;
     without.softcap = 0;
@@ -304,7 +322,7 @@ TEST(ScoreFeatures, EveryDeclaringBackwardMatchesFiniteDifferences) {
     opt.features = fd.features();
     for (const AttentionImpl* impl : declaring(opt.features.used(shape))) {
       SCOPED_TRACE(impl->name + " " + c.name + " " + shape_string(shape) + " seed=" + std::to_string(kSeed));
-      Problem<double> p = make_problem<double>(shape, kSeed + 1);
+      Problem<double> p = case_problem<double>(c, shape, kSeed + 1);
       const Result<double> r = run(*impl, p, c.mask, opt);
       const std::vector<double> dsinks = fd.dsinks;
       struct Input {
@@ -331,7 +349,7 @@ template <class T>
 void check_against_naive(const AttentionImpl& impl, const Case& c) {
   const AttentionShape shape = case_shape(c, false);
   FeatureData fd = case_features(c, shape);
-  const Problem<T> p = make_problem<T>(shape, kSeed + 2);
+  const Problem<T> p = case_problem<T>(c, shape, kSeed + 2);
   AttentionOptions ref_opt{.threads = 2};
   ref_opt.features = fd.features();
   const Result<double> ref = run(attention_impl("naive"), as_double(p), c.mask, ref_opt);
@@ -365,6 +383,27 @@ TEST(ScoreFeatures, EveryDeclaringImplementationMatchesNaive) {
       check_against_naive<float>(*impl, c);
     }
   }
+}
+
+// The dominated case has what it is for: rows where one key holds P > 1/2 next to a sink.
+TEST(ScoreFeatures, DominatedCaseHasDominatedRows) {
+  const Case& c = cases()[12];
+  ASSERT_EQ(c.name, "dominated_rows_softcap_dropout_sinks");
+  const AttentionShape shape = case_shape(c, false);
+  FeatureData fd = case_features(c, shape);
+  const Problem<double> p = case_problem<double>(c, shape, kSeed + 2);
+  AttentionOptions opt{.threads = 2};
+  opt.features = fd.features();
+  const Result<double> r = run(attention_impl("naive"), p, c.mask, opt);
+  std::int64_t dominated = 0;
+  for (std::size_t row = 0; row < r.stats.size(); ++row) {
+    const RowStats<double>& st = r.stats[row];
+    const std::size_t h = (row / static_cast<std::size_t>(shape.seq_q)) % static_cast<std::size_t>(shape.heads);
+    // the top key's P = inv_sum when the max is a key's score (not the sink's)
+    const double sink_p = std::exp(fd.sinks[h] - st.max) * st.inv_sum;
+    dominated += st.inv_sum > 0.5 && sink_p < 0.5 ? 1 : 0;
+  }
+  EXPECT_GT(dominated, static_cast<std::int64_t>(r.stats.size()) / 4);
 }
 
 // ---- edge cases -----------------------------------------------------------------------------------

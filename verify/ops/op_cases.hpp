@@ -26,6 +26,18 @@ OpCase feed_forward_case();
 OpCase transformer_block_case();
 OpCase sdpa_case();
 OpCase sdpa_large_scores_case();
+// Attention with AttentionFeatures (grouped-query heads, ALiBi, soft-cap, lengths, dropout, sinks):
+// one feature set per sweep item (OpCase::feature_sets), for the implementations that declare it.
+OpCase sdpa_features_case();
+// The shape field of an sdpa_features row of `feature_set` at `dims` (names the features and parameters).
+std::string sdpa_features_shape(const std::string& feature_set, const Dims& dims);
+// The AttentionFeature bits of a feature set of sdpa_features, and the key/value heads it runs at
+// `dims`; both throw std::invalid_argument naming an unknown set.
+std::uint32_t sdpa_feature_set_bits(const std::string& feature_set);
+std::int64_t sdpa_features_kv_heads(const std::string& feature_set, const Dims& dims);
+// A mask family's sample as op sdpa sizes it (verify/ops/sdpa_case.cpp), or the concrete mask a
+// Mask::parse text names.
+Mask sdpa_family_mask(const std::string& name, std::int64_t seq_q, std::int64_t seq_k, std::uint64_t seed);
 OpCase gpt_case();       // the whole tiny GPT (reference/gpt.hpp): loss against every parameter
 OpCase gpt_lora_case();  // the same with LoRA adapters: gradients of the adapters, base frozen
 

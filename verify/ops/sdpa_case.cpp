@@ -249,6 +249,10 @@ bool takes_mask(const CaseParams& cp) {
 
 }  // namespace
 
+Mask sdpa_family_mask(const std::string& name, std::int64_t seq_q, std::int64_t seq_k, std::uint64_t seed) {
+  return make_mask(name, seq_q, seq_k, seed);
+}
+
 OpCase sdpa_case() {
   OpCase c{.name = "sdpa",
            .default_shapes = {{.N = 1, .H = 1, .B = 1, .Nk = 1, .Dh = 1},
