@@ -24,6 +24,8 @@
  *   PED_EXAMPLE_BUG_CAUSAL_OFF_BY_ONE  causal keys j <= p + 1: each query also sees the next key
  *   PED_EXAMPLE_BUG_IGNORE_STRIDES     tensors read as compact row-major from data, ignoring
  *                                      strides and byte_offset
+ *   PED_EXAMPLE_BUG_DSINKS_SIGN        dsinks with the wrong sign (+sum P_i,sink D_i): only the
+ *                                      sinks' gradient is wrong
  *   PED_EXAMPLE_BUG_REDUCED_ACCUMULATION  in bfloat16 and float16, every sum (dot products, the
  *                                      softmax denominator, out, the gradients) rounded to the
  *                                      dtype after each addition: an error of order sqrt(n) eps over
@@ -467,7 +469,11 @@ int simple_attention_backward(const PedAttentionBackwardArgs* args, char* error,
 #ifndef PED_EXAMPLE_BUG_NO_ROWSUM
           for (c = 0; c < d; ++c) rowsum = sum_step(&q, rowsum + get(&dout, b, h, i, c) * get(&out, b, h, i, c));
 #endif
+#ifdef PED_EXAMPLE_BUG_DSINKS_SIGN
+          if (f.sinks.first != NULL) gsinks[h] += exp(sink - l) * rowsum;
+#else
           if (f.sinks.first != NULL) gsinks[h] -= exp(sink - l) * rowsum; /* -P_i,sink D_i */
+#endif
           for (j = 0; j < lk; ++j) {
             double dot = 0.0, t, pij, zs, dp = 0.0, ds;
             if (!visible_in(args->mask, &f, b, i, j, lq, lk, nq, nk)) continue;
