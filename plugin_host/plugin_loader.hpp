@@ -33,15 +33,25 @@ struct LoadedPlugin {
   bool float32 = false, float64 = false, backward = false;
   bool bfloat16 = false, float16 = false;  // 16-bit dtypes: plugin_host/reduced_precision.hpp
   std::vector<std::string> mask_kinds;  // the ABI's mask kinds it takes: none, causal, ...
+  std::uint32_t abi_version = 1;        // the ABI version its description speaks (1 or 2)
+  // The features it declares (version 2), as the registry names them (to_string(AttentionFeature)):
+  // grouped_query, variable_length, dropout, alibi, softcap, sinks. The registry entries' `features`.
+  std::vector<std::string> features;
 };
 
-// dlopens `path`, calls its entry point, validates the description and registers it. Throws
+// dlopens `path`, calls its entry point with this harness's ABI version (2), validates the
+// description and registers it. A version-1 plugin gets version-1 argument structs (struct_size),
+// exactly as a version-1 harness passed them, and no features; a version-2 plugin's `features` bits
+// become AttentionImpl::features, so the registry refuses calls using any other, and it gets the
+// version-2 fields of the features it declares (the others stay NULL or 0). Throws
 // std::invalid_argument, naming the path and what is wrong, when the file cannot be loaded, has no
-// entry point, speaks another ABI version, or describes itself incompletely or with a name that is
-// malformed or taken. The library stays loaded for the life of the process.
+// entry point, speaks an ABI version other than 1 and 2, declares features its version does not
+// define (naming the bit), or describes itself incompletely or with a name that is malformed or
+// taken. The library stays loaded for the life of the process.
 LoadedPlugin load_attention_plugin(const std::string& path, const PluginLoadOptions& options = {});
 
-// "simple (float32, float64; masks none, causal; forward and backward) from PATH"
+// "simple (float32, float64; masks none, causal; forward and backward; ABI version 2, features
+// grouped_query, sinks) from PATH as variant simple"
 std::string describe(const LoadedPlugin& plugin);
 
 // The plugins loaded so far in this process, in load order.

@@ -4,9 +4,17 @@
  *   PED_EXAMPLE_WRITES_NAN      "writes_nan": forward correct except one NaN in out
  *   PED_EXAMPLE_CRASHES         "crashes": forward writes through a null pointer when Nq > 8
  *   PED_EXAMPLE_HANGS           "hangs": forward never returns when Nq > 8 (waits for a signal)
- *   PED_EXAMPLE_ABI_VERSION_2   "abi_version_two": describes itself as ABI version 2
+ *   PED_EXAMPLE_ABI_VERSION_3   "abi_version_three": describes itself as ABI version 3
+ *   PED_EXAMPLE_V1_WITH_FEATURES "v1_with_features": version 1, yet declares PED_FEATURE_SINKS
+ *   PED_EXAMPLE_UNKNOWN_FEATURE "unknown_feature": version 2, declares the reserved
+ *                               PED_FEATURE_ADDITIVE_BIAS next to PED_FEATURE_SINKS
  *   PED_EXAMPLE_NO_ENTRY_POINT  exports a misspelled entry point and no pedestrian_attention_plugin
  *   PED_EXAMPLE_BFLOAT16_ONLY   "bfloat16_only": declares bfloat16 alone, without float32 or float64
+ *   PED_EXAMPLE_CHECKS_ARGS_V1  "checks_args_v1": a correct version-1 plugin whose calls fail unless
+ *                               struct_size is version 1's
+ *   PED_EXAMPLE_CHECKS_ARGS_V2  "checks_args_v2": a correct version-2 plugin declaring grouped-query
+ *                               heads only, whose calls fail unless struct_size is version 2's and
+ *                               every other version-2 field is neutral (NULL, 0)
  * The arithmetic, where there is any, is simple_attention_kernel.c's. */
 #ifdef PED_EXAMPLE_HANGS
 #define _POSIX_C_SOURCE 200112L /* pause() of <unistd.h>, under C99 without extensions */
@@ -56,17 +64,75 @@ static int forward(const PedAttentionForwardArgs* args, char* error, size_t capa
   }
   return simple_attention_forward(args, error, capacity);
 }
+#elif defined(PED_EXAMPLE_CHECKS_ARGS_V1) || defined(PED_EXAMPLE_CHECKS_ARGS_V2)
+#ifdef PED_EXAMPLE_CHECKS_ARGS_V1
+#define NAME "checks_args_v1"
+#define FORWARD_SIZE PED_ATTENTION_FORWARD_ARGS_V1_SIZE
+#define BACKWARD_SIZE PED_ATTENTION_BACKWARD_ARGS_V1_SIZE
+#define NEUTRAL(args) 1 /* a version-1 plugin must not look beyond struct_size */
+#else
+#define NAME "checks_args_v2"
+#define FORWARD_SIZE PED_ATTENTION_FORWARD_ARGS_V2_SIZE
+#define BACKWARD_SIZE PED_ATTENTION_BACKWARD_ARGS_V2_SIZE
+#define NEUTRAL(args)                                                                                        \
+  ((args)->alibi_slopes == NULL && (args)->softcap == 0.0 && (args)->dropout_p == 0.0 &&                      \
+   (args)->dropout_seed == 0 && (args)->sinks == NULL && (args)->seqlens_q == NULL && (args)->seqlens_k == NULL)
+#endif
+static int forward(const PedAttentionForwardArgs* args, char* error, size_t capacity) {
+  if (args->struct_size != FORWARD_SIZE || !NEUTRAL(args)) {
+    snprintf(error, capacity, NAME ": forward got struct_size %u, or a feature field it does not declare set",
+             (unsigned)args->struct_size);
+    return 3;
+  }
+  return simple_attention_forward(args, error, capacity);
+}
+static int backward(const PedAttentionBackwardArgs* args, char* error, size_t capacity) {
+  if (args->struct_size != BACKWARD_SIZE || !NEUTRAL(args)) {
+    snprintf(error, capacity, NAME ": backward got struct_size %u, or a feature field it does not declare set",
+             (unsigned)args->struct_size);
+    return 3;
+  }
+#ifdef PED_EXAMPLE_CHECKS_ARGS_V2
+  if (args->dsinks != NULL) {
+    snprintf(error, capacity, NAME ": backward got dsinks without declaring sinks");
+    return 3;
+  }
+#endif
+  return simple_attention_backward(args, error, capacity);
+}
+#define HAS_BACKWARD
 #else
 #define NAME "misbehaving"
 #define forward simple_attention_forward
 #endif
+#ifndef HAS_BACKWARD
+#define backward simple_attention_backward
+#endif
 
-#ifdef PED_EXAMPLE_ABI_VERSION_2
+#if defined(PED_EXAMPLE_ABI_VERSION_3)
 #undef NAME
-#define NAME "abi_version_two"
+#define NAME "abi_version_three"
+#define ABI_VERSION 3u
+#define FEATURES 0
+#elif defined(PED_EXAMPLE_V1_WITH_FEATURES)
+#undef NAME
+#define NAME "v1_with_features"
+#define ABI_VERSION 1u
+#define FEATURES PED_FEATURE_SINKS
+#elif defined(PED_EXAMPLE_CHECKS_ARGS_V1)
+#define ABI_VERSION 1u
+#define FEATURES 0
+#elif defined(PED_EXAMPLE_CHECKS_ARGS_V2)
 #define ABI_VERSION 2u
+#define FEATURES PED_FEATURE_GROUPED_QUERY_HEADS
+#elif defined(PED_EXAMPLE_UNKNOWN_FEATURE)
+#undef NAME
+#define NAME "unknown_feature"
+#define ABI_VERSION 2u
+#define FEATURES (PED_FEATURE_SINKS | PED_FEATURE_ADDITIVE_BIAS)
 #else
 #define ABI_VERSION PED_ATTENTION_PLUGIN_ABI_VERSION
+#define FEATURES 0
 #endif
 
 #ifdef PED_EXAMPLE_BFLOAT16_ONLY
@@ -84,9 +150,9 @@ static const PedAttentionPlugin plugin = {
     "an example of a misbehaving plugin",
     DTYPES,
     (1u << PED_MASK_NONE) | (1u << PED_MASK_CAUSAL),
-    0,
+    FEATURES,
     forward,
-    simple_attention_backward,
+    backward,
 };
 
 #ifdef PED_EXAMPLE_NO_ENTRY_POINT

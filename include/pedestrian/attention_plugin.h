@@ -8,21 +8,52 @@
  *   const PedAttentionPlugin* pedestrian_attention_plugin(uint32_t host_abi_version);
  *
  * that returns a pointer to a description valid until the library is unloaded (a static). The
- * harness calls it once, after dlopen, with the ABI version it speaks, and refuses the plugin when
- * its abi_version is not one the harness speaks (this harness: 1 only).
+ * harness calls it once, after dlopen, with the ABI version it speaks (this harness: 2), and refuses
+ * the plugin when its abi_version is not one the harness speaks (this harness: 1 and 2). A plugin
+ * built against this header may look at host_abi_version and describe itself as version 1 (features
+ * 0) to a harness that speaks only version 1; it then gets version-1 argument structs (struct_size
+ * below) and must read no field beyond them.
  *
- * Math (B batch, H heads, Nq query tokens, Nk key tokens, d head dim, s scale), per (b, h):
+ * Math (B batch, H heads, H_kv key/value heads, Nq query tokens, Nk key tokens, d head dim, s
+ * scale), per (b, h); query i sits at key position p = i + (Nk - Nq):
  *   forward:  S = s Q K^T + M (Nq x Nk), M_ij = 0 where key j is visible to query i, -inf where not,
  *             P = softmax_rows(S), O = P V, lse_i = log sum_j exp(S_ij)
  *   backward: dV = P^T dO, dP = dO V^T, dS = P o (dP - rowsum(dO o O)), dQ = s dS K, dK = s dS^T Q
  * A query row that sees no key has O_i = 0, lse_i = -inf and contributes no gradient (never NaN).
+ * Version 2's features (each only for a plugin that declares its bit, see "Features" below) extend
+ * this as FlashAttention-2's arguments do, in this order:
+ *   S_ij = c tanh(s q_i.k_j / c) when softcap c > 0, else s q_i.k_j          (PED_FEATURE_SOFTCAP)
+ *   S_ij += -alibi_slopes[h] |p - j|                                          (PED_FEATURE_ALIBI)
+ *   S_ij = -inf where the mask hides key j from query i
+ *   P_ij = exp(S_ij) / (exp(sinks[h]) + sum_j' exp(S_ij'))                    (PED_FEATURE_SINKS)
+ *   lse_i = log(exp(sinks[h]) + sum_j exp(S_ij))   (the sink joins the denominator and lse; a row
+ *           that sees no key then has O_i = 0 and lse_i = sinks[h])
+ *   O = (P o Z / (1 - dropout_p)) V, Z_ij = ped_dropout_keep(dropout_seed, b, h, i, j, dropout_p)
+ *       (<pedestrian/attention_dropout.h>, included below: the one definition of the mask; lse
+ *       describes P before dropout)                                           (PED_FEATURE_DROPOUT)
+ *   backward: dV = (P o Z / (1 - dropout_p))^T dO, dP = (dO V^T) o Z / (1 - dropout_p),
+ *             dS = P o (dP - D) with D_i = rowsum(dO o O)_i, through the soft-cap
+ *             dS_raw = dS o (1 - t^2), t_ij = tanh(s q_i.k_j / c); dQ = s dS_raw K, dK = s dS_raw^T Q;
+ *             dsinks[h] = -sum_{b, i} P_i,sink D_i, P_i,sink = exp(sinks[h] - lse_i); ALiBi slopes
+ *             are constants (no gradient), as in FlashAttention
+ *   grouped-query heads (PED_FEATURE_GROUPED_QUERY_HEADS): k, v, dk, dv have H_kv heads; query
+ *             head h reads key/value head h / (H / H_kv), and dk, dv sum over the H / H_kv query
+ *             heads of their group
+ *   per-sequence lengths (PED_FEATURE_VARIABLE_LENGTH): the padded layout: sequence b holds the
+ *             first seqlens_q[b] query rows and seqlens_k[b] key rows of its tensors, the rest is
+ *             padding, never read; within sequence b the math above holds with Nq = seqlens_q[b],
+ *             Nk = seqlens_k[b] (so p = i + seqlens_k[b] - seqlens_q[b]); padding rows get out 0,
+ *             lse -inf, dq, dk, dv 0; i and j of the dropout mask are positions in the sequence
  *
- * Tensors (every DLTensor the harness passes; version 1):
- *   q (B, H, Nq, d), k and v (B, H, Nk, d), out (B, H, Nq, d), dout (B, H, Nq, d),
- *   dq (B, H, Nq, d), dk and dv (B, H, Nk, d): one dtype per call, among those the plugin declares:
+ * Tensors (every DLTensor the harness passes):
+ *   q (B, H, Nq, d), k and v (B, H_kv, Nk, d), out (B, H, Nq, d), dout (B, H, Nq, d),
+ *   dq (B, H, Nq, d), dk and dv (B, H_kv, Nk, d) (H_kv = H unless the plugin declares
+ *   PED_FEATURE_GROUPED_QUERY_HEADS): one dtype per call, among those the plugin declares:
  *   float32, float64 (kDLFloat, 32 or 64 bits), bfloat16 (kDLBfloat, 16 bits) or float16 (kDLFloat,
  *   16 bits, IEEE 754 binary16);
- *   lse (B, H, Nq): always float64 (kDLFloat, 64 bits), whatever the dtype of the others.
+ *   lse (B, H, Nq): always float64 (kDLFloat, 64 bits), whatever the dtype of the others;
+ *   version 2: alibi_slopes, sinks, dsinks (H) float64; seqlens_q, seqlens_k (B) int64 (kDLInt,
+ *   64 bits); each NULL when the call does not use its feature.
  *   device kDLCPU; lanes 1; `strides` always set, in elements, every one >= 1; `byte_offset` may be
  *   non-zero (the first element is at (char*)data + byte_offset). By default the harness passes
  *   compact row-major tensors; in its strided mode (`verify --plugin-layouts contiguous,strided`) it passes
@@ -40,7 +71,9 @@
  *                             (raw i, not p), blocks of block_q x block_k elements, (block_rows x
  *                             block_cols) of them, row-major; the last row and column may be partial
  *   PED_MASK_ELEMENTS         visible iff elements[i * Nk + j] != 0 (Nq x Nk bytes, row-major): every
- *                             other pattern (strided, fixed, global tokens, BigBird, combinations)
+ *                             other pattern (strided, fixed, global tokens, BigBird, combinations);
+ *                             with per-sequence lengths, B x Nq x Nk bytes: sequence b's pattern
+ *                             for its own lengths at elements[(b * Nq + i) * Nk + j]
  * The harness passes each mask in the most specific kind the plugin lists in mask_kinds (a causal
  * mask as PED_MASK_ELEMENTS when the plugin takes ELEMENTS but not CAUSAL) and does not run the
  * patterns the plugin cannot take.
@@ -59,17 +92,30 @@
  * (FlashAttention's test criterion); no finite differences below float32. A plugin declaring a
  * 16-bit dtype declares float32 or float64 too (the harness checks and benchmarks through them).
  *
- * Versioning: the version-1 layout of every struct below is frozen. A later version adds fields
- * at the end of PedAttentionPlugin, PedAttentionForwardArgs and PedAttentionBackwardArgs (their
- * struct_size tells who knows what), and new capability bits in `features`. The harness sets a
- * field beyond version 1 to anything but its neutral value only for a plugin whose `features`
- * advertise it, so a version-1 plugin keeps working unchanged:
- *   PED_FEATURE_GROUPED_QUERY_HEADS  k, v with H_kv < H heads (H % H_kv == 0)
- *   PED_FEATURE_ADDITIVE_BIAS        an additive bias tensor broadcast onto S
- *   PED_FEATURE_VARIABLE_LENGTH      per-sequence lengths (cumulative offsets) in a packed batch
- *   PED_FEATURE_DROPOUT              dropout on P with a probability and a seed
- * Version 1 defines none of those fields; the bits are reserved so that they keep their meaning.
- * Dtype bits are additive within a version, like `features`: PED_DTYPE_BFLOAT16 and
+ * Versioning: the version-1 layout of every struct below is frozen. Version 2 adds fields at the
+ * end of PedAttentionForwardArgs and PedAttentionBackwardArgs and capability bits in `features`;
+ * PedAttentionPlugin and PedAttentionMask are unchanged. The harness passes the argument structs
+ * with struct_size set to the size of the version the plugin speaks (a version-1 plugin gets
+ * PED_ATTENTION_FORWARD_ARGS_V1_SIZE and PED_ATTENTION_BACKWARD_ARGS_V1_SIZE, exactly as before),
+ * so a plugin that may be described as either version reads a version-2 field only when
+ * struct_size covers it. A version-1 plugin declares features 0 (the harness refuses any other
+ * value) and never gets a call using a feature.
+ *
+ * Features (bits of PedAttentionPlugin.features, version 2): the harness sets a version-2 field to
+ * anything but its neutral value (NULL, 0) only for a plugin whose `features` declare it, and does
+ * not run the checks or benchmarks of a feature the plugin does not declare. It refuses a plugin
+ * declaring a bit it does not know (its load error names the bit).
+ *   PED_FEATURE_GROUPED_QUERY_HEADS  k, v, dk, dv with H_kv < H heads (H % H_kv == 0)
+ *   PED_FEATURE_ADDITIVE_BIAS        reserved (an additive bias tensor broadcast onto S); not
+ *                                    defined in version 2, refused by this harness
+ *   PED_FEATURE_VARIABLE_LENGTH      seqlens_q, seqlens_k: per-sequence lengths in the padded
+ *                                    layout (never usable in version 1; FlashAttention's cu_seqlens
+ *                                    are their prefix sums)
+ *   PED_FEATURE_DROPOUT              dropout_p in [0, 1) with dropout_seed (0: off)
+ *   PED_FEATURE_ALIBI                alibi_slopes: H finite slopes
+ *   PED_FEATURE_SOFTCAP              softcap: c > 0 finite (0: off)
+ *   PED_FEATURE_SINKS                sinks: H finite logits; backward writes dsinks
+ * Dtype bits are additive within a version: PED_DTYPE_BFLOAT16 and
  * PED_DTYPE_FLOAT16 were added to version 1 without changing any struct or the version number. The
  * harness passes a dtype only to a plugin that declares it, so a plugin declaring float32/float64
  * alone is unaffected. A harness older than a dtype bit refuses a plugin that declares it (its load
@@ -80,6 +126,7 @@
 #define PEDESTRIAN_ATTENTION_PLUGIN_H
 
 #include <dlpack/dlpack.h>
+#include <pedestrian/attention_dropout.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,7 +134,7 @@
 extern "C" {
 #endif
 
-#define PED_ATTENTION_PLUGIN_ABI_VERSION 1u
+#define PED_ATTENTION_PLUGIN_ABI_VERSION 2u
 #define PED_ATTENTION_PLUGIN_ENTRY "pedestrian_attention_plugin"
 
 /* Bits of PedAttentionPlugin.dtypes. */
@@ -105,11 +152,14 @@ typedef enum PedMaskKind {
   PED_MASK_ELEMENTS = 4
 } PedMaskKind;
 
-/* Bits of PedAttentionPlugin.features (see "Versioning" above). */
+/* Bits of PedAttentionPlugin.features (see "Features" above; bit 1 reserved). */
 #define PED_FEATURE_GROUPED_QUERY_HEADS (1ull << 0)
 #define PED_FEATURE_ADDITIVE_BIAS (1ull << 1)
 #define PED_FEATURE_VARIABLE_LENGTH (1ull << 2)
 #define PED_FEATURE_DROPOUT (1ull << 3)
+#define PED_FEATURE_ALIBI (1ull << 4)
+#define PED_FEATURE_SOFTCAP (1ull << 5)
+#define PED_FEATURE_SINKS (1ull << 6)
 
 /* A mask: its kind and the parameters of that kind; unused fields are 0 or NULL. */
 typedef struct PedAttentionMask {
@@ -129,11 +179,19 @@ typedef struct PedAttentionForwardArgs {
   int32_t threads;              /* 0: the plugin's choice */
   double scale;                 /* s, finite, typically 1 / sqrt(d) */
   const DLTensor* q;            /* (B, H, Nq, d) */
-  const DLTensor* k;            /* (B, H, Nk, d) */
-  const DLTensor* v;            /* (B, H, Nk, d) */
+  const DLTensor* k;            /* (B, H_kv, Nk, d) */
+  const DLTensor* v;            /* (B, H_kv, Nk, d) */
   const PedAttentionMask* mask;
   DLTensor* out;                /* (B, H, Nq, d), written */
   DLTensor* lse;                /* (B, H, Nq) float64, written */
+  /* version 2 (struct_size >= PED_ATTENTION_FORWARD_ARGS_V2_SIZE); each neutral unless declared */
+  const DLTensor* alibi_slopes; /* (H) float64, or NULL: no ALiBi */
+  double softcap;               /* c > 0, or 0: no soft-cap */
+  double dropout_p;             /* in [0, 1); 0: no dropout */
+  uint64_t dropout_seed;        /* the dropout mask's seed (with dropout_p > 0) */
+  const DLTensor* sinks;        /* (H) float64, or NULL: no sinks */
+  const DLTensor* seqlens_q;    /* (B) int64 in [0, Nq], or NULL: every sequence Nq long */
+  const DLTensor* seqlens_k;    /* (B) int64 in [0, Nk], or NULL: every sequence Nk long */
 } PedAttentionForwardArgs;
 
 typedef struct PedAttentionBackwardArgs {
@@ -148,9 +206,25 @@ typedef struct PedAttentionBackwardArgs {
   const DLTensor* lse;          /* likewise, float64 */
   const DLTensor* dout;         /* (B, H, Nq, d) */
   DLTensor* dq;                 /* (B, H, Nq, d), written */
-  DLTensor* dk;                 /* (B, H, Nk, d), written */
-  DLTensor* dv;                 /* (B, H, Nk, d), written */
+  DLTensor* dk;                 /* (B, H_kv, Nk, d), written */
+  DLTensor* dv;                 /* (B, H_kv, Nk, d), written */
+  /* version 2 (struct_size >= PED_ATTENTION_BACKWARD_ARGS_V2_SIZE): as in the forward, the same
+   * values as the forward call that produced out and lse */
+  const DLTensor* alibi_slopes;
+  double softcap;
+  double dropout_p;
+  uint64_t dropout_seed;
+  const DLTensor* sinks;
+  const DLTensor* seqlens_q;
+  const DLTensor* seqlens_k;
+  DLTensor* dsinks;             /* (H) float64, written (overwritten) when sinks is set, else NULL */
 } PedAttentionBackwardArgs;
+
+/* struct_size of the argument structs of each version. */
+#define PED_ATTENTION_FORWARD_ARGS_V1_SIZE (offsetof(PedAttentionForwardArgs, lse) + sizeof(DLTensor*))
+#define PED_ATTENTION_FORWARD_ARGS_V2_SIZE (offsetof(PedAttentionForwardArgs, seqlens_k) + sizeof(const DLTensor*))
+#define PED_ATTENTION_BACKWARD_ARGS_V1_SIZE (offsetof(PedAttentionBackwardArgs, dv) + sizeof(DLTensor*))
+#define PED_ATTENTION_BACKWARD_ARGS_V2_SIZE (offsetof(PedAttentionBackwardArgs, dsinks) + sizeof(DLTensor*))
 
 typedef int (*PedAttentionForwardFn)(const PedAttentionForwardArgs* args, char* error, size_t error_capacity);
 typedef int (*PedAttentionBackwardFn)(const PedAttentionBackwardArgs* args, char* error, size_t error_capacity);
@@ -163,7 +237,7 @@ typedef struct PedAttentionPlugin {
   const char* description;      /* one line for listings, or NULL */
   uint32_t dtypes;              /* PED_DTYPE_* bits, at least one */
   uint32_t mask_kinds;          /* (1u << PED_MASK_*) bits, at least one */
-  uint64_t features;            /* PED_FEATURE_* bits; 0 in version 1 */
+  uint64_t features;            /* PED_FEATURE_* bits (version 2); 0 in version 1 */
   PedAttentionForwardFn forward;    /* required */
   PedAttentionBackwardFn backward;  /* NULL: forward only (the harness then checks only the forward) */
 } PedAttentionPlugin;

@@ -1,6 +1,7 @@
 /* The attention plugin ABI header compiles as plain C99, and the version-1 layout of its structs
- * is what it was when version 1 was published (LP64: 8-byte pointers and int64_t). A field moved,
- * resized or inserted breaks every version-1 plugin, and fails here. */
+ * is what it was when version 1 was published (LP64: 8-byte pointers and int64_t), with version 2's
+ * fields after it. A field moved, resized or inserted breaks every plugin of that version, and
+ * fails here. */
 #include <pedestrian/attention_plugin.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ int main(void) {
     fprintf(stderr, "not an LP64 platform: the expected offsets below do not apply\n");
     return 1;
   }
-  expect("PED_ATTENTION_PLUGIN_ABI_VERSION", PED_ATTENTION_PLUGIN_ABI_VERSION, 1);
+  expect("PED_ATTENTION_PLUGIN_ABI_VERSION", PED_ATTENTION_PLUGIN_ABI_VERSION, 2);
   OFFSET(PedAttentionMask, struct_size, 0);
   OFFSET(PedAttentionMask, kind, 4);
   OFFSET(PedAttentionMask, window_left, 8);
@@ -42,7 +43,17 @@ int main(void) {
   OFFSET(PedAttentionForwardArgs, mask, 40);
   OFFSET(PedAttentionForwardArgs, out, 48);
   OFFSET(PedAttentionForwardArgs, lse, 56);
-  expect("sizeof(PedAttentionForwardArgs)", sizeof(PedAttentionForwardArgs), 64);
+  expect("PED_ATTENTION_FORWARD_ARGS_V1_SIZE", PED_ATTENTION_FORWARD_ARGS_V1_SIZE, 64);
+  /* version 2 */
+  OFFSET(PedAttentionForwardArgs, alibi_slopes, 64);
+  OFFSET(PedAttentionForwardArgs, softcap, 72);
+  OFFSET(PedAttentionForwardArgs, dropout_p, 80);
+  OFFSET(PedAttentionForwardArgs, dropout_seed, 88);
+  OFFSET(PedAttentionForwardArgs, sinks, 96);
+  OFFSET(PedAttentionForwardArgs, seqlens_q, 104);
+  OFFSET(PedAttentionForwardArgs, seqlens_k, 112);
+  expect("PED_ATTENTION_FORWARD_ARGS_V2_SIZE", PED_ATTENTION_FORWARD_ARGS_V2_SIZE, 120);
+  expect("sizeof(PedAttentionForwardArgs)", sizeof(PedAttentionForwardArgs), 120);
   OFFSET(PedAttentionBackwardArgs, struct_size, 0);
   OFFSET(PedAttentionBackwardArgs, threads, 4);
   OFFSET(PedAttentionBackwardArgs, scale, 8);
@@ -56,7 +67,18 @@ int main(void) {
   OFFSET(PedAttentionBackwardArgs, dq, 72);
   OFFSET(PedAttentionBackwardArgs, dk, 80);
   OFFSET(PedAttentionBackwardArgs, dv, 88);
-  expect("sizeof(PedAttentionBackwardArgs)", sizeof(PedAttentionBackwardArgs), 96);
+  expect("PED_ATTENTION_BACKWARD_ARGS_V1_SIZE", PED_ATTENTION_BACKWARD_ARGS_V1_SIZE, 96);
+  /* version 2 */
+  OFFSET(PedAttentionBackwardArgs, alibi_slopes, 96);
+  OFFSET(PedAttentionBackwardArgs, softcap, 104);
+  OFFSET(PedAttentionBackwardArgs, dropout_p, 112);
+  OFFSET(PedAttentionBackwardArgs, dropout_seed, 120);
+  OFFSET(PedAttentionBackwardArgs, sinks, 128);
+  OFFSET(PedAttentionBackwardArgs, seqlens_q, 136);
+  OFFSET(PedAttentionBackwardArgs, seqlens_k, 144);
+  OFFSET(PedAttentionBackwardArgs, dsinks, 152);
+  expect("PED_ATTENTION_BACKWARD_ARGS_V2_SIZE", PED_ATTENTION_BACKWARD_ARGS_V2_SIZE, 160);
+  expect("sizeof(PedAttentionBackwardArgs)", sizeof(PedAttentionBackwardArgs), 160);
   OFFSET(PedAttentionPlugin, abi_version, 0);
   OFFSET(PedAttentionPlugin, struct_size, 4);
   OFFSET(PedAttentionPlugin, name, 8);
@@ -71,6 +93,13 @@ int main(void) {
   expect("PED_DTYPE_FLOAT64", PED_DTYPE_FLOAT64, 2);
   expect("PED_DTYPE_BFLOAT16", PED_DTYPE_BFLOAT16, 4);
   expect("PED_DTYPE_FLOAT16", PED_DTYPE_FLOAT16, 8);
-  if (failures == 0) printf("attention plugin ABI version 1 layout: as published\n");
+  expect("PED_FEATURE_GROUPED_QUERY_HEADS", (size_t)PED_FEATURE_GROUPED_QUERY_HEADS, 1);
+  expect("PED_FEATURE_ADDITIVE_BIAS", (size_t)PED_FEATURE_ADDITIVE_BIAS, 2);
+  expect("PED_FEATURE_VARIABLE_LENGTH", (size_t)PED_FEATURE_VARIABLE_LENGTH, 4);
+  expect("PED_FEATURE_DROPOUT", (size_t)PED_FEATURE_DROPOUT, 8);
+  expect("PED_FEATURE_ALIBI", (size_t)PED_FEATURE_ALIBI, 16);
+  expect("PED_FEATURE_SOFTCAP", (size_t)PED_FEATURE_SOFTCAP, 32);
+  expect("PED_FEATURE_SINKS", (size_t)PED_FEATURE_SINKS, 64);
+  if (failures == 0) printf("attention plugin ABI layout: version 1 as published, version 2 after it\n");
   return failures == 0 ? 0 : 1;
 }
