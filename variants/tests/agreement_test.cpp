@@ -28,22 +28,6 @@ const std::vector<AttentionShape>& shapes() {
   return s;
 }
 
-// Worst error seen per (variant, dtype, quantity), printed at the end of the run.
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
-
-class WorstErrorReport : public ::testing::Environment {
- public:
-  void TearDown() override {
-    if (worst().empty()) return;
-    std::printf("worst normwise relative error vs naive (double), seed %llu:\n",
-                static_cast<unsigned long long>(kSeed));
-    for (const auto& [key, err] : worst()) std::printf("  %-28s %.3e\n", key.c_str(), err);
-  }
-};
-const auto* const kReport = ::testing::AddGlobalTestEnvironment(new WorstErrorReport);
 
 template <class T>
 std::vector<double> to_double(const std::vector<T>& x) {
@@ -81,8 +65,8 @@ class Agreement : public ::testing::TestWithParam<Param> {
         }
         for (const auto& [name, err] : errs) {
           EXPECT_LE(err, tol) << name;
-          double& w = worst()[impl_name + (is_double ? " double " : " float ") + name];
-          w = std::max(w, err);
+          note_worst("worst normwise relative error vs naive (double), seed " + std::to_string(kSeed),
+                     impl_name + (is_double ? " double " : " float ") + name, err);
         }
       }
     }

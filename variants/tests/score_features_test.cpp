@@ -240,24 +240,8 @@ std::vector<const AttentionImpl*> declaring(std::uint32_t used) {
 }
 
 // Worst error per (case, implementation, dtype), printed at the end of the run.
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
-class WorstErrorReport : public ::testing::Environment {
- public:
-  void TearDown() override {
-    if (worst().empty()) return;
-    std::printf("score features: worst normwise relative error (reference), seed %llu:\n",
-                static_cast<unsigned long long>(kSeed));
-    for (const auto& [key, err] : worst()) std::printf("  %-58s %.3e\n", key.c_str(), err);
-  }
-};
-const auto* const kReport = ::testing::AddGlobalTestEnvironment(new WorstErrorReport);
-
 void note(const std::string& key, double err) {
-  double& w = worst()[key];
-  w = std::max(w, err);
+  note_worst("score features: worst normwise relative error (reference), seed " + std::to_string(kSeed), key, err);
 }
 
 // ---- naive against the brute-force reference ------------------------------------------------------

@@ -1,7 +1,11 @@
 #include "variants/tests/test_util.hpp"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -160,5 +164,30 @@ std::string shape_string(const AttentionShape& s) {
 PED_INSTANTIATE(float)
 PED_INSTANTIATE(double)
 #undef PED_INSTANTIATE
+
+namespace {
+
+std::map<std::string, std::map<std::string, double>>& worst_tables() {
+  static std::map<std::string, std::map<std::string, double>> tables;
+  return tables;
+}
+
+class WorstErrorReport : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const auto& [title, table] : worst_tables()) {
+      std::printf("%s:\n", title.c_str());
+      for (const auto& [key, err] : table) std::printf("  %-58s %.3e\n", key.c_str(), err);
+    }
+  }
+};
+const auto* const kWorstErrorReport = ::testing::AddGlobalTestEnvironment(new WorstErrorReport);
+
+}  // namespace
+
+void note_worst(const std::string& title, const std::string& key, double err) {
+  double& w = worst_tables()[title][key];
+  w = std::max(w, err);
+}
 
 }  // namespace ped::test

@@ -90,4 +90,8 @@ std::vector<NamedMask> mask_catalogue(std::int64_t seq_q, std::int64_t seq_k);
 
 std::string shape_string(const AttentionShape& s);
 
+// Keeps the largest err seen per key of the table titled `title`; every table is printed (keys
+// sorted) when the test program ends, so a run shows the worst errors it observed.
+void note_worst(const std::string& title, const std::string& key, double err);
+
 }  // namespace ped::test
