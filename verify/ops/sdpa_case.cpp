@@ -15,6 +15,7 @@
 #include "twins/masks.hpp"
 #include "variants/attention.hpp"
 #include "variants/registry.hpp"
+#include "verify/ops/attention_runner.hpp"
 #include "verify/ops/op_cases.hpp"
 #include "verify/reduced_precision.hpp"
 
@@ -62,43 +63,6 @@ Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::u
   if (name == "union") return Mask::strided(5, true) | Mask::global_tokens(1);
   throw std::invalid_argument("sdpa: unknown mask '" + name + "'");
 }
-
-struct Kernel {
-  const AttentionImpl* impl;
-  AttentionShape shape;
-  Mask mask;
-  double scale;
-
-  // out and the row stats the backward takes; lse = stats.lse() is what the forward is compared on.
-  template <class T>
-  arma::Mat<T> forward_with_stats(const Mats<T>& in, std::vector<RowStats<T>>& stats) const {
-    const auto rows_q = static_cast<arma::uword>(shape.batch * shape.heads * shape.seq_q);
-    arma::Mat<T> out(static_cast<arma::uword>(shape.head_dim), rows_q);
-    stats.resize(rows_q);
-    ped::run_forward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
-                        out.memptr(), stats.data());
-    return out;
-  }
-
-  template <class T>
-  Mats<T> forward(const Mats<T>& in) const {
-    std::vector<RowStats<T>> stats;
-    arma::Mat<T> out = forward_with_stats(in, stats);
-    arma::Mat<T> lse(1, out.n_cols);
-    lse_from_stats<T>(static_cast<std::int64_t>(stats.size()), stats.data(), lse.memptr());
-    return {out, lse};
-  }
-
-  template <class T>
-  Mats<T> backward(const Mats<T>& in, const Mats<T>& dout) const {
-    std::vector<RowStats<T>> stats;
-    const arma::Mat<T> out = forward_with_stats(in, stats);
-    arma::Mat<T> dq(arma::size(in[0])), dk(arma::size(in[1])), dv(arma::size(in[2]));
-    ped::run_backward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
-                         out.memptr(), stats.data(), dout[0].memptr(), dq.memptr(), dk.memptr(), dv.memptr());
-    return {dq, dk, dv};
-  }
-};
 
 // Composed LibTorch ops with autograd, given the explicit boolean mask. A query row that sees no
 // key is zeroed explicitly (LibTorch's own softmax of an all -inf row is NaN).
@@ -221,8 +185,8 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   p.forward_only_outputs = 1;  // the kernels' backward takes dout only
   p.infinities_allowed = {"lse"};
   const AttentionImpl& impl = attention_impl(params.variant);
-  const Kernel ours{&impl, shape, mask, scale};
-  const Kernel naive{&attention_impl("naive"), shape, mask, scale};
+  const AttentionRunner ours{.impl = &impl, .shape = shape, .mask = mask, .scale = scale};
+  const AttentionRunner naive{.impl = &attention_impl("naive"), .shape = shape, .mask = mask, .scale = scale};
   p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
   if (impl.has_backward<float>() || impl.has_backward<double>()) {
     p.backward =

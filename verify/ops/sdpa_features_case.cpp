@@ -24,6 +24,7 @@
 #include "twins/attention_features.hpp"
 #include "variants/attention.hpp"
 #include "variants/registry.hpp"
+#include "verify/ops/attention_runner.hpp"
 #include "verify/ops/op_cases.hpp"
 
 namespace ped::verify {
@@ -110,83 +111,6 @@ std::string features_shape(const FeatureSet& set, const Dims& d) {
   return s + params.str();
 }
 
-// One implementation with the features of a problem: the sinks and slopes come from the inputs (so
-// that finite differences and the float rounding of the inputs reach them).
-struct FeatureKernel {
-  const AttentionImpl* impl;
-  AttentionShape shape;
-  Mask mask;
-  double scale;
-  std::uint32_t bits;
-  double softcap;
-  std::uint64_t dropout_seed;
-  std::vector<std::int64_t> seqlens_q, seqlens_k;
-  std::size_t sinks_input, alibi_input;  // indices into the inputs (meaningful with the bit)
-
-  template <class T>
-  AttentionOptions options(const Mats<T>& in, std::vector<double>& sinks, std::vector<double>& slopes) const {
-    AttentionOptions o;
-    AttentionFeatures& f = o.features;
-    if (bits & kSinks) {
-      sinks = arma::conv_to<std::vector<double>>::from(arma::vectorise(in[sinks_input]));
-      f.sinks = sinks.data();
-    }
-    if (bits & kAlibi) {
-      slopes = arma::conv_to<std::vector<double>>::from(arma::vectorise(in[alibi_input]));
-      f.alibi_slopes = slopes.data();
-    }
-    if (bits & kSoftcap) f.softcap = softcap;
-    if (bits & kDropout) {
-      f.dropout_p = kDropoutP;
-      f.dropout_seed = dropout_seed;
-    }
-    if (bits & kLengths) {
-      f.seqlens_q = seqlens_q.data();
-      f.seqlens_k = seqlens_k.data();
-    }
-    return o;
-  }
-
-  template <class T>
-  arma::Mat<T> forward_with_stats(const Mats<T>& in, std::vector<RowStats<T>>& stats) const {
-    const auto rows_q = static_cast<arma::uword>(shape.batch * shape.heads * shape.seq_q);
-    arma::Mat<T> out(static_cast<arma::uword>(shape.head_dim), rows_q);
-    stats.resize(rows_q);
-    std::vector<double> sinks, slopes;
-    ped::run_forward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
-                        out.memptr(), stats.data(), options(in, sinks, slopes));
-    return out;
-  }
-
-  template <class T>
-  Mats<T> forward(const Mats<T>& in) const {
-    std::vector<RowStats<T>> stats;
-    arma::Mat<T> out = forward_with_stats(in, stats);
-    arma::Mat<T> lse(1, out.n_cols);
-    lse_from_stats<T>(static_cast<std::int64_t>(stats.size()), stats.data(), lse.memptr());
-    return {out, lse};
-  }
-
-  template <class T>
-  Mats<T> backward(const Mats<T>& in, const Mats<T>& dout) const {
-    std::vector<RowStats<T>> stats;
-    const arma::Mat<T> out = forward_with_stats(in, stats);
-    arma::Mat<T> dq(arma::size(in[0])), dk(arma::size(in[1])), dv(arma::size(in[2]));
-    std::vector<double> sinks, slopes, dsinks(static_cast<std::size_t>(shape.heads), 0.0);
-    AttentionOptions o = options(in, sinks, slopes);
-    if (bits & kSinks) o.features.dsinks = dsinks.data();
-    ped::run_backward<T>(*impl, shape, mask, static_cast<T>(scale), in[0].memptr(), in[1].memptr(), in[2].memptr(),
-                         out.memptr(), stats.data(), dout[0].memptr(), dq.memptr(), dk.memptr(), dv.memptr(), o);
-    Mats<T> grads = {dq, dk, dv};
-    if (bits & kSinks) {
-      arma::Mat<T> ds(1, dsinks.size());
-      for (std::size_t h = 0; h < dsinks.size(); ++h) ds(0, h) = static_cast<T>(dsinks[h]);
-      grads.push_back(ds);
-    }
-    return grads;
-  }
-};
-
 Problem make_features_problem(const CaseParams& params, std::uint64_t seed) {
   if (params.features.empty()) {
     throw std::invalid_argument("sdpa_features: no feature set given (CaseParams::features), expected one of the op's");
@@ -206,12 +130,13 @@ Problem make_features_problem(const CaseParams& params, std::uint64_t seed) {
   p.inputs = {{"q", set.input_scale * rng.normal(d.Dh, bq * d.N)},
               {"k", set.input_scale * rng.normal(d.Dh, bkv * nk)},
               {"v", rng.normal(d.Dh, bkv * nk)}};
-  FeatureKernel ours{.impl = &attention_impl(params.variant),
+  AttentionRunner ours{.impl = &attention_impl(params.variant),
                      .shape = shape,
                      .mask = mask,
                      .scale = scale,
                      .bits = set.bits,
                      .softcap = set.softcap,
+                     .dropout_p = kDropoutP,
                      .dropout_seed = seed ^ 0xd1b54a32d192ed03ULL,
                      .seqlens_q = {},
                      .seqlens_k = {},
@@ -249,7 +174,7 @@ Problem make_features_problem(const CaseParams& params, std::uint64_t seed) {
   p.isolate = impl.isolate;
   // The naive kernel is the algorithmic reference where it declares the set's features.
   if (attention_impl("naive").supports_features(set.bits)) {
-    FeatureKernel naive = ours;
+    AttentionRunner naive = ours;
     naive.impl = &attention_impl("naive");
     p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
     p.naive_backward =
