@@ -161,6 +161,22 @@ Verdict check_attention(AttentionImpl impl, const AttentionCheckOptions& options
   return check_attention(name, options);
 }
 
+namespace {
+
+// Whether the op runs the implementation on the mask at all: for an op with feature sets
+// (sdpa_features), in at least one set (an implementation that declares no feature runs in none).
+bool runs_some_case(const OpCase& c, CaseParams params) {
+  if (!c.runs) return true;
+  if (c.feature_sets.empty()) return c.runs(params);
+  for (const std::string& set : c.feature_sets) {
+    params.features = set;
+    if (c.runs(params)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::size_t register_attention_tests(const std::string& suite, AttentionImpl impl, const AttentionCheckOptions& options) {
   const std::string name = impl.name;
   std::size_t count = 0;
@@ -178,7 +194,7 @@ std::size_t register_attention_tests(const std::string& suite, AttentionImpl imp
       for (const std::string& mask : options.masks.empty() ? c.masks : masks) {
         if (!op_takes_mask(c, mask)) continue;
         check_mask_fits(c, mask, shapes);
-        if (c.runs && !c.runs(CaseParams{shapes.front(), name, mask})) continue;
+        if (!runs_some_case(c, CaseParams{shapes.front(), name, mask})) continue;
         for (Dtype dt : options.dtypes) {
           if (!has_dtype(registered, dt)) continue;
           for (Reference ref : options.references.empty() ? c.references : options.references) {

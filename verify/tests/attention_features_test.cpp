@@ -471,8 +471,8 @@ TEST(SdpaFeatures, BuiltinsPassTheSetsTheyDeclare) {
       references.insert(r.reference);
     }
     EXPECT_EQ(sets, expected) << builtin.name;
-    if (!expected.empty()) {
-      EXPECT_EQ(references.size(), 3u) << builtin.name;
+    if (!expected.empty()) {  // finite differences check gradients: none without a backward (flash_decode)
+      EXPECT_EQ(references.size(), builtin.has_backward<double>() ? 3u : 2u) << builtin.name;
     }
   }
 }

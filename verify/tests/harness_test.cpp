@@ -224,6 +224,29 @@ TEST(Harness, RegisteredCaseOfAConcreteMask) {
   EXPECT_EQ(names, (std::set<std::string>{"sdpa_double_libtorch_sliding_window(left=2,right=0)"}));
 }
 
+// A kernel that declares no AttentionFeatures gets no sdpa_features case (the default ops include
+// that op): a registered case would have nothing to check and fail.
+AttentionImpl plain_flash_as(const std::string& name) {
+  AttentionImpl impl = flash_as(name);
+  impl.features = 0;
+  return impl;
+}
+PED_ATTENTION_TESTS(HarnessRegisteredPlain, plain_flash_as("harness_registered_plain"), registered_options());
+TEST(Harness, NoFeatureCasesForAnImplementationWithoutFeatures) {
+  const testing::UnitTest& unit = *testing::UnitTest::GetInstance();
+  int cases = 0;
+  for (int i = 0; i < unit.total_test_suite_count(); ++i) {
+    const testing::TestSuite& suite = *unit.GetTestSuite(i);
+    if (std::string(suite.name()) != "HarnessRegisteredPlain") continue;
+    for (int j = 0; j < suite.total_test_count(); ++j) {
+      const std::string test = suite.GetTestInfo(j)->name();
+      EXPECT_EQ(test.rfind("sdpa_features", 0), std::string::npos) << test;
+      ++cases;
+    }
+  }
+  EXPECT_GT(cases, 0);
+}
+
 // A kernel whose name is taken: one failing case that says so. Disabled, so that the suite passes;
 // the CTest test verify_harness_taken_name_fails runs it and expects it to fail with the reason.
 std::size_t taken_count = register_attention_tests("DISABLED_HarnessTakenName", flash_as("flash"), small_options());
