@@ -184,9 +184,13 @@ TEST_F(ReportCommand, CompareBadInputExitsTwoNamingFileAndLine) {
 
   std::string samples = read_text(samples_path_for(base));
   // time_ns (the 11th cell) of the last line: "x<time>", not a number
-  std::size_t at = samples.rfind('\n', samples.size() - 2) + 1;
-  for (int comma = 0; comma < 10; ++comma) at = samples.find(',', at) + 1;
-  samples.insert(at, "x");
+  std::size_t at = samples.rfind('\n', samples.size() - 2);
+  ASSERT_NE(at, std::string::npos) << samples;
+  for (int comma = 0; comma < 10; ++comma) {
+    at = samples.find(',', at + 1);
+    ASSERT_NE(at, std::string::npos) << samples;
+  }
+  samples.insert(at + 1, "x");
   const fs::path broken = scratch() / "broken.csv";
   fs::copy_file(base, broken);
   write_text(samples_path_for(broken), samples);
