@@ -140,10 +140,9 @@ void naive_forward(const AttentionShape& shape, const Mask& mask, T scale, const
 
 template <class T>
 void naive_backward(const AttentionShape& shape, const Mask& mask, T scale, const T* q, const T* k, const T* v,
-                    const T* out, const RowStats<T>* stats, const T* dout, T* dq, T* dk, T* dv,
+                    const T* /*out*/, const RowStats<T>* /*stats*/, const T* dout, T* dq, T* dk, T* dv,
                     const AttentionOptions& options, const detail::ScoreMods& mods) {
-  (void)out;
-  (void)stats;
+  // out and stats are not read: the reference recomputes P, and D = rowsum(dO o O), in double.
   const std::int64_t nq = shape.seq_q, nk = shape.seq_k, d = shape.head_dim;
   const std::int64_t bh = shape.batch * shape.heads;
   const std::int64_t qStrideBH = nq * d, kStrideBH = nk * d;
