@@ -95,4 +95,25 @@ struct AttentionRunner {
   }
 };
 
+// p's forward and (where the implementation has one) backward run `ours`; its dtypes are those the
+// implementation has, and its checks run in a child process when the implementation asks for it.
+inline void set_implementation(Problem& p, const AttentionRunner& ours) {
+  const AttentionImpl& impl = *ours.impl;
+  p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
+  if (impl.has_backward<float>() || impl.has_backward<double>()) {
+    p.backward =
+        erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
+  }
+  if (!impl.supports<float>()) p.dtypes = {Dtype::f64};
+  if (!impl.supports<double>()) p.dtypes = {Dtype::f32};
+  p.isolate = impl.isolate;
+}
+
+// p's algorithmic reference (Reference::naive) runs `naive`.
+inline void set_naive_reference(Problem& p, const AttentionRunner& naive) {
+  p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
+  p.naive_backward =
+      erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
+}
+
 }  // namespace ped::verify

@@ -187,17 +187,8 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   const AttentionImpl& impl = attention_impl(params.variant);
   const AttentionRunner ours{.impl = &impl, .shape = shape, .mask = mask, .scale = scale};
   const AttentionRunner naive{.impl = &attention_impl("naive"), .shape = shape, .mask = mask, .scale = scale};
-  p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
-  if (impl.has_backward<float>() || impl.has_backward<double>()) {
-    p.backward =
-        erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
-  }
-  if (!impl.supports<float>()) p.dtypes = {Dtype::f64};
-  if (!impl.supports<double>()) p.dtypes = {Dtype::f32};
-  p.isolate = impl.isolate;
-  p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
-  p.naive_backward =
-      erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
+  set_implementation(p, ours);
+  set_naive_reference(p, naive);
   p.twin = [shape, mask, scale](const TorchTensors& in) {
     return sdpa_twin(in, shape, twin::visible_mask(mask, shape.seq_q, shape.seq_k), scale);
   };

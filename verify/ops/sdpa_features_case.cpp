@@ -163,22 +163,12 @@ Problem make_features_problem(const CaseParams& params, std::uint64_t seed) {
   p.outputs = {"out", "lse"};
   p.forward_only_outputs = 1;
   p.infinities_allowed = {"lse"};
-  const AttentionImpl& impl = *ours.impl;
-  p.forward = erase_forward([ours]<class T>(const Mats<T>& in) { return ours.forward(in); });
-  if (impl.has_backward<float>() || impl.has_backward<double>()) {
-    p.backward =
-        erase_backward([ours]<class T>(const Mats<T>& in, const Mats<T>& dout) { return ours.backward(in, dout); });
-  }
-  if (!impl.supports<float>()) p.dtypes = {Dtype::f64};
-  if (!impl.supports<double>()) p.dtypes = {Dtype::f32};
-  p.isolate = impl.isolate;
+  set_implementation(p, ours);
   // The naive kernel is the algorithmic reference where it declares the set's features.
   if (attention_impl("naive").supports_features(set.bits)) {
     AttentionRunner naive = ours;
     naive.impl = &attention_impl("naive");
-    p.naive_forward = erase_forward([naive]<class T>(const Mats<T>& in) { return naive.forward(in); });
-    p.naive_backward =
-        erase_backward([naive]<class T>(const Mats<T>& in, const Mats<T>& dout) { return naive.backward(in, dout); });
+    set_naive_reference(p, naive);
   }
   twin::AttentionFeatureArgs args;
   args.softcap = set.bits & kSoftcap ? set.softcap : 0;
