@@ -66,62 +66,25 @@ KeyInterval strip_keys(const std::vector<KeyInterval>& ext, std::int64_t i0, std
 }
 
 // Soft-cap and ALiBi on a (rows, cols) tile of scores s q.k (ld), query rows i0 .., keys j0 .. of
-// slice x, before the mask: S = c tanh(s q.k / c), then S -= slope |p - j| with p = i + (Nk - Nq).
-// factor, when not null, gets the soft-cap's backward factor 1 - t^2 (ld as the tile). Both come
-// from e = exp(-2 |y|) in (0, 1], y = s q.k / c, with the vectorising exp_nonpositive:
-// tanh(y) = sign(y) (1 - e) / (1 + e) and 1 - tanh^2(y) = 4 e / (1 + e)^2, which keeps its relative
-// accuracy where the tanh saturates (1 - t^2 from a rounded t would lose it). The same inputs give
-// bitwise the same scores in every pass.
+// slice x, before the mask, row by row with modify_score_row (variants/kernels.hpp): S = c tanh(s q.k
+// / c), then S -= slope |p - j| with p = i + (Nk - Nq). factor, when not null, gets the soft-cap's
+// backward factor 1 - t^2 (ld as the tile). The same inputs give bitwise the same scores in every pass.
 template <class T>
 void modify_scores(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                    std::int64_t cols, std::int64_t nq, std::int64_t nk, T* s, std::int64_t ld, T* factor) {
-  const T cap = static_cast<T>(mods.softcap), inv_cap = static_cast<T>(1 / mods.softcap);
-  const double slope = mods.slope(x);
+  const T cap = static_cast<T>(mods.softcap), inv_cap = static_cast<T>(mods.softcap > 0 ? 1 / mods.softcap : 0);
   for (std::int64_t r = 0; r < rows; ++r) {
-    T* row = s + r * ld;
-    if (mods.softcap > 0) {
-      T* f = factor != nullptr ? factor + r * ld : nullptr;
-      if (f == nullptr) {
-#pragma omp simd
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const T y = row[c] * inv_cap;
-          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
-          row[c] = cap * std::copysign((T{1} - e) / (T{1} + e), y);
-        }
-      } else {
-#pragma omp simd
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const T y = row[c] * inv_cap;
-          const T e = detail::exp_nonpositive(T{-2} * std::abs(y));
-          const T ep1 = T{1} + e;
-          row[c] = cap * std::copysign((T{1} - e) / ep1, y);
-          f[c] = T{4} * e / (ep1 * ep1);
-        }
-      }
-    }
-    if (slope != 0) {
-      const std::int64_t p = i0 + r + (nk - nq);
-#pragma omp simd
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const std::int64_t dist = p - (j0 + c);
-        row[c] -= static_cast<T>(slope * static_cast<double>(dist < 0 ? -dist : dist));
-      }
-    }
+    detail::modify_score_row(s + r * ld, cols, cap, inv_cap, mods.slope(x), i0 + r + (nk - nq), j0,
+                             factor != nullptr ? factor + r * ld : static_cast<T*>(nullptr));
   }
 }
 
 // Dropout on a (rows, cols) tile (ld), query rows i0 .., keys j0 .. of slice x: each entry times
-// Z_ij / (1 - dropout_p), that is 0 where the pair is dropped.
+// Z_ij / (1 - dropout_p), that is 0 where the pair is dropped (detail::dropout_row per row).
 template <class T>
 void apply_dropout(const detail::ScoreMods& mods, std::int64_t x, std::int64_t i0, std::int64_t rows, std::int64_t j0,
                    std::int64_t cols, T* a, std::int64_t ld) {
-  const std::uint64_t threshold = mods.dropout_threshold();
-  const T scale = static_cast<T>(mods.dropout_scale());
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::uint64_t key = mods.dropout_row_key(x, i0 + r);
-    T* row = a + r * ld;
-    for (std::int64_t c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, threshold) ? row[c] * scale : T{0};
-  }
+  for (std::int64_t r = 0; r < rows; ++r) detail::dropout_row(mods, x, i0 + r, j0, a + r * ld, cols);
 }
 
 // a (rows, cols) <- a o f element-wise (both with leading dimension ld).
@@ -131,13 +94,6 @@ void scale_by(T* a, const T* f, std::int64_t rows, std::int64_t cols, std::int64
 #pragma omp simd
     for (std::int64_t c = 0; c < cols; ++c) a[r * ld + c] *= f[r * ld + c];
   }
-}
-
-// P_i,sink = exp(sink - max) inv_sum of a row (0 for a row without key and sink), in double.
-template <class T>
-double sink_probability(const RowStats<T>& st, double sink) {
-  if (st.max == -std::numeric_limits<T>::infinity()) return 0;
-  return std::exp(sink - static_cast<double>(st.max)) * static_cast<double>(st.inv_sum);
 }
 
 template <class T>
@@ -302,7 +258,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
         if (sinks) {
           for (std::int64_t r = 0; r < rows; ++r) {
             const RowStats<T>& st = stats[x * nq + i0 + r];
-            if (st.inv_sum > T{0.5}) rowstate[static_cast<std::size_t>(r)].b += sink_probability(st, mods.sink(x));
+            if (st.inv_sum > T{0.5}) rowstate[static_cast<std::size_t>(r)].b += detail::sink_probability(st, mods.sink(x));
           }
         }
         clock.lap(AttentionPhase::dominated);
@@ -398,7 +354,7 @@ void blocked_backward(const AttentionShape& shape, const Mask& mask, T scale, co
     for (std::int64_t x = 0; x < bh; ++x) {
       double sum = 0;
       for (std::int64_t i = 0; i < nq; ++i) {
-        sum += sink_probability(stats[x * nq + i], mods.sink(x)) * static_cast<double>(dvec[x * nq + i]);
+        sum += detail::sink_probability(stats[x * nq + i], mods.sink(x)) * static_cast<double>(dvec[x * nq + i]);
       }
       mods.dsinks[x] = -sum;
     }

@@ -138,6 +138,7 @@ bool chunk_partial(const Call<T>& call, const Slice& sl, const Unit& u, std::int
   std::fill(o, o + rows * d, T{0});
   const int ir = static_cast<int>(rows), id = static_cast<int>(d);
   const T cap = static_cast<T>(call.f.softcap);
+  const T inv_cap = static_cast<T>(call.f.softcap > 0 ? 1 / call.f.softcap : 0);
   bool bad = false;
   for (std::int64_t t0 = j0; t0 < j1; t0 += kSubKeys) {
     const std::int64_t w = std::min(kSubKeys, j1 - t0);
@@ -159,18 +160,11 @@ bool chunk_partial(const Call<T>& call, const Slice& sl, const Unit& u, std::int
     const int iw = static_cast<int>(w);
     detail::gemm_nt(ir, iw, id, call.scale, qp, id, k + t0 * d, id, T{0}, s, iw);  // s q_i . k_j
     bad = bad || any_nonfinite(s, rows * w);
-    if (cap > 0) {  // soft-cap: c tanh(S / c)
-      for (std::int64_t e = 0; e < rows * w; ++e) s[e] = cap * std::tanh(s[e] / cap);
-    }
     for (std::int64_t r = 0; r < rows; ++r) {
       T* row = s + r * w;
-      if (call.f.alibi_slopes != nullptr) {  // -slope |p - j|, p = i + lk - lq
-        const double slope = call.f.alibi_slopes[row_head(r)];
-        const std::int64_t p = row_i(r) + lk - lq;
-        for (std::int64_t jj = 0; jj < w; ++jj) {
-          row[jj] -= static_cast<T>(slope * static_cast<double>(std::abs(p - (t0 + jj))));
-        }
-      }
+      // soft-cap c tanh(S / c), then ALiBi -slope |p - j| with p = i + lk - lq (variants/kernels.hpp)
+      const double slope = call.f.alibi_slopes != nullptr ? call.f.alibi_slopes[row_head(r)] : 0.0;
+      detail::modify_score_row(row, w, cap, inv_cap, slope, row_i(r) + lk - lq, t0, static_cast<T*>(nullptr));
       const BlockKind kr = kind(r);
       if (kr == BlockKind::empty) {
         std::fill(row, row + w, ninf);

@@ -63,6 +63,25 @@ struct ScoreMods {
   double dropout_scale() const { return 1.0 / (1.0 - dropout_p); }
 };
 
+// P_ij <- P_ij Z_ij / (1 - p) on row i (keys j0 .. j0 + n) of slice `slice` of a call: the dropped
+// entries become 0. Every kernel's dropout.
+template <class T>
+void dropout_row(const ScoreMods& mods, std::int64_t slice, std::int64_t i, std::int64_t j0, T* row, std::int64_t n) {
+  const std::uint64_t key = mods.dropout_row_key(slice, i), threshold = mods.dropout_threshold();
+  const T scale = static_cast<T>(mods.dropout_scale());
+  const int cols = static_cast<int>(n);
+#pragma omp simd
+  for (int c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, threshold) ? row[c] * scale : T{0};
+}
+
+// P_i,sink = exp(sink - max_i) inv_sum_i of a row, in double; 0 for a row without key and sink
+// ({-inf, 0}).
+template <class T>
+double sink_probability(const RowStats<T>& st, double sink) {
+  if (st.max == -std::numeric_limits<T>::infinity()) return 0.0;
+  return std::exp(sink - static_cast<double>(st.max)) * static_cast<double>(st.inv_sum);
+}
+
 // The bits of AttentionFeature a kernel implements; throws std::invalid_argument naming fn and the
 // first feature the call uses that is not among them.
 void require_features(const char* fn, const AttentionShape& shape, const AttentionFeatures& features,

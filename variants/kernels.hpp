@@ -249,6 +249,42 @@ inline T tanh_with_grad(T x, T& g) {
   return std::copysign(t, x);
 }
 
+// The score-level features on one row of raw scores s q_i.k_j, keys j0 .. j0 + n (before the mask),
+// as variants/attention.hpp defines them, for every kernel:
+//   soft-cap (cap > 0, inv_cap = 1 / cap rounded to T): S = cap tanh(S / cap), with g_j = 1 - tanh^2
+//     written when g is not null (the backward's dS_raw = dS g);
+//   ALiBi (slope != 0): S_j -= slope |p - j|, p the query's key-space position, the bias evaluated in
+//     double and rounded once to T.
+// The forward and the backward run this same code on the same GEMM result, so their scores are
+// bitwise the same.
+template <class T>
+void modify_score_row(T* row, std::int64_t n, T cap, T inv_cap, double slope, std::int64_t p, std::int64_t j0, T* g) {
+  const int cols = static_cast<int>(n);
+  if (cap > T{0}) {
+    if (g != nullptr) {
+#pragma omp simd
+      for (int c = 0; c < cols; ++c) {
+        T gc;
+        row[c] = cap * tanh_with_grad(row[c] * inv_cap, gc);
+        g[c] = gc;
+      }
+    } else {
+#pragma omp simd
+      for (int c = 0; c < cols; ++c) {
+        T gc;
+        row[c] = cap * tanh_with_grad(row[c] * inv_cap, gc);
+      }
+    }
+  }
+  if (slope != 0) {
+    const double pos = static_cast<double>(p - j0);  // p - j0
+#pragma omp simd
+    for (int c = 0; c < cols; ++c) {
+      row[c] = static_cast<T>(static_cast<double>(row[c]) - slope * std::abs(pos - static_cast<double>(c)));
+    }
+  }
+}
+
 // ---- scratch ------------------------------------------------------------------------------------
 
 // 64-byte aligned, uninitialised buffer of n elements (one per thread, reused across tiles).

@@ -37,9 +37,7 @@ struct TileMods {
   bool alibi = false;
   double slope = 0;           // S_ij -= slope |p - j|
   std::int64_t shift = 0;     // Nk - Nq: query i sits at key position p = i + shift
-  bool dropout = false;
-  std::uint64_t threshold = 0;  // ped_dropout_threshold(p)
-  T dropout_scale = 1;          // 1 / (1 - p), computed in double
+  bool dropout = false;         // dropout_row (variants/features.hpp)
   const ScoreMods* mods = nullptr;
   std::int64_t slice = 0;       // the slice (b, h) of the kernel call: mods->dropout_row_key(slice, i)
 };
@@ -56,62 +54,20 @@ TileMods<T> tile_mods(const ScoreMods& mods, std::int64_t slice, std::int64_t nq
   tm.shift = nk - nq;
   tm.scores = tm.softcap > T{0} || tm.alibi;
   tm.dropout = mods.dropout_p > 0;
-  if (tm.dropout) {
-    tm.threshold = mods.dropout_threshold();
-    tm.dropout_scale = static_cast<T>(mods.dropout_scale());
-  }
   tm.mods = &mods;
   tm.slice = slice;
   return tm;
 }
 
-// The soft-cap, then ALiBi, on a (rows, cols) tile of raw scores s q.k (before the mask):
-//   S = c tanh(S / c), with g = 1 - tanh^2 (dS_raw = dS g) stored when g is not null;
-//   S_ij -= slope |i + shift - j|, evaluated in double and rounded once to T.
-// The forward and the backward run this same code on the same GEMM result, so their scores are
-// bitwise the same (the backward's P rests on the forward's row max).
+// The soft-cap, then ALiBi, on a (rows, cols) tile of raw scores s q.k (before the mask), row by row
+// with modify_score_row (variants/kernels.hpp); g, when not null, gets 1 - tanh^2 (dS_raw = dS g).
 template <class T>
 void apply_scores(const TileMods<T>& tm, const Tile& t, T* s, T* g) {
-  const T cap = tm.softcap, inv = tm.inv_softcap;
+  const double slope = tm.alibi ? tm.slope : 0.0;
   for (std::int64_t r = 0; r < t.rows; ++r) {
-    T* row = s + r * t.cols;
-    const int cols = static_cast<int>(t.cols);
-    if (cap > T{0}) {
-      if (g != nullptr) {
-        T* grow = g + r * t.cols;
-#pragma omp simd
-        for (int c = 0; c < cols; ++c) {
-          T gc;
-          row[c] = cap * tanh_with_grad(row[c] * inv, gc);
-          grow[c] = gc;
-        }
-      } else {
-#pragma omp simd
-        for (int c = 0; c < cols; ++c) {
-          T gc;
-          row[c] = cap * tanh_with_grad(row[c] * inv, gc);
-        }
-      }
-    }
-    if (tm.alibi) {
-      const double slope = tm.slope;
-      const double pos = static_cast<double>(t.i0 + r + tm.shift - t.j0);  // p - j0
-#pragma omp simd
-      for (int c = 0; c < cols; ++c) {
-        row[c] = static_cast<T>(static_cast<double>(row[c]) - slope * std::abs(pos - static_cast<double>(c)));
-      }
-    }
+    modify_score_row(s + r * t.cols, t.cols, tm.softcap, tm.inv_softcap, slope, t.i0 + r + tm.shift, t.j0,
+                     g != nullptr ? g + r * t.cols : static_cast<T*>(nullptr));
   }
-}
-
-// P_ij <- P_ij Z_ij / (1 - p) on row i (keys j0 .. j0 + n) of the slice: dropped entries 0.
-template <class T>
-void dropout_row(const TileMods<T>& tm, std::int64_t i, std::int64_t j0, T* row, std::int64_t n) {
-  const std::uint64_t key = tm.mods->dropout_row_key(tm.slice, i), thr = tm.threshold;
-  const T scale = tm.dropout_scale;
-  const int cols = static_cast<int>(n);
-#pragma omp simd
-  for (int c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, thr) ? row[c] * scale : T{0};
 }
 
 // z (rows, cols) <- Z / (1 - p) of the tile: 1 / (1 - p) where kept, 0 where dropped.
@@ -119,15 +75,8 @@ template <class T>
 void dropout_tile(const TileMods<T>& tm, const Tile& t, T* z) {
   for (std::int64_t r = 0; r < t.rows; ++r) {
     std::fill(z + r * t.cols, z + (r + 1) * t.cols, T{1});
-    dropout_row(tm, t.i0 + r, t.j0, z + r * t.cols, t.cols);
+    dropout_row(*tm.mods, tm.slice, t.i0 + r, t.j0, z + r * t.cols, t.cols);
   }
-}
-
-// P_i,sink = exp(sink - max_i) inv_sum_i, in double; 0 for a row that sees nothing ({-inf, 0}).
-template <class T>
-double sink_prob(const RowStats<T>& st, T sink) {
-  if (st.max == -std::numeric_limits<T>::infinity()) return 0.0;
-  return std::exp(static_cast<double>(sink) - static_cast<double>(st.max)) * static_cast<double>(st.inv_sum);
 }
 
 // Online softmax step (FlashAttention-2):
@@ -164,7 +113,7 @@ void forward_tile(const Mask& mask, const Tile& t, std::int64_t nq, std::int64_t
     // scores of +-1e4 from overflowing.
     const T alpha = exp_nonpositive(m[r] - m_new);
     const double rowsum = exp_shift_sum(row, t.cols, m_new);  // the row sums take P before dropout
-    if (tm.dropout) dropout_row(tm, t.i0 + r, t.j0, row, t.cols);
+    if (tm.dropout) dropout_row(*tm.mods, tm.slice, t.i0 + r, t.j0, row, t.cols);
     if (alpha != T{1}) {
       T* a = acc + r * d;
 #pragma omp simd

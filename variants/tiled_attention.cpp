@@ -70,7 +70,7 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
       const T sink = static_cast<T>(mods.sink(x));
       double acc = 0;
       for (std::int64_t i = 0; i < nq; ++i) {
-        acc -= sink_prob(stats[x * nq + i], sink) * static_cast<double>(dvec[static_cast<std::size_t>(x * nq + i)]);
+        acc -= sink_probability(stats[x * nq + i], static_cast<double>(sink)) * static_cast<double>(dvec[static_cast<std::size_t>(x * nq + i)]);
       }
       mods.dsinks[x] = acc;
     }
@@ -91,7 +91,7 @@ void tiled_attention_backward(const AttentionShape& shape, const Mask& mask, T s
     state.assign(static_cast<std::size_t>(rows), DominatedRow{});
     if (mods.sinks == nullptr) return;
     const T sink = static_cast<T>(mods.sink(x));
-    for (std::int64_t r = 0; r < rows; ++r) state[static_cast<std::size_t>(r)].b = sink_prob(stats[x * nq + i0 + r], sink);
+    for (std::int64_t r = 0; r < rows; ++r) state[static_cast<std::size_t>(r)].b = sink_probability(stats[x * nq + i0 + r], static_cast<double>(sink));
   };
 
   auto tile_of = [&](std::int64_t br, std::int64_t bc) {
