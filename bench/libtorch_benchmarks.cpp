@@ -97,6 +97,12 @@ at::Tensor padded_batch_mask(const Mask& mask, const std::vector<std::int64_t>& 
   return m;
 }
 
+// Whether the mask hides any pair of Nq x Nk scores: a decoding step's causal mask (one query at the
+// last position) hides none, and a LibTorch user passes no mask then.
+bool hides_some_pair(const Mask& mask, std::int64_t nq, std::int64_t nk) {
+  return mask.block_layout(nq, nk, nq, nk).visible_pairs != nq * nk;
+}
+
 AttentionForward make_forward(const Contender& contender, const AttentionCase& c) {
   const LibTorchFormulation formulation = libtorch_entry(contender).formulation;
   AttentionForward f{.formulation = formulation, .causal = false, .mask = {},
@@ -109,7 +115,7 @@ AttentionForward make_forward(const Contender& contender, const AttentionCase& c
     // is_causal is top-left aligned in LibTorch 1.13 (tril of an (Nq, Nk) matrix of ones): right only
     // for Nq = Nk; a decoding case takes the bottom-right mask below.
     f.causal = true;
-  } else if (c.mask.kind() != Mask::Kind::none) {
+  } else if (c.mask.kind() != Mask::Kind::none && hides_some_pair(c.mask, c.queries(), c.seq_len)) {
     f.mask = twin::additive_mask(c.mask, c.queries(), c.seq_len);
   }
   return f;

@@ -70,7 +70,9 @@ void dropout_row(const ScoreMods& mods, std::int64_t slice, std::int64_t i, std:
   const std::uint64_t key = mods.dropout_row_key(slice, i), threshold = mods.dropout_threshold();
   const T scale = static_cast<T>(mods.dropout_scale());
   const int cols = static_cast<int>(n);
+#if defined(_OPENMP)  // this header also reaches code built without OpenMP (plugin_host, bench)
 #pragma omp simd
+#endif
   for (int c = 0; c < cols; ++c) row[c] = ped_dropout_keep_at(key, j0 + c, threshold) ? row[c] * scale : T{0};
 }
 
