@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "plugin_host/reduced_precision.hpp"
-#include "twins/masks.hpp"
+#include "twins/attention_features.hpp"
 #include "variants/attention.hpp"
 #include "variants/registry.hpp"
 #include "verify/ops/attention_runner.hpp"
@@ -64,20 +64,14 @@ Mask make_mask(const std::string& name, std::int64_t nq, std::int64_t nk, std::u
   throw std::invalid_argument("sdpa: unknown mask '" + name + "'");
 }
 
-// Composed LibTorch ops with autograd, given the explicit boolean mask. A query row that sees no
-// key is zeroed explicitly (LibTorch's own softmax of an all -inf row is NaN).
-TorchTensors sdpa_twin(const TorchTensors& in, const AttentionShape& s, const at::Tensor& visible, double scale) {
+// Composed LibTorch ops with autograd: the LibTorch twin of attention (twins/attention_features.hpp,
+// plain ops on the explicit mask; a query row that sees no key gets out 0 and lse -inf) without
+// features, on the carrier layout.
+TorchTensors sdpa_twin(const TorchTensors& in, const AttentionShape& s, const Mask& mask, double scale) {
   auto as_4d = [&](const at::Tensor& view, std::int64_t n) { return view.t().reshape({s.batch, s.heads, n, s.head_dim}); };
-  const at::Tensor q = as_4d(in[0], s.seq_q), k = as_4d(in[1], s.seq_k), v = as_4d(in[2], s.seq_k);
-  const at::Tensor row_has_key = visible.any(-1, /*keepdim=*/true);  // (Nq, 1)
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;      // (B, H, Nq, Nk)
-  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<double>::infinity());
-  scores = scores.masked_fill(row_has_key.logical_not(), 0.0);  // rows with no key: finite, zeroed below
-  const at::Tensor p = at::softmax(scores, -1) * row_has_key.to(scores.scalar_type());
-  const at::Tensor out = at::matmul(p, v);
-  const at::Tensor lse = at::logsumexp(scores, -1).masked_fill(row_has_key.squeeze(-1).logical_not(),
-                                                               -std::numeric_limits<double>::infinity());
-  return {out.reshape({-1, s.head_dim}).t(), lse.reshape({1, -1})};
+  const twin::AttentionTwinResult r = twin::attention_with_features(
+      as_4d(in[0], s.seq_q), as_4d(in[1], s.seq_k), as_4d(in[2], s.seq_k), at::Tensor(), mask, scale, {});
+  return {r.out.reshape({-1, s.head_dim}).t(), r.lse.reshape({1, -1})};
 }
 
 // A plugin's kernel in a 16-bit dtype (plugin_host/reduced_precision.hpp) on the carrier layout;
@@ -189,9 +183,7 @@ Problem make_sdpa_problem(const std::string& op, const CaseParams& params, std::
   const AttentionRunner naive{.impl = &attention_impl("naive"), .shape = shape, .mask = mask, .scale = scale};
   set_implementation(p, ours);
   set_naive_reference(p, naive);
-  p.twin = [shape, mask, scale](const TorchTensors& in) {
-    return sdpa_twin(in, shape, twin::visible_mask(mask, shape.seq_q, shape.seq_k), scale);
-  };
+  p.twin = [shape, mask, scale](const TorchTensors& in) { return sdpa_twin(in, shape, mask, scale); };
   add_reduced_precision(p, impl, shape, mask, scale);
   return p;
 }
