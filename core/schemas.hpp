@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,19 @@ namespace ped::schema {
 inline constexpr std::array<std::string_view, 14> verify_columns = {
     "op",          "variant",     "dtype",        "shape",     "mask",   "reference", "quantity",
     "max_abs_err", "max_rel_err", "norm_rel_err", "tolerance", "passed", "seed",      "detail"};
+
+// One case of a verify sweep (one problem: every row of the CSV with these op, variant, shape, mask
+// and seed), as its shard manifest's case list and report merge name it (core/shard.hpp), e.g.
+// "sdpa | flash | B=1 H=2 N=8 d=4 | causal | seed=1".
+inline std::string verify_case_key(std::string_view op, std::string_view variant, std::string_view shape,
+                                   std::string_view mask, std::uint64_t seed) {
+  std::string key;
+  for (std::string_view part : {op, variant, shape, mask}) {
+    key += part;
+    key += " | ";
+  }
+  return key + "seed=" + std::to_string(seed);
+}
 
 // The nine columns that identify a benchmark, first in each benchmark file below.
 inline constexpr std::array<std::string_view, 9> benchmark_key_columns = {
