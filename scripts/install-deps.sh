@@ -18,6 +18,7 @@ packages=(
   libdlpack-dev        # the attention plugin ABI's tensors (<dlpack/dlpack.h>)
   gnuplot-nox          # reports/: plots
   libxml2-utils        # xmllint: the tests check that verify --junit writes well-formed XML
+  munge slurmctld slurmd slurm-client  # scripts/slurm/: sharded sweeps on Slurm, and their end-to-end test
 )
 
 missing=()
