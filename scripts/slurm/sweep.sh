@@ -12,21 +12,31 @@
 #   --only bench|verify    run one of the two (default both)
 #   --bench-args "..."     more bench options for every shard (word-split)
 #   --verify-args "..."    more verify options for every shard (word-split)
-#   --build-dir DIR        the build the shards run (default build/release of this tree)
-#   --no-build             use --build-dir as it is instead of submitting the build job
+#   --build-dir DIR        the programs the shards run: a build tree or an installed bin directory
+#                          (default: build/release of this source tree; installed: PREFIX/bin)
+#   --no-build             use --build-dir as it is instead of submitting the build job (the default
+#                          where these scripts are installed, PREFIX/share/pedestrian/scripts/slurm/)
 #   --partition P, --time T, --account A   passed to every sbatch
 #   --wait                 wait for the merge job and exit with its result: 0 all passed, 1 a check
 #                          failed or a job failed (the message names it), 2 a usage error
 #
-# Every job runs in this source tree, which the nodes must see at the same path (a shared file system),
-# like --out. Before anything is written or submitted the Slurm controller must answer (sinfo):
+# The nodes must see this source tree (or installation) and --out at the same paths (a shared file
+# system). The build job runs in the source tree, the others in --out. Before anything is written or submitted the Slurm controller must answer (sinfo):
 # otherwise the message says so and the exit status is 2.
 set -euo pipefail
-source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+sweep_scripts=$(cd "$here/../sweep" && pwd)
+# shellcheck source=../sweep/programs.sh
+. "$sweep_scripts/programs.sh"
 die() { echo "sweep.sh: $*" >&2; exit 2; }
 
 shards='' out='' cpus=2 profile=quick only=both bench_args='' verify_args=''
-build_dir=$source_dir/build/release build=yes wait=no
+if [ -f "$here/../../CMakePresets.json" ]; then  # a source tree
+  source_dir=$(cd "$here/../.." && pwd) build_dir=$source_dir/build/release build=yes
+else  # installed: PREFIX/share/pedestrian/scripts/slurm
+  source_dir='' build_dir=$(cd "$here/../../../.." && pwd)/bin build=no
+fi
+wait=no
 sbatch_common=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -61,9 +71,9 @@ if [ -e "$out" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
   die "--out $out: not empty (an earlier sweep's shards would mix with this one's); give a new directory"
 fi
 if [ "$build" = no ]; then
-  for program in bench/bench verify/verify reports/report; do
-    [ -x "$build_dir/$program" ] || die "--no-build: $build_dir/$program is not built"
-  done
+  find_programs sweep.sh "$build_dir" || exit 2
+elif [ -z "$source_dir" ]; then
+  die "no source tree to build here (installed scripts): give --no-build and --build-dir"
 fi
 command -v sbatch >/dev/null || die "sbatch not found: this machine is not a Slurm submit host (apt-get install slurm-client)"
 if ! reply=$(sinfo -h -o '%P %a' 2>&1); then
@@ -76,21 +86,22 @@ fi
 
 mkdir -p "$out/logs" "$out/shards"
 out=$(cd "$out" && pwd)
-submit() { sbatch --parsable --chdir="$source_dir" "${sbatch_common[@]}" "$@" | cut -d';' -f1; }
+submit() { sbatch --parsable "${sbatch_common[@]}" "$@" | cut -d';' -f1; }
 
 dependency=()
 if [ "$build" = yes ]; then
-  build_job=$(submit --job-name=ped-build --cpus-per-task="$cpus" --output="$out/logs/build.out" \
-    scripts/slurm/build.sbatch "$build_dir")
+  build_job=$(submit --job-name=ped-build --chdir="$source_dir" --cpus-per-task="$cpus" --output="$out/logs/build.out" \
+    "$here/build.sbatch" "$build_dir")
   echo "build $build_job" >>"$out/jobs.txt"
   dependency=(--dependency="afterok:$build_job" --kill-on-invalid-dep=yes)
 fi
-array_job=$(submit --job-name=ped-shard --array="0-$((shards - 1))" --cpus-per-task="$cpus" "${dependency[@]}" \
-  --output="$out/logs/shard-%a.out" scripts/slurm/shard.sbatch "$out" "$build_dir" "$shards" "$profile" "$only" \
-  "$bench_args" "$verify_args")
+array_job=$(submit --job-name=ped-shard --chdir="$out" --array="0-$((shards - 1))" --cpus-per-task="$cpus" \
+  "${dependency[@]}" --output="$out/logs/shard-%a.out" "$here/shard.sbatch" "$sweep_scripts" "$out" "$build_dir" \
+  "$shards" "$profile" "$only" "$bench_args" "$verify_args")
 echo "shards $array_job" >>"$out/jobs.txt"
-merge_job=$(submit --job-name=ped-merge --cpus-per-task=1 --dependency="afterok:$array_job" --kill-on-invalid-dep=yes \
-  --output="$out/logs/merge.out" scripts/slurm/merge.sbatch "$out" "$build_dir" "$shards")
+merge_job=$(submit --job-name=ped-merge --chdir="$out" --cpus-per-task=1 --dependency="afterok:$array_job" \
+  --kill-on-invalid-dep=yes --output="$out/logs/merge.out" "$here/merge.sbatch" "$sweep_scripts" "$out" "$build_dir" \
+  "$shards")
 echo "merge $merge_job" >>"$out/jobs.txt"
 echo "sweep.sh: submitted ${build_job:+build $build_job, }$shards shards as array $array_job, merge $merge_job; logs in $out/logs"
 

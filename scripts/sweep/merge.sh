@@ -5,15 +5,18 @@
 #
 #   bash scripts/sweep/merge.sh --out DIR [--build-dir DIR] SHARD_DIR...
 #
+# --build-dir: a build tree or an installed bin directory (default: build/release of this source tree).
 # Writes DIR/bench.json, bench.csv, bench.samples.csv, bench.phases.csv, verify.csv,
 # verify.shard.json (the merged set, as an unsharded run writes them) and DIR/report/ (summary.md,
 # fits.csv, plots). Exit status: 0 when every verify check passed, 1 when one failed (the report is
 # written either way), 2 when the shards cannot be merged (nothing written).
 set -euo pipefail
-source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=programs.sh
+. "$here/programs.sh"
 die() { echo "merge.sh: $*" >&2; exit 2; }
 
-out='' build_dir=$source_dir/build/release
+out='' build_dir=$here/../../build/release
 while [ $# -gt 0 ]; do
   case "$1" in
   --out) [ $# -ge 2 ] || die "--out: missing value"; out=$2; shift 2 ;;
@@ -26,8 +29,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || die "--out DIR is required"
 [ $# -ge 1 ] || die "no shard directories given"
-report=$build_dir/reports/report
-[ -x "$report" ] || die "$report not built"
+find_programs merge.sh "$build_dir" || exit 2
 
 # report merge exits 1 when the merged verify.csv holds a failed check (after writing everything),
 # 2 when it refused the shards (having written nothing).

@@ -8,7 +8,8 @@
 #
 #   --shard I/N          this shard (0 <= I < N)
 #   --out DIR            where its outputs go (created; must not hold an earlier shard's outputs)
-#   --build-dir DIR      the build to run (default: build/release of this source tree)
+#   --build-dir DIR      the programs to run: a build tree or an installed bin directory (default:
+#                        build/release of this source tree)
 #   --profile P          bench's profile, quick or full (default: quick)
 #   --threads T          bench's threads (default: $SLURM_CPUS_PER_TASK under Slurm, else nproc);
 #                        every shard of a sweep must use the same (benchmark names hold T)
@@ -16,13 +17,15 @@
 #   --bench-args "..."   more bench options, word-split (e.g. "--cases plain --seq-lens 256,512")
 #   --verify-args "..."  more verify options, word-split (e.g. "--ops sdpa --seeds 1")
 #
-# Writes DIR/bench.json, bench.csv, bench.samples.csv, bench.phases.csv, bench.log (bench/run_bench.sh)
-# and DIR/verify.csv, verify.shard.json (the shard's manifest), verify.log. Exit status: 0 when the
+# Writes DIR/bench.json (Google Benchmark's JSON, the shard's manifest in its context), bench.csv,
+# bench.samples.csv, bench.phases.csv (report convert), bench.log (progress), and DIR/verify.csv, verify.shard.json (the shard's manifest), verify.log. Exit status: 0 when the
 # shard's outputs are complete (failed checks are a verdict, recorded in verify.csv, and fail the
 # merge step instead, so that the report is still written); 2 on a usage error; otherwise the status
 # of the step that failed (its log says why), with nothing of that step left behind.
 set -euo pipefail
-source_dir=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=programs.sh
+. "$here/programs.sh"
 
 usage() {
   sed -n '/^#   bash/,/^# Writes/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d' >&2
@@ -30,7 +33,7 @@ usage() {
 }
 die() { echo "shard.sh: $*" >&2; exit 2; }
 
-shard='' out='' build_dir=$source_dir/build/release profile=quick threads='' only='' bench_args='' verify_args=''
+shard='' out='' build_dir=$here/../../build/release profile=quick threads='' only='' bench_args='' verify_args=''
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { [ "$1" = --help ] || [ "$1" = -h ] && usage; die "$1: missing value"; }
   case "$1" in
@@ -51,27 +54,35 @@ done
 case "$only" in '' | bench | verify) ;; *) die "--only '$only': expected bench or verify" ;; esac
 if [ -z "$threads" ]; then threads=${SLURM_CPUS_PER_TASK:-$(nproc)}; fi
 case "$threads" in '' | *[!0-9]* | 0) die "--threads '$threads': expected a whole number >= 1" ;; esac
-for program in bench/bench verify/verify reports/report; do
-  [ -x "$build_dir/$program" ] || die "$build_dir/$program not built (cmake --preset release && cmake --build --preset release)"
-done
+find_programs shard.sh "$build_dir" || exit 2
 for file in bench.json verify.csv verify.shard.json; do
   [ ! -e "$out/$file" ] || die "$out/$file exists: an earlier shard's output (give an empty --out)"
 done
 # The shard spec is checked by the programs themselves; ask one now so that a bad one fails before
 # anything runs or is written.
-"$build_dir/verify/verify" --list-cases --shard "$shard" --ops layer_norm >/dev/null || exit 2
+"$verify" --list-cases --shard "$shard" --ops layer_norm >/dev/null || exit 2
 mkdir -p "$out"
 
 echo "shard.sh: shard $shard, $threads threads, on $(hostname) ($out)"
 if [ "$only" != verify ]; then
+  # Google Benchmark writes its JSON as it goes: into a temp file, renamed once the run is complete.
+  status=0
   # shellcheck disable=SC2086  # --bench-args is a list of options
-  PED_BUILD_DIR=$build_dir "$source_dir/bench/run_bench.sh" "$profile" "$out" "$build_dir" -- \
-    --shard "$shard" --threads "$threads" $bench_args
+  "$bench" --profile "$profile" --shard "$shard" --threads "$threads" $bench_args \
+    --benchmark_out="$out/bench.json.tmp" --benchmark_out_format=json >/dev/null 2>"$out/bench.log" || status=$?
+  if [ "$status" -ne 0 ]; then
+    rm -f "$out/bench.json.tmp"
+    tail -n 5 "$out/bench.log" >&2
+    echo "shard.sh: bench exited $status (log: $out/bench.log)" >&2
+    exit "$status"
+  fi
+  mv "$out/bench.json.tmp" "$out/bench.json"
+  "$report" convert --json "$out/bench.json" --out "$out/bench.csv"
 fi
 if [ "$only" != bench ]; then
   status=0
   # shellcheck disable=SC2086
-  "$build_dir/verify/verify" --quiet --shard "$shard" --out "$out/verify.csv" $verify_args >"$out/verify.log" 2>&1 ||
+  "$verify" --quiet --shard "$shard" --out "$out/verify.csv" $verify_args >"$out/verify.log" 2>&1 ||
     status=$?
   tail -n 3 "$out/verify.log"
   # 1: some check failed, and the CSV says which; anything else means no complete output.
