@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
       "verify.shard.json; refuses shards of different revisions, profiles, settings or case lists, a missing, "
       "duplicated or overlapping shard, outputs that do not match their manifest, cases no shard ran, and bench "
       "timings from different host kinds (exit 2, nothing written)");
-  merge->add_option("shard_dirs", merge_dirs, "shard output directories (each holding bench.json and/or verify.csv)")
+  merge->add_option("SHARD_DIR", merge_dirs, "shard output directories (each holding bench.json and/or verify.csv)")
       ->required()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->check(cli::non_empty());
