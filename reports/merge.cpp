@@ -349,6 +349,7 @@ struct VerifyShard {
   std::string header;                            // the CSV's header line
   std::vector<std::vector<std::string>> lines;   // per case of the shard (in order), its data lines
   std::vector<std::string> keys;                 // per case, its schema::verify_case_key
+  std::size_t failed = 0;                        // rows whose passed is false
 };
 
 VerifyShard read_verify_shard(const fs::path& dir) {
@@ -403,6 +404,7 @@ VerifyShard read_verify_shard(const fs::path& dir) {
       shard.lines.emplace_back();
     }
     shard.lines.back().push_back(lines[row.line - 1]);
+    if (!row.passed) ++shard.failed;
   }
   if (shard.keys.size() != m.case_indices.size()) {
     throw_input_error(source, ": holds ", shard.keys.size(), " cases, but its manifest ", shard.facts.file.string(),
@@ -456,6 +458,8 @@ void plan_verify(const std::vector<VerifyShard>& shards, MergePlan& plan) {
       ++rows;
     }
   }
+  plan.verify_rows = rows;
+  for (const VerifyShard& shard : shards) plan.verify_failed += shard.failed;
   const fs::path csv_file = plan.out_dir / merge_verify_csv;
   const fs::path manifest_file = shard_manifest_path(csv_file);
   plan.files.push_back({csv_file, csv});

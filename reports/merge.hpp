@@ -47,6 +47,8 @@ struct MergePlan {
   std::vector<MergedFile> files;     // in the order written
   std::vector<std::string> summary;  // one line per file: "wrote FILE (cases, rows, shards)"
   std::vector<std::string> notes;    // bench runs the CSVs leave out (errors, non-attention runs), as convert tells them
+  std::size_t verify_rows = 0;       // rows of the merged verify.csv
+  std::size_t verify_failed = 0;     // of which passed is false (the command then exits 1)
 };
 
 // Reads and checks the shard directories (at least one) and computes the merged files:

@@ -6,7 +6,8 @@
 //   report ab --rev-a REV --rev-b REV [--repetitions 9] [--filter REGEX] [--build-dir DIR]
 //   report merge --out OUTDIR SHARD_DIR...
 //
-// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare, ab);
+// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare, ab), or
+// a failed check in the merged verify.csv (merge, after writing every file);
 // 2 bad input or any other error that prevents a verdict, including a gate that left benchmarks
 // unjudged (without --allow-ungated). File formats: reports/README.md.
 #include "reports/ab.hpp"
@@ -32,6 +33,7 @@ using namespace ped;
 
 constexpr int exit_ok = 0;
 constexpr int exit_regression = 1;
+constexpr int exit_failed_check = 1;  // merge: the merged verify.csv holds a failed check
 constexpr int exit_error = 2;
 
 int run_summarize(const SummaryOptions& options) {
@@ -136,6 +138,12 @@ int run_merge(const std::vector<fs::path>& shard_dirs, const fs::path& out_dir) 
   write_merge(plan);
   for (const std::string& line : plan.summary) std::cout << line << "\n";
   for (const std::string& note : plan.notes) std::cerr << "report merge: " << note << "\n";
+  // A failed check is a verdict of the sweep, as verify's own exit 1: told once everything is written.
+  if (plan.verify_failed > 0) {
+    std::cerr << "report merge: " << plan.verify_failed << " of " << plan.verify_rows
+              << " verify checks failed (verify.csv, column passed)\n";
+    return exit_failed_check;
+  }
   return exit_ok;
 }
 

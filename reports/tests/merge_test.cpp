@@ -163,7 +163,9 @@ TEST_F(ReportMerge, ShardsMergeIntoWhatOneUnshardedRunGives) {
   const std::vector<fs::path> dirs = write_shards(3);
   // The shards given in any order.
   const CommandResult r = merge({dirs[2], dirs[0], dirs[1]}, out());
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // One verify check failed (case 4's): exit 1, once every file is written.
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("report merge: 1 of 10 verify checks failed (verify.csv, column passed)"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("bench.json (7 cases, 31 entries, from 3 shards)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bench.csv (5 benchmarks, from 3 shards)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bench.samples.csv (15 samples, from 3 shards)"), std::string::npos) << r.out;
@@ -223,10 +225,10 @@ TEST_F(ReportMerge, EachRowKeepsItsShardsHostAndTheContextNamesEveryHost) {
 
 TEST_F(ReportMerge, MergedOutputMergesAgainAsOneShard) {
   const std::vector<fs::path> dirs = write_shards(3);
-  ASSERT_EQ(merge(dirs, out()).exit_code, 0);
+  ASSERT_EQ(merge(dirs, out()).exit_code, 1);
   const fs::path again = scratch() / "again";
   const CommandResult r = merge({out()}, again);
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("from 1 shards"), std::string::npos) << r.out;
   for (const char* file : {"bench.csv", "bench.samples.csv", "bench.phases.csv", "verify.csv", "verify.shard.json"}) {
     EXPECT_EQ(read_text(again / file), read_text(out() / file)) << file;
@@ -245,7 +247,7 @@ TEST_F(ReportMerge, VerifyShardsMayComeFromDifferentHostKinds) {
   other.host_kind = "Other CPU x 64 CPUs";
   write_verify(dirs[1], other);
   const CommandResult r = merge(dirs, out());
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(read_manifest_json(out() / "verify.shard.json").host_kind, "Test CPU @ 2.0GHz x 2 CPUs; Other CPU x 64 CPUs");
   EXPECT_EQ(read_text(out() / "verify.csv"), verify_csv(manifest_of("verify", {0, 1})));
 }
@@ -253,8 +255,20 @@ TEST_F(ReportMerge, VerifyShardsMayComeFromDifferentHostKinds) {
 TEST_F(ReportMerge, MoreShardsThanCasesLeaveEmptyShards) {
   const std::vector<fs::path> dirs = write_shards(6, false, true);
   const CommandResult r = merge(dirs, out());
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(read_text(out() / "verify.csv"), verify_csv(manifest_of("verify", {0, 1})));
+}
+
+TEST_F(ReportMerge, ExitsZeroWhenEveryMergedVerifyCheckPassed) {
+  // The sweep without its failing check (case 4 with seed 4 instead of 3).
+  std::vector<VerifyCase> cases = verify_cases;
+  cases[4].seed = 4;
+  std::vector<fs::path> dirs = write_shards(2, false, true);
+  for (std::size_t i = 0; i < 2; ++i) write_verify(dirs[i], manifest_of("verify", {i, 2}), cases);
+  const CommandResult r = merge(dirs, out());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("failed"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(out() / "verify.csv"), verify_csv(manifest_of("verify", {0, 1}), cases));
 }
 
 TEST_F(ReportMerge, RefusesAMissingFileOrOneThatIsNoShardOutput) {
