@@ -188,7 +188,8 @@ ShardManifest parse_manifest_json(const std::string& text, const std::string& so
   try {
     document = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw InputError(concat(source, ": not JSON (", e.what(), ")"));
+    // The library's message quotes the bytes it last read, control characters included.
+    throw InputError(concat(source, ": not JSON (", printable(e.what()), ")"));
   }
   if (!document.is_object()) throw InputError(concat(source, ": expected a JSON object of strings"));
   std::map<std::string, std::string> fields;

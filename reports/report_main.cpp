@@ -4,8 +4,10 @@
 //   report compare BASE.csv NEW.csv [--threshold 0.05] [--alpha 0.05] [--allow-ungated]
 //   report convert --json RUN.json [RUN2.json ...] --out BENCH.csv
 //   report ab --rev-a REV --rev-b REV [--repetitions 9] [--filter REGEX] [--build-dir DIR]
+//   report merge --out OUTDIR SHARD_DIR...
 //
-// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare, ab);
+// Exit codes: 0 success / no regression; 1 a statistically significant regression (compare, ab), or
+// a failed check in the merged verify.csv (merge, after writing every file);
 // 2 bad input or any other error that prevents a verdict, including a gate that left benchmarks
 // unjudged (without --allow-ungated). File formats: reports/README.md.
 #include "reports/ab.hpp"
@@ -13,6 +15,7 @@
 #include "reports/compare.hpp"
 #include "core/errors.hpp"
 #include "reports/gbench_json.hpp"
+#include "reports/merge.hpp"
 #include "reports/summary.hpp"
 
 #include "core/cli_checks.hpp"
@@ -30,6 +33,7 @@ using namespace ped;
 
 constexpr int exit_ok = 0;
 constexpr int exit_regression = 1;
+constexpr int exit_failed_check = 1;  // merge: the merged verify.csv holds a failed check
 constexpr int exit_error = 2;
 
 int run_summarize(const SummaryOptions& options) {
@@ -129,6 +133,20 @@ int run_convert(const std::vector<fs::path>& json_files, const fs::path& out_csv
   return exit_ok;
 }
 
+int run_merge(const std::vector<fs::path>& shard_dirs, const fs::path& out_dir) {
+  const MergePlan plan = plan_merge(shard_dirs, out_dir);
+  write_merge(plan);
+  for (const std::string& line : plan.summary) std::cout << line << "\n";
+  for (const std::string& note : plan.notes) std::cerr << "report merge: " << note << "\n";
+  // A failed check is a verdict of the sweep, as verify's own exit 1: told once everything is written.
+  if (plan.verify_failed > 0) {
+    std::cerr << "report merge: " << plan.verify_failed << " of " << plan.verify_rows
+              << " verify checks failed (verify.csv, column passed)\n";
+    return exit_failed_check;
+  }
+  return exit_ok;
+}
+
 int run_ab_command(const AbOptions& options, bool allow_ungated) {
   const AbResult result = run_ab(options, std::cerr);
   std::cout << "A = " << result.commit_a << " (" << options.rev_a << "), B = " << result.commit_b << " ("
@@ -215,10 +233,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ab->add_flag("--allow-ungated", allow_ungated, "exit 0 even when benchmarks were not gated (too few repetitions)");
 
+  std::vector<fs::path> merge_dirs;
+  fs::path merge_out;
+  CLI::App* merge = app.add_subcommand(
+      "merge",
+      "combine the outputs of the shards of one sweep (bench --shard I/N: bench.json; verify --shard I/N: verify.csv + "
+      "verify.shard.json) into OUTDIR: bench.json, bench.csv, bench.samples.csv, bench.phases.csv, verify.csv, "
+      "verify.shard.json; refuses shards of different revisions, profiles, settings or case lists, a missing, "
+      "duplicated or overlapping shard, outputs that do not match their manifest, cases no shard ran, and bench "
+      "timings from different host kinds (exit 2, nothing written)");
+  merge->add_option("SHARD_DIR", merge_dirs, "shard output directories (each holding bench.json and/or verify.csv)")
+      ->required()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->check(cli::non_empty());
+  merge->add_option("--out", merge_out, "output directory (created if missing; not one of the shard directories)")
+      ->required()
+      ->check(cli::non_empty());
+
   // CLI11 answers a misspelt subcommand with "A subcommand is required", which does not name it.
-  const std::set<std::string> subcommands{"summarize", "compare", "convert", "ab"};
+  const std::set<std::string> subcommands{"summarize", "compare", "convert", "ab", "merge"};
   if (argc > 1 && argv[1][0] != '-' && !subcommands.contains(argv[1])) {
-    std::cerr << "report: unknown subcommand '" << printable(argv[1]) << "' (expected summarize, compare, convert or ab)\n";
+    std::cerr << "report: unknown subcommand '" << printable(argv[1]) << "' (expected summarize, compare, convert, ab or merge)\n";
     return exit_error;
   }
   try {
@@ -238,6 +273,7 @@ int main(int argc, char** argv) {
                          compare_csv.empty() ? std::nullopt : std::optional<fs::path>(compare_csv), allow_ungated);
     }
     if (convert->parsed()) return run_convert(json_files, convert_out, convert_rev);
+    if (merge->parsed()) return run_merge(merge_dirs, merge_out);
     if (ab->parsed()) {
       if (!ab_build_dir.empty()) ab_options.build_dir = ab_build_dir;
       if (!ab_out_dir.empty()) ab_options.out_dir = ab_out_dir;

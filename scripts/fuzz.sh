@@ -3,7 +3,7 @@
 # AddressSanitizer, UndefinedBehaviorSanitizer) in build/fuzz and runs each for SECONDS seconds
 # (default 60), starting from its committed corpus fuzz/corpus/<target>.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     TARGET: benchmark_csv samples_csv verify_csv gbench_json checkpoint mask_parse
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     TARGET: benchmark_csv samples_csv verify_csv gbench_json checkpoint mask_parse shard_manifest
 #
 # Inputs that reach new code are kept in build/fuzz/corpus/<target> (the committed corpus is not
 # touched). A failing input is saved as build/fuzz/findings/<target>/crash-*: reproduce it with
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(benchmark_csv samples_csv verify_csv gbench_json checkpoint mask_parse)
+all_targets=(benchmark_csv samples_csv verify_csv gbench_json checkpoint mask_parse shard_manifest)
 seconds=${1:-60}
 if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
   echo "fuzz.sh: SECONDS must be a positive integer, got '$seconds'" >&2

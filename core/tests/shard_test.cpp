@@ -133,6 +133,10 @@ TEST(ShardManifest, RefusesMalformedManifestsNamingTheField) {
   EXPECT_NE(manifest_error(R"({"tool": 3})").find("not a string"), std::string::npos);
   EXPECT_NE(manifest_error("[1]").find("JSON object"), std::string::npos);
   EXPECT_NE(manifest_error("{").find("not JSON"), std::string::npos);
+  // The parser's message quotes the bytes it last read: shown as \xNN, the message stays one line.
+  const std::string quoted = manifest_error(std::string("{\"t\x7fo\x01\0\0\0 ", 10));
+  EXPECT_NE(quoted.find("not JSON"), std::string::npos);
+  EXPECT_EQ(ped::first_control_character(quoted), "") << quoted;
   EXPECT_NE(manifest_error(R"({"tool": "train", )" + good_tail.substr(0, good_tail.size() - 2) + "}").find("tool"),
             std::string::npos);
 }

@@ -4,48 +4,16 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
-
 namespace ped::reports {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CommandResult;
 using testing::file_count;
 using testing::read_text;
+using testing::run_report;
 using testing::write_synthetic_run;
 using testing::write_text;
-
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs `report ARGS...` with stdout and stderr captured in `scratch`.
-CommandResult run_report(const fs::path& scratch, const std::vector<std::string>& args) {
-  std::string command = shell_quote(PED_REPORT_EXECUTABLE);
-  for (const std::string& arg : args) {
-    command += ' ';  // appended apart: GCC 12 warns falsely (-Wrestrict) on " " + std::string
-    command += shell_quote(arg);
-  }
-  const fs::path out = scratch / "report.stdout";
-  const fs::path err = scratch / "report.stderr";
-  command += " > " + shell_quote(out.string()) + " 2> " + shell_quote(err.string());
-  const int status = std::system(command.c_str());
-  CommandResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = read_text(out);
-  result.err = read_text(err);
-  return result;
-}
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 

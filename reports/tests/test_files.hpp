@@ -1,10 +1,14 @@
-// Helpers for tests that need files: a scratch directory and whole-file read/write.
+// Helpers for tests that need files: a scratch directory and whole-file read/write, and running the
+// `report` executable (its path is PED_REPORT_EXECUTABLE, defined for reports/tests).
 #pragma once
 
 #include "core/atomic_file.hpp"
 #include "reports/gbench_json.hpp"
 #include "core/process.hpp"
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -62,5 +66,37 @@ inline std::filesystem::path write_synthetic_run(const std::filesystem::path& di
   write_file_atomically(samples_path_for(csv), format_samples_csv(tidy.samples));
   return csv;
 }
+
+#ifdef PED_REPORT_EXECUTABLE
+inline std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the `report` executable (PED_REPORT_EXECUTABLE) with ARGS, with stdout and stderr captured in `scratch`.
+inline CommandResult run_report(const std::filesystem::path& scratch, const std::vector<std::string>& args) {
+  std::string command = shell_quote(PED_REPORT_EXECUTABLE);
+  for (const std::string& arg : args) {
+    command += ' ';  // appended apart: GCC 12 warns falsely (-Wrestrict) on " " + std::string
+    command += shell_quote(arg);
+  }
+  const std::filesystem::path out = scratch / "report.stdout";
+  const std::filesystem::path err = scratch / "report.stderr";
+  command += " > " + shell_quote(out.string()) + " 2> " + shell_quote(err.string());
+  const int status = std::system(command.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_text(out);
+  result.err = read_text(err);
+  return result;
+}
+#endif
 
 }  // namespace ped::reports::testing
