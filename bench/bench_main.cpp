@@ -11,6 +11,8 @@
 #include "bench/libtorch_benchmarks.hpp"
 #include "bench/memory_accounting.hpp"
 #include "bench/plugin_trial.hpp"
+#include "core/provenance.hpp"
+#include "core/shard.hpp"
 #include "plugin_host/plugin_loader.hpp"
 
 #include <benchmark/benchmark.h>
@@ -25,31 +27,6 @@
 #include <vector>
 
 namespace {
-
-std::string run_command(const std::string& command) {
-  std::string output;
-  if (FILE* pipe = popen(command.c_str(), "r")) {
-    char buffer[256];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
-    if (pclose(pipe) != 0) output.clear();
-  }
-  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
-  return output;
-}
-
-// PED_GIT_REV from the environment, else the source tree's HEAD now (so a rebuild-free run after a
-// commit is labelled right), else the revision at configure time.
-std::string git_revision() {
-  if (const char* rev = std::getenv("PED_GIT_REV"); rev != nullptr && *rev != '\0') return rev;
-  std::string rev = run_command("git -C '" PED_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null");
-  if (!rev.empty()) {
-    if (!run_command("git -C '" PED_SOURCE_DIR "' status --porcelain --untracked-files=no 2>/dev/null").empty()) {
-      rev += "-dirty";
-    }
-    return rev;
-  }
-  return PED_GIT_REV_CONFIGURED;
-}
 
 std::string flag_value(int argc, char** argv, const std::string& flag) {
   std::string value;
@@ -119,7 +96,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 2;
   }
+  // --benchmark_repetitions (checked above) wins over --repetitions: the cost model and the
+  // manifest's settings count the repetitions that run.
+  if (const std::string r = flag_value(argc, argv, "--benchmark_repetitions"); !r.empty()) {
+    settings().config.repetitions = std::stoi(r);
+  }
   const BenchConfig& config = settings().config;
+  if (config.list_cases) {
+    // The whole sweep with each case's shard under --shard's N and its cost; nothing measured
+    // (plugins are loaded by parse_options, so their cases are listed, but not tried).
+    plan_sweep(config);
+    const std::vector<std::string> keys = planned_names();
+    const std::vector<std::uint64_t> costs = planned_costs();
+    discard_plan();
+    std::printf("%s", ped::list_cases_table(keys, costs, config.shard.count).c_str());
+    return 0;
+  }
   // The heap allocator setting, for every contender alike (allocator.hpp), before any benchmark.
   try {
     apply_allocator(config.allocator);
@@ -189,15 +181,34 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "bench: copy bandwidth ceiling %.2f GB/s (read + write, %lld MiB, %d threads)\n",
                settings().copy_gbps, static_cast<long long>(copy_bytes >> 20), config.threads);
 
-  if (config.gemm) register_gemm_benchmark(config);
-  register_attention_benchmarks(config);
-  if (config.layers) {
-    register_reference_layer_benchmarks(config);
-    register_libtorch_layer_benchmarks(config);
+  // The whole sweep planned, this shard's cases registered (harness.hpp: the family_index contract),
+  // and the shard manifest in the context: one entry per field (core/shard.hpp), git_rev and
+  // profile among them.
+  plan_sweep(config);
+  const std::vector<std::string> keys = planned_names();
+  const std::vector<std::uint64_t> costs = planned_costs();
+  ped::ShardManifest manifest = ped::make_shard_manifest(keys, costs, config.shard);
+  manifest.tool = "bench";
+  manifest.git_rev = ped::source_revision();
+  manifest.profile = config.profile;
+  manifest.settings = describe_settings(config);
+  manifest.host_kind = ped::host_kind();
+  const std::vector<std::size_t> registered = register_shard(config.shard);
+  if (registered != manifest.case_indices) {
+    std::fprintf(stderr, "bench: internal error: the registered cases differ from the manifest's\n");
+    return 1;
   }
-
-  benchmark::AddCustomContext("git_rev", git_revision());
-  benchmark::AddCustomContext("profile", config.profile);
+  if (registered.empty()) {
+    std::fprintf(stderr, "bench: shard %s of %zu cases has no case\n", ped::to_string(config.shard).c_str(),
+                 keys.size());
+  } else if (config.shard.count > 1) {
+    std::uint64_t cost = 0;
+    for (std::size_t i : registered) cost += costs[i];
+    std::fprintf(stderr, "bench: shard %s: %zu of %zu cases, estimated cost %llu us\n",
+                 ped::to_string(config.shard).c_str(), registered.size(), keys.size(),
+                 static_cast<unsigned long long>(cost));
+  }
+  for (const auto& [key, value] : ped::manifest_fields(manifest)) benchmark::AddCustomContext(key, value);
   benchmark::AddCustomContext("threads", std::to_string(config.threads));
   benchmark::AddCustomContext("memory_budget_gib", number(config.memory_budget_gib));
   benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
