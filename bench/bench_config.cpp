@@ -850,7 +850,8 @@ std::uint64_t attention_case_cost(const AttentionCase& c, const BenchConfig& con
   const auto call_of = [&](Pass pass) {
     AttentionCase p = c;
     p.pass = pass;
-    return case_flop(p).model / (kGflopsPerThread * 1e9 * threads / slowdown) +
+    const double flop = libtorch ? model_flop(pass, Mask::none(), c.shape()) : case_flop(p).model;
+    return flop / (kGflopsPerThread * 1e9 * threads / slowdown) +
            streamed / (kGbpsPerThread * 1e9 * threads) + overhead_s;
   };
   const double call_s = call_of(c.pass);
@@ -875,7 +876,7 @@ std::uint64_t layer_case_cost(const std::string& op, bool libtorch, std::int64_t
   if (op == "attention") inputs = 4.0 * d * d + 4.0 * d + 2.0 * d * n;
   if (op == "cross_entropy") inputs = v * n;
   const double threads = config.threads;
-  const double call_s = layer_flop(op, s, tokens) / (kGflopsPerThread * 1e9 * threads) +
+  const double call_s = layer_flop(op, s, tokens) / (kGflopsPerThread * kGemmSpeedup * 1e9 * threads) +
                         3.0 * inputs * sizeof(float) / (kGbpsPerThread * 1e9 * threads) +
                         kCallOverheadUs * 1e-6 * 10.0 * (libtorch ? 2.0 : 1.0);
   return timed_cost_us(call_s, inputs * sizeof(float) / (kFillGbps * 1e9), 0, config);
