@@ -1,5 +1,6 @@
 // What every benchmark of the suite shares: the run's settings, the in-run GEMM ceiling, the
-// per-call peak-memory measurement (and the MemoryManager that reports it), progress lines.
+// per-call peak-memory measurement (and the MemoryManager that reports it), progress lines, and
+// the plan of the sweep from which one shard's benchmarks are registered (register_timed).
 #pragma once
 
 #include "bench/bench_config.hpp"
