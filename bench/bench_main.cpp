@@ -154,6 +154,12 @@ int main(int argc, char** argv) {
   if (config.list_cases) {
     // The whole sweep with each case's shard under --shard's N and its cost; nothing measured
     // (plugins are loaded by parse_options, so their cases are listed, but not tried).
+    for (int i = 1; i < argc; ++i) {
+      if (!std::string(argv[i]).starts_with("--benchmark_")) {
+        std::fprintf(stderr, "bench: --list-cases: unexpected argument '%s'\n", argv[i]);
+        return 2;
+      }
+    }
     plan_sweep(config);
     const std::vector<std::string> keys = planned_names();
     const std::vector<std::uint64_t> costs = planned_costs();
