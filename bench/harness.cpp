@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -66,6 +67,13 @@ std::optional<std::int64_t> memory_peak_of_earlier_repetition() {
 void MemoryJsonReporter::ReportRuns(const std::vector<Run>& runs) {
   std::vector<Run> patched = runs;
   for (Run& run : patched) {
+    if (run.run_type == Run::RT_Aggregate && run.aggregate_name == "cv") {
+      // The coefficient of variation of a counter that is 0 in every repetition (peak_bytes of a
+      // call that allocates nothing) is 0/0: written as NaN, which is not JSON. It varies by 0 %.
+      for (auto& [name, counter] : run.counters) {
+        if (std::isnan(counter.value)) counter.value = 0.0;
+      }
+    }
     if (run.memory_result == nullptr) continue;
     run.memory_result = nullptr;
     if (run.run_type != Run::RT_Iteration) continue;

@@ -54,7 +54,9 @@ std::optional<std::int64_t> memory_peak_of_earlier_repetition();
 // that the next repetition's push_back leaves dangling (JSONReporter then reads freed memory and
 // crashes or prints garbage; fixed in later releases). This reporter points each iteration run at
 // the result CallPeakMemoryManager recorded for that benchmark and repetition, and drops the
-// pointer from aggregates. Use it for every JSON output (display and --benchmark_out).
+// pointer from aggregates. It also writes the coefficient of variation (the "cv" aggregate) of a
+// counter that is 0 in every repetition as 0, not as Google Benchmark's NaN of 0/0, which is not
+// JSON. Use it for every JSON output (display and --benchmark_out).
 class MemoryJsonReporter : public benchmark::JSONReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override;
