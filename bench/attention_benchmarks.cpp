@@ -163,7 +163,8 @@ void set_token_counters(benchmark::State& state, const AttentionCase& c) {
 namespace {
 
 void plan_attention_benchmark(const AttentionCase& c, const BenchConfig& config) {
-  register_timed(c.name(), attention_case_cost(c, config), [c](benchmark::State& state) { attention_benchmark(state, c); });
+  register_timed(c.name(), attention_case_cost(c, config),
+                 [c](benchmark::State& state) { attention_benchmark(state, c); });
 }
 
 }  // namespace
