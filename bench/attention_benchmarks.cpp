@@ -160,12 +160,19 @@ void set_token_counters(benchmark::State& state, const AttentionCase& c) {
   }
 }
 
-void register_attention_benchmark(const AttentionCase& c) {
-  register_timed(c.name(), [c](benchmark::State& state) { attention_benchmark(state, c); });
+namespace {
+
+void plan_attention_benchmark(const AttentionCase& c, const BenchConfig& config) {
+  register_timed(c.name(), attention_case_cost(c, config),
+                 [c](benchmark::State& state) { attention_benchmark(state, c); });
 }
 
+}  // namespace
+
+void register_attention_benchmark(const AttentionCase& c) { plan_attention_benchmark(c, settings().config); }
+
 void register_attention_benchmarks(const BenchConfig& config) {
-  for (const AttentionCase& c : attention_cases(config)) register_attention_benchmark(c);
+  for (const AttentionCase& c : attention_cases(config)) plan_attention_benchmark(c, config);
 }
 
 }  // namespace ped::bench

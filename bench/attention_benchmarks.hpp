@@ -31,6 +31,8 @@ void set_token_counters(benchmark::State& state, const AttentionCase& c);
 // The body of one attention benchmark (any contender).
 void attention_benchmark(benchmark::State& state, const AttentionCase& c);
 
+// Plan (harness.hpp: register_timed) one case at its cost under settings().config, or every case of
+// attention_cases(config) at its cost under config.
 void register_attention_benchmark(const AttentionCase& c);
 void register_attention_benchmarks(const BenchConfig& config);
 

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -123,7 +124,10 @@ const char* const kOptionNames[] = {"profile",     "threads", "memory-budget-gib
                                     "repetitions", "min-time", "iterations",       "layers",     "layer-tokens",
                                     "gemm-size",   "gemm",     "dry-run",          "plugin",     "plugin-timeout",
                                     "allocator",   "allocator-probe", "cases",          "heads-kv",   "feature-seq-lens",
-                                    "decode-queries", "decode-keys", "copy-bytes"};
+                                    "decode-queries", "decode-keys", "copy-bytes", "shard", "list-cases"};
+// Options that are flags on the command line: given without a value they mean "on" (and never take
+// the next argument); --name=on|off sets them explicitly.
+const char* const kFlagNames[] = {"list-cases"};
 
 std::string env_name(const std::string& option) {
   std::string name = "PED_BENCH_";
@@ -186,6 +190,14 @@ void apply(BenchConfig& config, const std::string& option, const std::string& va
     config.decode_keys = parse_sizes(option, value);
   } else if (option == "copy-bytes") {
     config.copy_bytes = parse_integer(option, value);
+  } else if (option == "shard") {
+    try {
+      config.shard = parse_shard("--shard", value);
+    } catch (const std::invalid_argument& error) {
+      fail(error.what());
+    }
+  } else if (option == "list-cases") {
+    config.list_cases = parse_switch(option, value);
   } else {
     fail("unknown option --", option);
   }
@@ -546,7 +558,10 @@ BenchConfig parse_options(int& argc, char** argv) {
       }
       if (std::find(std::begin(kOptionNames), std::end(kOptionNames), option) != std::end(kOptionNames)) {
         ours = true;
-        if (equals == std::string::npos) {
+        const bool flag = std::find(std::begin(kFlagNames), std::end(kFlagNames), option) != std::end(kFlagNames);
+        if (equals == std::string::npos && flag) {
+          value = "on";
+        } else if (equals == std::string::npos) {
           if (i + 1 >= argc) fail("--", option, " needs a value");
           value = argv[++i];
         }
@@ -612,6 +627,7 @@ std::string usage() {
          "      [--allocator tuned|default] [--allocator-probe on|off]\n"
          "      [--cases plain,grouped_query,variable_length,decoding] [--heads-kv H_kv] [--feature-seq-lens 256,512]\n"
          "      [--decode-queries 1,16] [--decode-keys 1024,4096,...] [--copy-bytes BYTES]\n"
+         "      [--shard I/N] [--list-cases]\n"
          "      [Google Benchmark's --benchmark_* flags]\n"
          "Each option may also be set as PED_BENCH_<OPTION> in the environment (e.g. PED_BENCH_PROFILE=full).\n";
 }
@@ -748,6 +764,130 @@ double layer_flop(const std::string& op, const LayerSizes& s, std::int64_t n) {
   if (op == "attention") return 3.0 * 8.0 * t * d * d + 3.5 * 0.5 * 4.0 * t * t * d;
   if (op == "cross_entropy") return 10.0 * t * v;
   throw std::invalid_argument("layer_flop: unknown layer '" + op + "'");
+}
+
+namespace {
+
+std::string setting_number(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6g", value);
+  return text;
+}
+
+}  // namespace
+
+std::string describe_settings(const BenchConfig& config) {
+  std::ostringstream os;
+  os << "repetitions=" << config.repetitions << ";min_time=" << setting_number(config.min_time)
+     << ";iterations=" << config.iterations << ";memory_budget_gib=" << setting_number(config.memory_budget_gib)
+     << ";allocator=" << to_string(config.allocator) << ";allocator_probe=" << (config.allocator_probe ? "on" : "off")
+     << ";gemm_size=" << config.gemm_size << ";copy_bytes=" << config.copy_bytes;
+  const LayerSizes& l = config.layer_sizes;
+  os << ";layer_sizes=D:" << l.model_dim << "/N:" << l.tokens << "/H:" << l.heads << "/F:" << l.ffn_dim
+     << "/V:" << l.vocab;
+  os << ";plugins=";
+  for (std::size_t i = 0; i < config.plugins.size(); ++i) {
+    os << (i > 0 ? "," : "") << std::filesystem::path(config.plugins[i]).filename().string();
+  }
+  os << ";plugin_timeout=" << setting_number(config.plugin_timeout);
+  for (const char* variable : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND"}) {
+    const char* value = std::getenv(variable);
+    os << ";" << variable << "=" << (value != nullptr ? value : "(unset)");
+  }
+  // One line: a control character (from the environment) would break the manifest.
+  std::string line = os.str();
+  for (char& c : line) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return line;
+}
+
+std::uint64_t timed_cost_us(double call_s, double setup_s, int extra_calls, const BenchConfig& config) {
+  using namespace cost_model;
+  const double invocation_s = kInvocationOverheadUs * 1e-6 + setup_s;
+  double total = 0.0;
+  double iterations = 1.0;
+  if (config.iterations > 0) {
+    iterations = static_cast<double>(config.iterations);
+    total += invocation_s + iterations * call_s;
+  } else {
+    // Google Benchmark 1.7's search for the iteration count (BenchmarkRunner::PredictNumItersNeeded).
+    constexpr double kMaxIterations = 1e9;
+    for (;;) {
+      const double seconds = iterations * call_s;
+      total += invocation_s + seconds;
+      if (seconds >= config.min_time || iterations >= kMaxIterations) break;
+      const bool significant = seconds / config.min_time > 0.1;
+      const double multiplier = significant ? config.min_time * 1.4 / std::max(seconds, 1e-9) : 10.0;
+      iterations = std::min(kMaxIterations, std::round(std::max(multiplier * iterations, iterations + 1.0)));
+    }
+  }
+  const double later = static_cast<double>(config.repetitions - 1);
+  total += later * (invocation_s + iterations * call_s);
+  total += invocation_s + call_s;                  // the memory run of the first repetition
+  total += later * kInvocationOverheadUs * 1e-6;   // the later ones' (setup and call skipped)
+  total += extra_calls * call_s;
+  const double us = std::ceil(total * 1e6);
+  return us < 1.0 ? 1 : us > 1e18 ? std::uint64_t{1'000'000'000'000'000'000} : static_cast<std::uint64_t>(us);
+}
+
+std::uint64_t attention_case_cost(const AttentionCase& c, const BenchConfig& config) {
+  using namespace cost_model;
+  if (over_budget(estimated_bytes(c), config.memory_budget_gib)) {
+    return static_cast<std::uint64_t>(std::ceil(2.0 * config.repetitions * kInvocationOverheadUs));
+  }
+  const double threads = c.threads;
+  const bool libtorch = is_libtorch(c.contender);
+  double slowdown = 1.0;
+  if (libtorch) slowdown = kLibTorchSlowdown;
+  if (c.contender.name == "naive") slowdown = kNaiveSlowdown;
+  const double b = static_cast<double>(c.batch), h = static_cast<double>(c.heads), d = static_cast<double>(c.head_dim);
+  const double q_bytes = b * h * static_cast<double>(c.queries()) * d * sizeof(float);
+  const double kv_tensor = b * static_cast<double>(c.kv_heads()) * static_cast<double>(c.seq_len) * d * sizeof(float);
+  const bool backward = c.pass != Pass::forward;
+  const double streamed = (2.0 * q_bytes + kv_bytes(c)) * (backward ? 3.0 : 1.0);
+  const double overhead_s = kCallOverheadUs * 1e-6 * (libtorch ? 10.0 : 1.0);
+  const auto call_of = [&](Pass pass) {
+    AttentionCase p = c;
+    p.pass = pass;
+    const double flop = libtorch ? model_flop(pass, Mask::none(), c.shape()) : case_flop(p).model;
+    return flop / (kGflopsPerThread * 1e9 * threads / slowdown) +
+           streamed / (kGbpsPerThread * 1e9 * threads) + overhead_s;
+  };
+  const double call_s = call_of(c.pass);
+  // Setup: q, out, dout, dq and k, v, dk, dv allocated, q, k, v, dout filled; a backward's forward.
+  double setup_s = (4.0 * q_bytes + 4.0 * kv_tensor) / (kFillGbps * 1e9);
+  if (c.pass == Pass::backward) setup_s += call_of(Pass::forward);
+  const int extra = !libtorch && implementation_of(c.contender).times_phases ? 1 : 0;
+  return timed_cost_us(call_s, setup_s, extra, config);
+}
+
+std::uint64_t layer_case_cost(const std::string& op, bool libtorch, std::int64_t tokens, const BenchConfig& config) {
+  using namespace cost_model;
+  const LayerSizes& s = config.layer_sizes;
+  const double n = static_cast<double>(tokens), d = static_cast<double>(s.model_dim), f = static_cast<double>(s.ffn_dim),
+               v = static_cast<double>(s.vocab);
+  // The floats of each benchmark's inputs (layer_benchmarks.cpp and its LibTorch twins alike).
+  double inputs = 0.0;
+  if (op == "linear") inputs = d * n + f * d + f * n + f;
+  if (op == "layer_norm") inputs = 2.0 * d * n + 2.0 * d;
+  if (op == "gelu") inputs = 2.0 * f * n;
+  if (op == "feed_forward") inputs = 2.0 * f * d + f + d + 2.0 * d * n;
+  if (op == "attention") inputs = 4.0 * d * d + 4.0 * d + 2.0 * d * n;
+  if (op == "cross_entropy") inputs = v * n;
+  const double threads = config.threads;
+  const double call_s = layer_flop(op, s, tokens) / (kGflopsPerThread * kGemmSpeedup * 1e9 * threads) +
+                        3.0 * inputs * sizeof(float) / (kGbpsPerThread * 1e9 * threads) +
+                        kCallOverheadUs * 1e-6 * 10.0 * (libtorch ? 2.0 : 1.0);
+  return timed_cost_us(call_s, inputs * sizeof(float) / (kFillGbps * 1e9), 0, config);
+}
+
+std::uint64_t gemm_case_cost(const BenchConfig& config) {
+  using namespace cost_model;
+  const double n = static_cast<double>(config.gemm_size);
+  const double call_s = 2.0 * n * n * n / (kGflopsPerThread * kGemmSpeedup * 1e9 * config.threads) +
+                        3.0 * n * n * sizeof(float) / (kGbpsPerThread * 1e9 * config.threads) + kCallOverheadUs * 1e-6;
+  return timed_cost_us(call_s, 2.0 * n * n * sizeof(float) / (kFillGbps * 1e9), 0, config);
 }
 
 }  // namespace ped::bench

@@ -29,6 +29,7 @@
 #include "bench/allocator.hpp"
 #include "variants/attention.hpp"
 #include "core/mask.hpp"
+#include "core/shard.hpp"
 #include "plugin_host/child_process.hpp"
 #include "variants/registry.hpp"
 
@@ -245,7 +246,66 @@ struct BenchConfig {
   std::vector<std::int64_t> decode_keys;        // Nk of the decoding cases
   // Bytes of the in-run copy bandwidth ceiling's source buffer (bandwidth_ceiling.hpp); 0: its default.
   std::int64_t copy_bytes = 0;
+  // --shard I/N: the part of the sweep this process runs (core/shard.hpp); 0/1 = all of it.
+  ShardSpec shard;
+  bool list_cases = false;  // print the sweep's cases with their shard and cost; run nothing
 };
+
+// One line of every setting that changes the measurements but not the case list (the names carry
+// variant, pass, mask and sizes): repetitions, min_time, iterations, memory budget, allocator and
+// its probe, SGEMM size, copy bytes, layer sizes, the plugins' file names (not their directories)
+// and trial time limit, and OpenMP's waiting policy as the environment has it now (OMP_WAIT_POLICY,
+// GOMP_SPINCOUNT, OMP_PROC_BIND). "key=value" items separated by ';', in a fixed order. The shard
+// manifest's settings field: report merge refuses shards whose settings differ.
+std::string describe_settings(const BenchConfig& config);
+
+// The cost model of sharded runs (--shard, --list-cases): each benchmark's estimated wall time in
+// Google Benchmark, in microseconds on a nominal machine of config.threads cores, from which
+// core/shard.hpp balances the shards. Only the ratios between cases matter for the balance; the
+// totals are an order-of-magnitude guide. It depends on the configuration alone (never on this
+// machine's measured ceilings or a plugin's trial), so every shard of a sweep computes the same
+// costs and so the same partition.
+//
+// One call of a benchmark: flop / (kGflopsPerThread x T / slowdown) + bytes / (kGbpsPerThread x T)
+// + a per-call overhead. flop: case_flop's model count for our attention kernels, the dense count
+// (mask none: every (query, key) pair of the padded batch) for LibTorch's, which computes every
+// score whatever the mask; layer_flop for the layers; 2 M N K for the SGEMM. slowdown:
+// kNaiveSlowdown for naive, kLibTorchSlowdown for the LibTorch contenders, 1 for our other kernels
+// and plugins, 1 / kGemmSpeedup for the SGEMM and the layers (BLAS products). bytes: what one call
+// streams (attention: Q, O and K, V, x3 with a backward; layers: their inputs x3), which is what
+// bounds decoding. The setup of each run of the benchmark function: its inputs filled at kFillGbps
+// (one thread), and for a backward pass the forward of the setup.
+// The nominal rates are those of one 2.6 GHz AMD EPYC core (AVX2) at N = 1024, d = 64 for our
+// kernels (flash, blocked, sparse reach 19-24 GFLOP/s per thread there), measured against which naive
+// is about 10x slower, LibTorch 1.13 1-2x, and OpenBLAS's SGEMM and the layers about 2x faster.
+// Google Benchmark's behaviour around it (timed_cost_us): with --iterations I each repetition runs
+// the function once with I iterations; otherwise the first repetition runs it with 1 iteration,
+// then 10x more (or min_time x 1.4 / the time so far, once that time is 10 % of min_time) until the
+// iterations take min_time, and every later repetition runs the function once with the count found.
+// After each repetition the MemoryManager's run: one more call (and setup) in the first, nothing in
+// later ones (harness.hpp: register_timed). Implementations that time their phases add one call.
+// Every run of the function costs kInvocationOverheadUs. A case over the memory budget is skipped
+// without setup: its repetitions' overheads only.
+namespace cost_model {
+inline constexpr double kGflopsPerThread = 20.0;    // our tiled kernels
+inline constexpr double kNaiveSlowdown = 10.0;      // naive: one (Nq, Nk) matrix in double, no tiling
+inline constexpr double kLibTorchSlowdown = 1.5;    // LibTorch 1.13's CPU attention and autograd, on dense scores
+inline constexpr double kGemmSpeedup = 2.0;         // OpenBLAS SGEMM and the layers' products
+inline constexpr double kGbpsPerThread = 4.0;       // bytes a call streams, per thread
+inline constexpr double kFillGbps = 1.0;            // setup: fill_uniform of the inputs
+inline constexpr double kCallOverheadUs = 20.0;     // per call of our kernels; LibTorch and layers x10
+inline constexpr double kInvocationOverheadUs = 200.0;  // per run of a benchmark function
+}  // namespace cost_model
+
+// The estimated wall time, in us (at least 1), of a benchmark whose one call takes `call_s`
+// seconds after a setup of `setup_s` seconds, with `extra_calls` calls outside the repetitions
+// (phase timing), under the repetitions, min_time and iterations of `config` (see above).
+std::uint64_t timed_cost_us(double call_s, double setup_s, int extra_calls, const BenchConfig& config);
+// The estimated cost of each kind of benchmark.
+std::uint64_t attention_case_cost(const AttentionCase& c, const BenchConfig& config);
+// op as layer_flop's; libtorch: the LibTorch twin rather than the reference layer.
+std::uint64_t layer_case_cost(const std::string& op, bool libtorch, std::int64_t tokens, const BenchConfig& config);
+std::uint64_t gemm_case_cost(const BenchConfig& config);
 
 // The profile's defaults: "quick" or "full". Throws std::invalid_argument for another name.
 BenchConfig profile_config(const std::string& profile);
@@ -267,6 +327,8 @@ BenchConfig profile_config(const std::string& profile);
 //   and below it (default: default_heads_kv(--heads))  --feature-seq-lens 256,512 [1, 131072]  --decode-queries 1,16 [1, 4096]
 //   --decode-keys 1024,... [1, 1048576]  --copy-bytes BYTES [1, 2^34] (the copy ceiling's buffer;
 //   default default_copy_bytes() of bandwidth_ceiling.hpp)
+//   --shard I/N (ped::parse_shard's message on a bad value)  --list-cases (a flag: no value on the
+//   command line, or --list-cases=on|off; PED_BENCH_LIST_CASES=on|off)
 // A plugin is loaded (plugin_host/plugin_loader.hpp) before the other options are read, so that
 // --variants may name it; without --variants it joins the profile's contenders.
 BenchConfig parse_options(int& argc, char** argv);

@@ -11,6 +11,9 @@
 #include "bench/libtorch_benchmarks.hpp"
 #include "bench/memory_accounting.hpp"
 #include "bench/plugin_trial.hpp"
+#include "core/atomic_file.hpp"
+#include "core/provenance.hpp"
+#include "core/shard.hpp"
 #include "plugin_host/plugin_loader.hpp"
 
 #include <benchmark/benchmark.h>
@@ -18,38 +21,15 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <regex>
 #include <unistd.h>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
-
-std::string run_command(const std::string& command) {
-  std::string output;
-  if (FILE* pipe = popen(command.c_str(), "r")) {
-    char buffer[256];
-    while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
-    if (pclose(pipe) != 0) output.clear();
-  }
-  while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
-  return output;
-}
-
-// PED_GIT_REV from the environment, else the source tree's HEAD now (so a rebuild-free run after a
-// commit is labelled right), else the revision at configure time.
-std::string git_revision() {
-  if (const char* rev = std::getenv("PED_GIT_REV"); rev != nullptr && *rev != '\0') return rev;
-  std::string rev = run_command("git -C '" PED_SOURCE_DIR "' rev-parse --short=12 HEAD 2>/dev/null");
-  if (!rev.empty()) {
-    if (!run_command("git -C '" PED_SOURCE_DIR "' status --porcelain --untracked-files=no 2>/dev/null").empty()) {
-      rev += "-dirty";
-    }
-    return rev;
-  }
-  return PED_GIT_REV_CONFIGURED;
-}
 
 std::string flag_value(int argc, char** argv, const std::string& flag) {
   std::string value;
@@ -74,6 +54,52 @@ std::size_t selected_count(const std::string& filter) {
   } catch (const std::regex_error&) {
     return 0;  // Google Benchmark reports the bad filter itself
   }
+}
+
+// The run's context entries, as given to Google Benchmark.
+std::vector<std::pair<std::string, std::string>> g_context;
+
+void add_context(const std::string& key, const std::string& value) {
+  benchmark::AddCustomContext(key, value);
+  g_context.emplace_back(key, value);
+}
+
+std::string json_string(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += escaped;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Google Benchmark 1.7.1 writes nothing into --benchmark_out when no benchmark is registered
+// ("Failed to match any benchmarks"). A shard without a case (N above the sweep's case count) still
+// leaves its JSON: the context (date, host_name, executable and our entries, the manifest among them)
+// and no benchmarks, so that report merge finds every shard of the sweep.
+void write_empty_shard_json(const std::string& path, const char* executable) {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  char date[64] = {};
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", &local);
+  std::string json = "{\n  \"context\": {\n";
+  json += "    \"date\": " + json_string(date) + ",\n";
+  json += "    \"host_name\": " + json_string(host) + ",\n";
+  json += "    \"executable\": " + json_string(executable);
+  for (const auto& [key, value] : g_context) json += ",\n    " + json_string(key) + ": " + json_string(value);
+  json += "\n  },\n  \"benchmarks\": [\n  ]\n}\n";
+  ped::write_file_atomically(path, json);
 }
 
 std::string number(double value) {
@@ -119,7 +145,28 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 2;
   }
+  // --benchmark_repetitions (checked above) wins over --repetitions: the cost model and the
+  // manifest's settings count the repetitions that run.
+  if (const std::string r = flag_value(argc, argv, "--benchmark_repetitions"); !r.empty()) {
+    settings().config.repetitions = std::stoi(r);
+  }
   const BenchConfig& config = settings().config;
+  if (config.list_cases) {
+    // The whole sweep with each case's shard under --shard's N and its cost; nothing measured
+    // (plugins are loaded by parse_options, so their cases are listed, but not tried).
+    for (int i = 1; i < argc; ++i) {
+      if (!std::string(argv[i]).starts_with("--benchmark_")) {
+        std::fprintf(stderr, "bench: --list-cases: unexpected argument '%s'\n", argv[i]);
+        return 2;
+      }
+    }
+    plan_sweep(config);
+    const std::vector<std::string> keys = planned_names();
+    const std::vector<std::uint64_t> costs = planned_costs();
+    discard_plan();
+    std::printf("%s", ped::list_cases_table(keys, costs, config.shard.count).c_str());
+    return 0;
+  }
   // The heap allocator setting, for every contender alike (allocator.hpp), before any benchmark.
   try {
     apply_allocator(config.allocator);
@@ -189,40 +236,59 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "bench: copy bandwidth ceiling %.2f GB/s (read + write, %lld MiB, %d threads)\n",
                settings().copy_gbps, static_cast<long long>(copy_bytes >> 20), config.threads);
 
-  if (config.gemm) register_gemm_benchmark(config);
-  register_attention_benchmarks(config);
-  if (config.layers) {
-    register_reference_layer_benchmarks(config);
-    register_libtorch_layer_benchmarks(config);
+  // The whole sweep planned, this shard's cases registered (harness.hpp: the family_index contract),
+  // and the shard manifest in the context: one entry per field (core/shard.hpp), git_rev and
+  // profile among them.
+  plan_sweep(config);
+  const std::vector<std::string> keys = planned_names();
+  const std::vector<std::uint64_t> costs = planned_costs();
+  ped::ShardManifest manifest = ped::make_shard_manifest(keys, costs, config.shard);
+  manifest.tool = "bench";
+  manifest.git_rev = ped::source_revision();
+  manifest.profile = config.profile;
+  manifest.settings = describe_settings(config);
+  manifest.host_kind = ped::host_kind();
+  const std::vector<std::size_t> registered = register_shard(config.shard);
+  if (registered != manifest.case_indices) {
+    std::fprintf(stderr, "bench: internal error: the registered cases differ from the manifest's\n");
+    return 1;
   }
-
-  benchmark::AddCustomContext("git_rev", git_revision());
-  benchmark::AddCustomContext("profile", config.profile);
-  benchmark::AddCustomContext("threads", std::to_string(config.threads));
-  benchmark::AddCustomContext("memory_budget_gib", number(config.memory_budget_gib));
-  benchmark::AddCustomContext("gemm_gflops", number(settings().gemm_gflops));
-  benchmark::AddCustomContext("gemm_size", std::to_string(config.gemm_size));
-  benchmark::AddCustomContext("copy_gbps", number(settings().copy_gbps));
-  benchmark::AddCustomContext("copy_bytes", std::to_string(copy_bytes));
-  benchmark::AddCustomContext("copy_model", "memcpy of copy_bytes split over the threads, best of 5; GB/s = (read + write bytes) / s");
-  benchmark::AddCustomContext("libtorch_version", libtorch_version());
-  benchmark::AddCustomContext("allocator", to_string(config.allocator));
-  benchmark::AddCustomContext("allocator_detail", describe(config.allocator));
+  if (registered.empty()) {
+    std::fprintf(stderr, "bench: shard %s of %zu cases has no case\n", ped::to_string(config.shard).c_str(),
+                 keys.size());
+  } else if (config.shard.count > 1) {
+    std::uint64_t cost = 0;
+    for (std::size_t i : registered) cost += costs[i];
+    std::fprintf(stderr, "bench: shard %s: %zu of %zu cases, estimated cost %llu us\n",
+                 ped::to_string(config.shard).c_str(), registered.size(), keys.size(),
+                 static_cast<unsigned long long>(cost));
+  }
+  for (const auto& [key, value] : ped::manifest_fields(manifest)) add_context(key, value);
+  add_context("threads", std::to_string(config.threads));
+  add_context("memory_budget_gib", number(config.memory_budget_gib));
+  add_context("gemm_gflops", number(settings().gemm_gflops));
+  add_context("gemm_size", std::to_string(config.gemm_size));
+  add_context("copy_gbps", number(settings().copy_gbps));
+  add_context("copy_bytes", std::to_string(copy_bytes));
+  add_context("copy_model", "memcpy of copy_bytes split over the threads, best of 5; GB/s = (read + write bytes) / s");
+  add_context("libtorch_version", libtorch_version());
+  add_context("allocator", to_string(config.allocator));
+  add_context("allocator_detail", describe(config.allocator));
   const std::vector<AttentionCase> cases = attention_cases(config);
   const bool probed = std::any_of(cases.begin(), cases.end(), [](const AttentionCase& c) {
     const LibTorchContender* t = libtorch_contender(c.contender);
     return t != nullptr && t->glibc_default_probe;
   });
-  benchmark::AddCustomContext("allocator_probe", probed ? describe_glibc_default_probe() : "off");
+  add_context("allocator_probe", probed ? describe_glibc_default_probe() : "off");
   for (const ped::plugin::LoadedPlugin& p : ped::plugin::loaded_plugins()) {
-    benchmark::AddCustomContext("plugin_" + p.name, ped::plugin::describe(p));
+    add_context("plugin_" + p.name, ped::plugin::describe(p));
   }
   // OpenMP's waiting policy (see default_to_passive_openmp), the same for every contender.
   for (const char* variable : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND"}) {
     const char* value = std::getenv(variable);
-    benchmark::AddCustomContext(variable, value != nullptr ? value : "(unset)");
+    add_context(variable, value != nullptr ? value : "(unset)");
   }
-  benchmark::AddCustomContext("flop_model",
+  add_context("flop_model",
                               "FlashAttention: forward 4 B H N^2 d, causal x0.5, backward x2.5, forward_backward x3.5; "
                               "other masks, variable-length batches and causal decoding: useful_flop (visible pairs "
                               "within each sequence); grouped-query heads count every query head");
@@ -235,6 +301,14 @@ int main(int argc, char** argv) {
   benchmark::BenchmarkReporter* file = !out.empty() && (out_format.empty() || out_format == "json") ? &file_json : nullptr;
   benchmark::RegisterMemoryManager(&memory_manager());
   benchmark::RunSpecifiedBenchmarks(display, file);
+  if (registered.empty() && file != nullptr) {
+    try {
+      write_empty_shard_json(out, argv[0]);
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "bench: %s\n", error.what());
+      return 1;
+    }
+  }
   benchmark::RegisterMemoryManager(nullptr);
   benchmark::Shutdown();
   return settings().failed_contenders.empty() ? 0 : 1;  // a plugin that failed its trial fails the run

@@ -54,7 +54,7 @@ void register_gemm_benchmark(const BenchConfig& config) {
   std::ostringstream name;
   const std::int64_t n = config.gemm_size;
   name << "gemm/sgemm/float/M:" << n << "/N:" << n << "/K:" << n << "/T:" << config.threads;
-  register_timed(name.str(), [n](benchmark::State& state) {
+  register_timed(name.str(), gemm_case_cost(config), [n](benchmark::State& state) {
     Gemm gemm(n);
     measured_loop(state, gemm);
     set_flop_counters(state, gemm.flop(), gemm.flop());

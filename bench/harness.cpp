@@ -1,11 +1,15 @@
 #include "bench/harness.hpp"
 
+#include "bench/attention_benchmarks.hpp"
+#include "bench/gemm_ceiling.hpp"
+#include "bench/layer_benchmarks.hpp"
 #include "bench/libtorch_benchmarks.hpp"
 
 #include <cblas.h>
 #include <omp.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -63,6 +67,13 @@ std::optional<std::int64_t> memory_peak_of_earlier_repetition() {
 void MemoryJsonReporter::ReportRuns(const std::vector<Run>& runs) {
   std::vector<Run> patched = runs;
   for (Run& run : patched) {
+    if (run.run_type == Run::RT_Aggregate && run.aggregate_name == "cv") {
+      // The coefficient of variation of a counter that is 0 in every repetition (peak_bytes of a
+      // call that allocates nothing) is 0/0: written as NaN, which is not JSON. It varies by 0 %.
+      for (auto& [name, counter] : run.counters) {
+        if (std::isnan(counter.value)) counter.value = 0.0;
+      }
+    }
     if (run.memory_result == nullptr) continue;
     run.memory_result = nullptr;
     if (run.run_type != Run::RT_Iteration) continue;
@@ -111,7 +122,16 @@ void set_flop_counters(benchmark::State& state, double flop, double useful) {
   }
 }
 
-benchmark::internal::Benchmark* register_timed(const std::string& name, std::function<void(benchmark::State&)> fn) {
+namespace {
+
+struct PlannedBenchmark {
+  std::string name;
+  std::uint64_t cost = 0;
+  std::function<void(benchmark::State&)> fn;
+};
+std::vector<PlannedBenchmark> g_plan;
+
+void register_now(const std::string& name, const std::function<void(benchmark::State&)>& fn) {
   const std::size_t index = g_names.size();
   g_names.push_back(name);
   auto* b = benchmark::RegisterBenchmark(name.c_str(), [index, name, fn](benchmark::State& state) {
@@ -142,7 +162,42 @@ benchmark::internal::Benchmark* register_timed(const std::string& name, std::fun
   } else {
     b->MinTime(config.min_time);
   }
-  return b;
+}
+
+}  // namespace
+
+void register_timed(const std::string& name, std::uint64_t cost, std::function<void(benchmark::State&)> fn) {
+  g_plan.push_back({name, cost, std::move(fn)});
+}
+
+std::vector<std::string> planned_names() {
+  std::vector<std::string> names;
+  for (const PlannedBenchmark& p : g_plan) names.push_back(p.name);
+  return names;
+}
+
+std::vector<std::uint64_t> planned_costs() {
+  std::vector<std::uint64_t> costs;
+  for (const PlannedBenchmark& p : g_plan) costs.push_back(p.cost);
+  return costs;
+}
+
+std::vector<std::size_t> register_shard(const ShardSpec& s) {
+  const std::vector<std::size_t> indices = shard_cases(planned_costs(), s);
+  for (std::size_t i : indices) register_now(g_plan[i].name, g_plan[i].fn);
+  g_plan.clear();
+  return indices;
+}
+
+void discard_plan() { g_plan.clear(); }
+
+void plan_sweep(const BenchConfig& config) {
+  if (config.gemm) register_gemm_benchmark(config);
+  register_attention_benchmarks(config);
+  if (config.layers) {
+    register_reference_layer_benchmarks(config);
+    register_libtorch_layer_benchmarks(config);
+  }
 }
 
 const std::vector<std::string>& registered_names() { return g_names; }

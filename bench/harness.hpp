@@ -1,9 +1,11 @@
 // What every benchmark of the suite shares: the run's settings, the in-run GEMM ceiling, the
-// per-call peak-memory measurement (and the MemoryManager that reports it), progress lines.
+// per-call peak-memory measurement (and the MemoryManager that reports it), progress lines, and
+// the plan of the sweep from which one shard's benchmarks are registered (register_timed).
 #pragma once
 
 #include "bench/bench_config.hpp"
 #include "bench/memory_accounting.hpp"
+#include "core/shard.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -52,13 +54,16 @@ std::optional<std::int64_t> memory_peak_of_earlier_repetition();
 // that the next repetition's push_back leaves dangling (JSONReporter then reads freed memory and
 // crashes or prints garbage; fixed in later releases). This reporter points each iteration run at
 // the result CallPeakMemoryManager recorded for that benchmark and repetition, and drops the
-// pointer from aggregates. Use it for every JSON output (display and --benchmark_out).
+// pointer from aggregates. It also writes the coefficient of variation (the "cv" aggregate) of a
+// counter that is 0 in every repetition as 0, not as Google Benchmark's NaN of 0/0, which is not
+// JSON. Use it for every JSON output (display and --benchmark_out).
 class MemoryJsonReporter : public benchmark::JSONReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override;
 };
 
-// "[k/n] name" on stderr when benchmark `index` (of the registered list) starts.
+// "[k/n] name" on stderr when benchmark `index` (of the registered list) starts: k counts the
+// benchmarks started so far, n is set_progress_total's (this shard's cases the filter selects).
 void set_progress_total(std::size_t total);
 void announce(std::size_t index, const std::string& name);
 
@@ -104,11 +109,30 @@ void measured_loop(benchmark::State& state, Call&& call) {
 // rates FLOPS and useful_FLOPS, gemm_gflops (the ceiling) and fraction_of_gemm.
 void set_flop_counters(benchmark::State& state, double flop, double useful);
 
-// Registers `fn` under `name` with the run's timing settings (UseRealTime, ms, min_time or fixed
-// iterations) and progress announcement; returns the registered benchmark.
-benchmark::internal::Benchmark* register_timed(const std::string& name,
-                                               std::function<void(benchmark::State&)> fn);
-// Names registered so far, in order.
+// Planning and registering. Every benchmark of a run is one case of the sweep: its key is its name,
+// its cost the estimate of bench_config.hpp's cost model. register_timed only plans a benchmark;
+// register_shard then registers with Google Benchmark the planned cases of one shard
+// (ped::shard_cases over the planned costs), in plan order, each with the run's timing settings
+// (UseRealTime, ms, min_time or fixed iterations) and progress announcement.
+//
+// The contract report merge relies on: each case is exactly one RegisterBenchmark (one benchmark
+// family, no arguments), registered in shard_cases order and nothing registered besides, so that
+// Google Benchmark's family_index of a JSON run is the position of its case in the manifest's
+// shard_cases. (Google Benchmark numbers only the families --benchmark_filter selects: a filtered
+// run has fewer families than shard_cases, and report merge refuses it as incomplete.)
+void register_timed(const std::string& name, std::uint64_t cost, std::function<void(benchmark::State&)> fn);
+// The planned cases not registered yet, in plan order: their names and costs.
+std::vector<std::string> planned_names();
+std::vector<std::uint64_t> planned_costs();
+// Registers the planned cases of shard `s` (all of them for 0/1) and forgets the plan; returns
+// their indices in the plan, in registration order (= shard_cases(planned_costs(), s)).
+std::vector<std::size_t> register_shard(const ShardSpec& s = {});
+// Forgets the plan, registering nothing (--list-cases, tests).
+void discard_plan();
+// Plans every benchmark of the sweep of `config`, in the sweep's order: the gemm/ benchmark (--gemm),
+// the attention cases (attention_cases), the reference layers and their LibTorch twins (--layers).
+void plan_sweep(const BenchConfig& config);
+// Names registered with Google Benchmark so far, in order.
 const std::vector<std::string>& registered_names();
 
 // Uniform values in [-1, 1) from a seeded splitmix64 stream (fast enough for 10^8 elements).

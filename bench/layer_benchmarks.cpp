@@ -46,8 +46,9 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
              V = static_cast<arma::uword>(s.vocab);
   const double d = static_cast<double>(D);
   for (const std::int64_t tokens : config.layer_tokens) {
+    const auto cost = [&](const char* op) { return layer_case_cost(op, false, tokens, config); };
     const auto N = static_cast<arma::uword>(tokens);
-    register_timed(layer_name("linear", s, tokens, threads, "F"), [=](benchmark::State& state) {
+    register_timed(layer_name("linear", s, tokens, threads, "F"), cost("linear"), [=](benchmark::State& state) {
       const Mat<float> x = uniform(D, N), w = uniform(F, D), dy = uniform(F, N);
       const Col<float> b = uniform_col(F);
       measured_loop(state, [&] {
@@ -58,7 +59,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
       });
       set_flop_counters(state, layer_flop("linear", s, tokens), layer_flop("linear", s, tokens));
     });
-    register_timed(layer_name("layer_norm", s, tokens, threads, ""), [=](benchmark::State& state) {
+    register_timed(layer_name("layer_norm", s, tokens, threads, ""), cost("layer_norm"), [=](benchmark::State& state) {
       const Mat<float> x = uniform(D, N), dy = uniform(D, N);
       const Col<float> gamma = uniform_col(D), beta = uniform_col(D);
       measured_loop(state, [&] {
@@ -70,7 +71,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
       });
       set_flop_counters(state, layer_flop("layer_norm", s, tokens), layer_flop("layer_norm", s, tokens));
     });
-    register_timed(layer_name("gelu", s, tokens, threads, "F"), [=](benchmark::State& state) {
+    register_timed(layer_name("gelu", s, tokens, threads, "F"), cost("gelu"), [=](benchmark::State& state) {
       const Mat<float> x = uniform(F, N), dy = uniform(F, N);
       measured_loop(state, [&] {
         const Mat<float> y = ref::gelu_forward(x, ref::GeluApprox::tanh);
@@ -80,7 +81,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
       });
       set_flop_counters(state, layer_flop("gelu", s, tokens), layer_flop("gelu", s, tokens));
     });
-    register_timed(layer_name("feed_forward", s, tokens, threads, "F"), [=](benchmark::State& state) {
+    register_timed(layer_name("feed_forward", s, tokens, threads, "F"), cost("feed_forward"), [=](benchmark::State& state) {
       const ref::FeedForwardParams<float> p{.w1 = uniform(F, D), .b1 = uniform_col(F), .w2 = uniform(D, F),
                                             .b2 = uniform_col(D)};
       const Mat<float> x = uniform(D, N), dy = uniform(D, N);
@@ -93,7 +94,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
       });
       set_flop_counters(state, layer_flop("feed_forward", s, tokens), layer_flop("feed_forward", s, tokens));
     });
-    register_timed(layer_name("attention", s, tokens, threads, "H"), [=](benchmark::State& state) {
+    register_timed(layer_name("attention", s, tokens, threads, "H"), cost("attention"), [=](benchmark::State& state) {
       const float gain = static_cast<float>(1.0 / std::sqrt(d));
       const ref::AttentionParams<float> p{.wq = uniform(D, D, gain), .wk = uniform(D, D, gain),
                                           .wv = uniform(D, D, gain), .wo = uniform(D, D, gain),
@@ -110,7 +111,7 @@ void register_reference_layer_benchmarks(const BenchConfig& config) {
       });
       set_flop_counters(state, layer_flop("attention", s, tokens), layer_flop("attention", s, tokens));
     });
-    register_timed(layer_name("cross_entropy", s, tokens, threads, "V"), [=](benchmark::State& state) {
+    register_timed(layer_name("cross_entropy", s, tokens, threads, "V"), cost("cross_entropy"), [=](benchmark::State& state) {
       const Mat<float> logits = uniform(V, N);
       ref::TokenIds targets(N);
       for (arma::uword i = 0; i < N; ++i) targets[i] = static_cast<std::int64_t>((i * 7919) % V);

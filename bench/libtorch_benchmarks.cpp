@@ -222,13 +222,14 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
   const int threads = config.threads;
   const double d = static_cast<double>(s.model_dim);
   for (const std::int64_t n : config.layer_tokens) {
-    register_timed(layer_name("linear", s, n, threads, "F"), [=](benchmark::State& state) {
+    const auto cost = [&](const char* op) { return layer_case_cost(op, true, n, config); };
+    register_timed(layer_name("linear", s, n, threads, "F"), cost("linear"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
                          uniform_tensor({s.ffn_dim}, 3)},
                  [](const std::vector<at::Tensor>& in) { return at::linear(in[0], in[1], in[2]); },
                  layer_flop("linear", s, n));
     });
-    register_timed(layer_name("layer_norm", s, n, threads, ""), [=](benchmark::State& state) {
+    register_timed(layer_name("layer_norm", s, n, threads, ""), cost("layer_norm"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.model_dim}, 2),
                          uniform_tensor({s.model_dim}, 3)},
                  [&](const std::vector<at::Tensor>& in) {
@@ -236,12 +237,12 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                  },
                  layer_flop("layer_norm", s, n));
     });
-    register_timed(layer_name("gelu", s, n, threads, "F"), [=](benchmark::State& state) {
+    register_timed(layer_name("gelu", s, n, threads, "F"), cost("gelu"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.ffn_dim}, 1)},
                  [](const std::vector<at::Tensor>& in) { return at::gelu(in[0], "tanh"); },
                  layer_flop("gelu", s, n));
     });
-    register_timed(layer_name("feed_forward", s, n, threads, "F"), [=](benchmark::State& state) {
+    register_timed(layer_name("feed_forward", s, n, threads, "F"), cost("feed_forward"), [=](benchmark::State& state) {
       layer_twin(state, {uniform_tensor({n, s.model_dim}, 1), uniform_tensor({s.ffn_dim, s.model_dim}, 2),
                          uniform_tensor({s.ffn_dim}, 3), uniform_tensor({s.model_dim, s.ffn_dim}, 4),
                          uniform_tensor({s.model_dim}, 5)},
@@ -250,7 +251,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                  },
                  layer_flop("feed_forward", s, n));
     });
-    register_timed(layer_name("attention", s, n, threads, "H"), [=](benchmark::State& state) {
+    register_timed(layer_name("attention", s, n, threads, "H"), cost("attention"), [=](benchmark::State& state) {
       const std::int64_t h = s.heads, dh = s.model_dim / s.heads;
       const at::Tensor causal = twin::additive_mask(Mask::causal(), n, n);
       const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
@@ -272,7 +273,7 @@ void register_libtorch_layer_benchmarks(const BenchConfig& config) {
                  },
                  layer_flop("attention", s, n));
     });
-    register_timed(layer_name("cross_entropy", s, n, threads, "V"), [=](benchmark::State& state) {
+    register_timed(layer_name("cross_entropy", s, n, threads, "V"), cost("cross_entropy"), [=](benchmark::State& state) {
       at::Tensor targets = at::empty({n}, at::kLong);
       for (std::int64_t i = 0; i < n; ++i) targets[i] = (i * 7919) % s.vocab;
       layer_twin(state, {uniform_tensor({n, s.vocab}, 1)},

@@ -52,6 +52,7 @@ TEST(AttentionBenchmarks, OverBudgetIsSkippedWithAnError) {
   const AttentionCase c{.contender = Contender{"naive"}, .pass = Pass::forward, .mask = Mask::none(), .batch = 1,
                         .heads = 2, .seq_len = 48, .head_dim = 8, .threads = 1};
   register_attention_benchmark(c);
+  register_shard();  // planned, then registered (harness.hpp)
   CollectingReporter reporter;
   ASSERT_EQ(run_only(reporter, c.name()), 1u);
   ASSERT_EQ(reporter.collected.size(), 1u);
@@ -67,6 +68,7 @@ TEST(AttentionBenchmarks, NamesRoundTripThroughTheReportConversion) {
   const AttentionCase c{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(), .batch = 1,
                         .heads = 2, .seq_len = 64, .head_dim = 16, .threads = 1};
   register_attention_benchmark(c);
+  register_shard();  // planned, then registered (harness.hpp)
   benchmark::AddCustomContext("git_rev", "roundtrip-test");
   std::ostringstream json, errors;
   MemoryJsonReporter reporter;
@@ -121,7 +123,9 @@ TEST(AttentionBenchmarks, TimedPhasesReachTheReportConversion) {
   AttentionCase naive = flash;
   naive.contender = Contender{"naive"};
   register_attention_benchmark(flash);
+  register_shard();  // planned, then registered (harness.hpp)
   register_attention_benchmark(naive);
+  register_shard();  // planned, then registered (harness.hpp)
   std::ostringstream json, errors;
   MemoryJsonReporter reporter;
   reporter.SetOutputStream(&json);
@@ -249,6 +253,7 @@ TEST(AttentionBenchmarks, FeatureCasesRoundTripThroughTheReportConversion) {
                              .batch = 3, .heads = 2, .seq_len = 32, .head_dim = 8, .threads = 1, .lengths_seed = 9};
   for (const AttentionCase& c : {decode, varlen}) {
     register_attention_benchmark(c);
+    register_shard();  // planned, then registered (harness.hpp)
     std::ostringstream json, errors;
     MemoryJsonReporter reporter;
     reporter.SetOutputStream(&json);
