@@ -7,7 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <numeric>
-#include <set>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,20 +54,30 @@ void set_phase_counters(benchmark::State& state, const PhaseTimes& times, double
 
 namespace {
 
-// After the timed iterations of a benchmark's first repetition, one more call of the same pass with
+// After the timed iterations of a benchmark, one more call of the same pass with
 // AttentionOptions::phases set, so the timing of the phases leaves the measured times alone (and
-// costs one call per benchmark, not per repetition).
+// costs one call per benchmark, not per repetition). Google Benchmark calls a benchmark's function
+// several times per repetition while it searches for the iteration count, and reports only the
+// last call: the first call times the phases, and every call (every repetition's too) reports them.
 template <class Call>
 void time_phases(benchmark::State& state, const AttentionCase& c, const AttentionImpl& impl, AttentionOptions options,
                  int threads, Call&& call) {
-  static std::set<std::string> timed;  // benchmarks whose phases this process has timed
-  if (!impl.times_phases || memory_run_active() || !timed.insert(c.name()).second) return;
+  static std::map<std::string, benchmark::UserCounters> timed;  // per benchmark: its phase counters
+  if (!impl.times_phases || memory_run_active()) return;
+  if (const auto found = timed.find(c.name()); found != timed.end()) {
+    for (const auto& [name, counter] : found->second) state.counters[name] = counter;
+    return;
+  }
   PhaseTimes times;
   options.phases = &times;
   const auto t0 = std::chrono::steady_clock::now();
   call(options);
   const double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
   set_phase_counters(state, times, wall, threads);
+  benchmark::UserCounters& kept = timed[c.name()];
+  for (const auto& [name, counter] : state.counters) {
+    if (name.starts_with(phase_counter_prefix)) kept[name] = counter;
+  }
 }
 
 void our_attention_benchmark(benchmark::State& state, const AttentionCase& c) {

@@ -163,6 +163,33 @@ TEST(AttentionBenchmarks, TimedPhasesReachTheReportConversion) {
   EXPECT_TRUE(run.samples[0].phases.empty());
 }
 
+// Google Benchmark calls a benchmark's function again with more iterations until min_time has passed
+// and reports only the last call; the phases, timed in the first call, must reach that report (they
+// were lost for every benchmark whose first call was too short to end the iteration search).
+TEST(AttentionBenchmarks, TimedPhasesSurviveTheIterationSearch) {
+  tiny_settings(8.0);
+  settings().config.iterations = 0;  // by min_time: a call of one iteration is far shorter than it
+  settings().config.min_time = 0.02;
+  const AttentionCase flash{.contender = Contender{"flash"}, .pass = Pass::forward, .mask = Mask::causal(),
+                            .batch = 1, .heads = 1, .seq_len = 32, .head_dim = 8, .threads = 1};
+  register_attention_benchmark(flash);
+  register_shard();
+  settings().config.iterations = 1;
+  std::ostringstream json, errors;
+  MemoryJsonReporter reporter;
+  reporter.SetOutputStream(&json);
+  reporter.SetErrorStream(&errors);
+  ASSERT_EQ(run_only(reporter, flash.name()), 1u);
+  // The reported call ran more than one iteration: there was a search.
+  const std::string text = json.str();
+  const std::size_t at = text.find("\"iterations\": ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stoll(text.substr(at + 14)), 1) << text;
+  const reports::GbenchRun run = reports::parse_gbench_json(text, "test.json");
+  ASSERT_EQ(run.samples.size(), 1u) << text;
+  EXPECT_EQ(run.samples[0].phases.size(), kAttentionPhaseCount + 1) << text;
+}
+
 // The LibTorch contenders compute the same attention as our kernels for every mask of the sweep
 // (this pins down LibTorch 1.13's SDPA mask and scale conventions as the benchmarks use them, and
 // each formulation's use of the additive mask).
