@@ -18,7 +18,8 @@
 #   --verify-args "..."  more verify options, word-split (e.g. "--ops sdpa --seeds 1")
 #
 # Writes DIR/bench.json (Google Benchmark's JSON, the shard's manifest in its context), bench.csv,
-# bench.samples.csv, bench.phases.csv (report convert), bench.log (progress), and DIR/verify.csv, verify.shard.json (the shard's manifest), verify.log. Exit status: 0 when the
+# bench.samples.csv, bench.phases.csv (report convert, where the shard ran an attention benchmark),
+# bench.log (progress), and DIR/verify.csv, verify.shard.json (the shard's manifest), verify.log. Exit status: 0 when the
 # shard's outputs are complete (failed checks are a verdict, recorded in verify.csv, and fail the
 # merge step instead, so that the report is still written); 2 on a usage error; otherwise the status
 # of the step that failed (its log says why), with nothing of that step left behind.
@@ -77,7 +78,11 @@ if [ "$only" != verify ]; then
     exit "$status"
   fi
   mv "$out/bench.json.tmp" "$out/bench.json"
-  "$report" convert --json "$out/bench.json" --out "$out/bench.csv"
+  # The shard's own CSVs, for a look at one shard; report merge reads bench.json. A shard without an
+  # attention benchmark (its part holds only layer or GEMM cases, or nothing) has no CSV to convert.
+  if ! "$report" convert --json "$out/bench.json" --out "$out/bench.csv" 2>"$out/convert.log"; then
+    echo "shard.sh: no bench.csv for this shard: $(head -n 1 "$out/convert.log")"
+  fi
 fi
 if [ "$only" != bench ]; then
   status=0
