@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "verify/sweep.hpp"
@@ -46,5 +47,35 @@ inline constexpr double kWorkingCopies = 8;
 // less): attention N=1000 D=64 H=4 330 / 406 MB, layer_norm N=D=2000 650 / 832 MB, transformer_block
 // N=800 D=64 H=4 F=256 165 / 295 MB, sdpa naive causal N=1500 H=2 d=64 280 / 770 MB.
 inline constexpr double kIntermediateCopies = 3;
+
+// The cost model of sharded runs (verify --shard, --list-cases; core/shard.hpp balances shards by
+// it): the estimated time of one check (one dtype against one reference) of a problem, in element
+// visits. An integer, so that every machine computes the same partition.
+//
+//   one evaluation = kEvaluationOverhead + inputs + outputs + intermediates (rounded up)
+//                    (a forward; a backward counts as kBackwardEvaluations)
+//   libtorch            forward + backward of ours and of the LibTorch twin
+//                       (2 + 2 kBackwardEvaluations); a 16-bit dtype adds the naive kernel's in
+//                       double, the truth it is measured against (3 + 3 kBackwardEvaluations)
+//   finite_difference   the base forward, then
+//                       full Jacobian (outputs x differentiable inputs <= full_jacobian_max):
+//                         4 forwards per Jacobian column (each differentiable input element) and
+//                         one backward per Jacobian row (each output element);
+//                       else random directions: 4 forwards per direction and differentiable input
+//                         tensor (`differentiable_tensors` x directions x 4) and one backward
+//   naive               forward + backward of ours and of the naive kernel (2 + 2 kBackwardEvaluations)
+//   a problem checked in a child process (a plugin) adds kChildProcessCost per check.
+//
+// The overhead stands for what does not grow with the sizes (LibTorch's dispatch and autograd
+// graph, allocations), which dominates the default sweep's small shapes. Calibrated against the
+// default sweep's per-problem seconds (verify's progress lines): see kEvaluationOverhead.
+std::uint64_t check_cost(const Footprint& f, std::size_t differentiable_tensors, Dtype dtype, Reference reference,
+                         const FiniteDifferenceOptions& fd, bool isolated);
+
+// Element visits one evaluation costs beyond its sizes.
+inline constexpr double kEvaluationOverhead = 2000;
+inline constexpr double kBackwardEvaluations = 2;
+// Starting a child process, sending the problem and reading its rows back (fork, pipe).
+inline constexpr double kChildProcessCost = 1e6;
 
 }  // namespace ped::verify
