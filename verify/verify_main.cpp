@@ -293,7 +293,8 @@ int run(int argc, char** argv) {
       try {
         cases = sweep_cases(planned, config);
       } catch (const std::invalid_argument& e) {
-        usage_error(*shard_option ? "--shard" : "--list-cases", *shard_option ? shard_text : "", e.what());
+        throw std::invalid_argument((*shard_option ? "--shard '" + shard_text + "'" : std::string("--list-cases")) +
+                                    ": " + e.what());
       }
     }
   } catch (const std::invalid_argument& e) {
