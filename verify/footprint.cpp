@@ -1,6 +1,7 @@
 #include "verify/footprint.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <stdexcept>
@@ -155,6 +156,35 @@ double check_bytes(const Footprint& f, bool finite_differences, std::size_t full
     bytes += 16 * std::min(f.outputs * f.differentiable_inputs, static_cast<double>(full_jacobian_max));
   }
   return bytes;
+}
+
+std::uint64_t check_cost(const Footprint& f, std::size_t differentiable_tensors, Dtype dtype, Reference reference,
+                         const FiniteDifferenceOptions& fd, bool isolated) {
+  const double sizes = f.inputs + f.outputs + f.intermediates;
+  const double ours = kEvaluationOverhead + sizes, twin = kLibTorchEvaluationOverhead + sizes;
+  const double pass = 1 + kBackwardEvaluations;  // a forward and its backward
+  double visits = 0;
+  switch (reference) {
+    case Reference::libtorch:
+      visits = pass * ours + pass * twin + (is_reduced(dtype) ? pass * ours : 0);
+      break;
+    case Reference::finite_difference:
+      if (f.outputs * f.differentiable_inputs <= static_cast<double>(fd.full_jacobian_max_entries)) {
+        visits = (1 + 4 * f.differentiable_inputs + kBackwardEvaluations * f.outputs) * ours;
+      } else {
+        visits =
+            (1 + kBackwardEvaluations + 4.0 * static_cast<double>(differentiable_tensors) * fd.directions) * ours;
+      }
+      break;
+    case Reference::naive:
+      visits = 2 * pass * ours;
+      break;
+  }
+  const double cost = std::ceil(visits + (isolated ? kChildProcessCost : 0));
+  // Sizes of up to 1e6 each multiply past what an integer holds: such a problem is refused by the
+  // memory budget long before its cost matters; saturate rather than wrap.
+  constexpr double kMaxCost = 9e18;
+  return static_cast<std::uint64_t>(std::min(cost, kMaxCost));
 }
 
 }  // namespace ped::verify

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "verify/sweep.hpp"
@@ -46,5 +47,41 @@ inline constexpr double kWorkingCopies = 8;
 // less): attention N=1000 D=64 H=4 330 / 406 MB, layer_norm N=D=2000 650 / 832 MB, transformer_block
 // N=800 D=64 H=4 F=256 165 / 295 MB, sdpa naive causal N=1500 H=2 d=64 280 / 770 MB.
 inline constexpr double kIntermediateCopies = 3;
+
+// The cost model of sharded runs (verify --shard, --list-cases; core/shard.hpp balances shards by
+// it): the estimated time of one check (one dtype against one reference) of a problem, in element
+// visits. An integer, so that every machine computes the same partition.
+//
+//   an evaluation of ours (or of the naive kernel) = kEvaluationOverhead + inputs + outputs + intermediates,
+//   one of the LibTorch twin                       = kLibTorchEvaluationOverhead + the same sizes;
+//   a backward counts as kBackwardEvaluations evaluations, a forward as one.
+//   libtorch            forward + backward of ours and of the twin; a 16-bit dtype adds the naive
+//                       kernel's in double (the truth it is measured against)
+//   finite_difference   all ours: the base forward, then
+//                       full Jacobian (outputs x differentiable inputs <= full_jacobian_max):
+//                         4 forwards per Jacobian column (each differentiable input element) and
+//                         one backward per Jacobian row (each output element);
+//                       else random directions: 4 forwards per direction and differentiable input
+//                         tensor (`differentiable_tensors` x directions x 4) and one backward
+//   naive               forward + backward of ours and of the naive kernel
+//   a problem checked in a child process (a plugin) adds kChildProcessCost per check.
+//
+// The overheads stand for what does not grow with the sizes and dominates the default sweep's small
+// shapes: an Armadillo kernel's call is cheap, LibTorch's dispatch and autograd graph are not.
+std::uint64_t check_cost(const Footprint& f, std::size_t differentiable_tensors, Dtype dtype, Reference reference,
+                         const FiniteDifferenceOptions& fd, bool isolated);
+
+// Chosen against the default sweep's per-problem seconds (verify's progress lines give each
+// problem's; the mean of three runs): a least-squares fit of the time of each problem, weighted by
+// 1 / its time, to the counts of the model gives 2200 and 42600 element visits; a single overhead
+// for both (8000 fitted best) leaves a time-weighted mean |log(estimated / measured share)| over the
+// problems of 0.42, the two 0.37. What remains is mostly arithmetic the footprint does not count
+// (sdpa_large_scores' head dim 64: 0.4 of its measured share) and noise (a problem takes
+// milliseconds); adding the attention products B H Nq Nk d to the sizes fitted no better.
+inline constexpr double kEvaluationOverhead = 2000;
+inline constexpr double kLibTorchEvaluationOverhead = 40000;
+inline constexpr double kBackwardEvaluations = 2;
+// Starting a child process, sending the problem and reading its rows back (fork, pipe).
+inline constexpr double kChildProcessCost = 1e6;
 
 }  // namespace ped::verify

@@ -27,7 +27,7 @@ std::string format_number(double value) {
   return os.str();
 }
 
-void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows) {
+std::string csv_text(const std::vector<CheckRow>& rows) {
   using ped::csv_cell;
   std::ostringstream out;
   const auto& cols = csv_columns();
@@ -41,7 +41,11 @@ void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows
         << (r.passed ? "true" : "false") << ',' << r.seed << ',' << csv_cell(ped::printable(r.detail)) << '\n';  // exception texts span lines
 
   }
-  ped::write_file_atomically(path, out.str());
+  return out.str();
+}
+
+void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows) {
+  ped::write_file_atomically(path, csv_text(rows));
 }
 
 void print_summary(std::ostream& os, const std::vector<CheckRow>& rows) {

@@ -12,7 +12,10 @@ namespace ped::verify {
 // The CSV header, in the column order of the file (DESIGN.md's columns, then `detail`).
 const std::vector<std::string>& csv_columns();
 
-// Writes the report to `path` atomically (core/atomic_file: a temp file beside it, fsynced,
+// The report as CSV text: the header, then one line per row; cells quoted as ped::csv_cell.
+std::string csv_text(const std::vector<CheckRow>& rows);
+
+// Writes csv_text to `path` atomically (core/atomic_file: a temp file beside it, fsynced,
 // renamed over `path`); cells quoted as ped::csv_cell. Throws
 // std::runtime_error naming the path if it cannot be written; `path` is then untouched.
 void write_csv_atomic(const std::string& path, const std::vector<CheckRow>& rows);

@@ -1,12 +1,15 @@
 #include "verify/sweep.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <iomanip>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
 #include "core/errors.hpp"
+#include "core/provenance.hpp"
+#include "core/schemas.hpp"
 #include "variants/registry.hpp"
 #include "verify/footprint.hpp"
 #include "verify/ops/op_cases.hpp"
@@ -377,7 +380,7 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
                   continue;  // an implementation without the dtypes asked for
                 }
                 variants_run.insert(variant);
-                planned.push_back({std::move(p), plan.references});
+                planned.push_back({std::move(p), plan.references, params});
               } catch (const std::invalid_argument& e) {
                 if (config.shapes.empty()) throw;
                 throw std::invalid_argument(std::string("--shape: ") + e.what());
@@ -420,6 +423,94 @@ std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, co
 
 std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress) {
   return run_planned(plan_sweep(config), config, progress);
+}
+
+std::string case_key(const Problem& p) { return schema::verify_case_key(p.op, p.variant, p.shape, p.mask, p.seed); }
+
+std::uint64_t case_cost(const PlannedProblem& planned, const SweepConfig& config) {
+  const Problem& p = planned.problem;
+  const Footprint f = footprint(p.op, planned.params.dims, planned.params.features);
+  const std::size_t differentiable_tensors = p.differentiable_indices().size();
+  std::uint64_t cost = 0;
+  // The checks check_problem runs, skipped as it skips them.
+  for (Dtype dt : config.dtypes) {
+    if (!p.has_dtype(dt)) continue;
+    for (Reference ref : planned.references) {
+      if (ref == Reference::finite_difference && (!p.backward || !p.has_dtype(Dtype::f64))) continue;
+      if (is_reduced(dt) && ref != Reference::libtorch) continue;
+      if (ref == Reference::naive && !is_reduced(dt) && (!p.naive_forward || !p.naive_backward)) continue;
+      const std::uint64_t c = check_cost(f, differentiable_tensors, dt, ref, config.fd, p.isolate);
+      cost = c > UINT64_MAX - cost ? UINT64_MAX : cost + c;
+    }
+  }
+  return std::max<std::uint64_t>(cost, 1);  // every case weighs something: each shard gets one while there are enough
+}
+
+SweepCases sweep_cases(const std::vector<PlannedProblem>& planned, const SweepConfig& config) {
+  SweepCases cases;
+  cases.keys.reserve(planned.size());
+  cases.costs.reserve(planned.size());
+  std::set<std::string> seen;
+  for (const PlannedProblem& pp : planned) {
+    std::string key = case_key(pp.problem);
+    if (!seen.insert(key).second) {
+      throw std::invalid_argument("the selection holds two problems named '" + printable(key) +
+                                  "' (a --shape whose sizes differ only in sizes the op does not use?): their rows "
+                                  "could not be told apart");
+    }
+    cases.keys.push_back(std::move(key));
+    cases.costs.push_back(case_cost(pp, config));
+  }
+  return cases;
+}
+
+namespace {
+
+std::string dims_text(const Dims& d) {
+  std::ostringstream os;
+  os << "N=" << d.N << ",D=" << d.D << ",H=" << d.H << ",F=" << d.F << ",V=" << d.V << ",T=" << d.T << ",R=" << d.R
+     << ",I=" << d.I << ",O=" << d.O << ",K=" << d.K << ",B=" << d.B << ",Nk=" << d.Nk << ",Dh=" << d.Dh
+     << ",Hkv=" << d.Hkv;
+  return os.str();
+}
+
+}  // namespace
+
+std::string sweep_settings(const SweepConfig& config, const std::vector<std::string>& plugins,
+                           const std::string& plugin_layouts) {
+  const auto list = [](const std::vector<std::string>& items) { return items.empty() ? std::string("default") : joined(items); };
+  std::ostringstream os;
+  os << "ops=" << list(config.ops) << " shapes=";
+  if (config.shapes.empty()) os << "default";
+  for (const Dims& d : config.shapes) os << "[" << dims_text(d) << "]";
+  os << " variants=" << list(config.variants) << " masks=" << list(config.masks)
+     << " features=" << feature_list_name(config.features) << " seeds=";
+  for (std::size_t i = 0; i < config.seeds.size(); ++i) os << (i ? "," : "") << config.seeds[i];
+  os << " dtypes=";
+  for (std::size_t i = 0; i < config.dtypes.size(); ++i) os << (i ? "," : "") << to_string(config.dtypes[i]);
+  os << " references=" << (config.references.empty() ? std::string("default") : joined(config.references))
+     << " full_jacobian_max=" << config.fd.full_jacobian_max_entries << " directions=" << config.fd.directions
+     << " tolerance_scale=" << std::setprecision(17) << config.tolerance_scale << " plugins=";
+  if (plugins.empty()) os << "none";
+  for (std::size_t i = 0; i < plugins.size(); ++i) {
+    os << (i ? "," : "") << printable(std::filesystem::path(plugins[i]).filename().string());
+  }
+  os << " plugin_layouts=" << (plugin_layouts.empty() ? std::string("default") : printable(plugin_layouts))
+     << " plugin_timeout_ms=" << config.isolated_time_limit.count();
+  return os.str();
+}
+
+std::string default_sweep_settings() { return sweep_settings(SweepConfig{}); }
+
+ShardManifest verify_shard_manifest(const SweepCases& cases, const ShardSpec& shard, const SweepConfig& config,
+                                    const std::vector<std::string>& plugins, const std::string& plugin_layouts) {
+  ShardManifest m = make_shard_manifest(cases.keys, cases.costs, shard);
+  m.tool = "verify";
+  m.git_rev = source_revision();
+  m.host_kind = host_kind();
+  m.settings = sweep_settings(config, plugins, plugin_layouts);
+  m.profile = m.settings == default_sweep_settings() ? "default" : "custom";
+  return m;
 }
 
 }  // namespace ped::verify

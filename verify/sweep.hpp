@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/mask.hpp"
+#include "core/shard.hpp"
 #include "variants/attention.hpp"
 #include "verify/checks.hpp"
 
@@ -134,6 +135,7 @@ struct SweepConfig {
 struct PlannedProblem {
   Problem problem;
   std::vector<Reference> references;
+  CaseParams params;  // what it was made from: its sizes (the footprint's and the cost's) and feature set
 };
 
 // Every problem of the selection, in run order, built only after the memory of the whole selection
@@ -158,5 +160,44 @@ std::vector<CheckRow> run_planned(const std::vector<PlannedProblem>& planned, co
 
 // plan_sweep, then run_planned.
 std::vector<CheckRow> run_sweep(const SweepConfig& config, const ProgressFn& progress = {});
+
+// Cases: one case of the sweep is one planned problem, named by schema::verify_case_key of its op,
+// variant, shape, mask and seed. Every CSV row of the problem carries these five values, so a row
+// belongs to exactly one case (report merge maps rows to cases by them). verify --shard I/N runs the
+// cases core/shard.hpp's shard_cases gives shard I of N, in sweep order; verify --list-cases prints
+// them with their shard and cost.
+std::string case_key(const Problem& problem);
+
+// The estimated time of checking one planned problem with `config`'s dtypes and finite-difference
+// options: check_cost (verify/footprint.hpp) of its footprint. An integer, the same on every machine.
+std::uint64_t case_cost(const PlannedProblem& planned, const SweepConfig& config);
+
+struct SweepCases {
+  std::vector<std::string> keys;
+  std::vector<std::uint64_t> costs;
+};
+
+// The keys and costs of every planned problem, in sweep order. Throws std::invalid_argument naming
+// the key when two problems share one (their rows could not be told apart: only a --shape list whose
+// items differ in sizes an op does not use makes such a selection).
+SweepCases sweep_cases(const std::vector<PlannedProblem>& planned, const SweepConfig& config);
+
+// One canonical line of every setting that changes the case list or the verdicts: ops, shapes,
+// variants, masks, features, seeds, dtypes, references, full-Jacobian maximum, directions, tolerance
+// scale, the plugins (file names, not directories) with their layouts and time limit. Each as it was
+// parsed (the defaults spelled "default"), so "--seeds 1,2" and no --seeds give the same line. The
+// memory budget is left out: it refuses a selection or changes nothing. The shard manifest's
+// `settings`; its `profile` is "default" when this equals default_sweep_settings().
+std::string sweep_settings(const SweepConfig& config, const std::vector<std::string>& plugins = {},
+                           const std::string& plugin_layouts = "");
+std::string default_sweep_settings();
+
+// The manifest of shard `shard` of the selection whose cases are `cases` (sweep_cases of the whole
+// selection, not of the shard): make_shard_manifest's fields, tool "verify", git_rev
+// source_revision(), host_kind host_kind(), settings sweep_settings(config, plugins,
+// plugin_layouts), and profile "default" when those are default_sweep_settings(), else "custom".
+ShardManifest verify_shard_manifest(const SweepCases& cases, const ShardSpec& shard, const SweepConfig& config,
+                                    const std::vector<std::string>& plugins = {},
+                                    const std::string& plugin_layouts = "");
 
 }  // namespace ped::verify

@@ -2,6 +2,14 @@
 // the CSV (and with --junit the JUnit XML) atomically. Exit 0 when every check passed, 1 when any
 // failed or the run failed (out of memory, a report not written), 2 on a usage error (reported before
 // any work, nothing written).
+//
+// Sharded runs (core/shard.hpp): a case is one planned problem, named by its op, variant, shape,
+// mask and seed (sweep.hpp: case_key), its cost the estimate of verify/footprint.hpp's check_cost.
+// --shard I/N runs the cases shard_cases gives shard I of N (the whole selection is planned and
+// checked against the memory budget first, so every shard refuses the same selections) and writes
+// the shard manifest (shard_manifest_path: "verify.csv" -> "verify.shard.json") with the CSV, the
+// two (and the JUnit XML) as one set: none appears unless all are complete. --list-cases prints
+// the case list with each case's shard and cost and runs nothing.
 #include <ATen/Parallel.h>
 
 #include <CLI/CLI.hpp>
@@ -16,7 +24,9 @@
 #include <new>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "core/numbers.hpp"
+#include "core/shard.hpp"
 #include "verify/junit.hpp"
 #include "verify/plugins.hpp"
 #include "verify/report.hpp"
@@ -163,6 +173,19 @@ int run(int argc, char** argv) {
   app.add_flag("--list", list, "List the ops and their default shapes, then exit")
       ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   app.add_flag("--quiet", quiet, "No progress lines")->multi_option_policy(CLI::MultiOptionPolicy::Throw);
+  std::string shard_text;
+  CLI::Option* shard_option = app.add_option(
+      "--shard", shard_text,
+      "Run shard I of N (I/N, 0 <= I < N): the part of the selection's cases (one case: one op, variant, shape, "
+      "mask and seed) that a split balanced by estimated cost gives it, in sweep order; the N shards together "
+      "run every case once. Also writes the shard manifest beside the CSV (x.csv -> x.shard.json), which "
+      "report merge reads. A shard without cases (fewer cases than N) writes the CSV header and its manifest "
+      "and exits 0");
+  bool list_cases = false;
+  app.add_flag("--list-cases", list_cases,
+               "Print the selection's cases, one line each (shard, estimated cost, case), and each shard's count "
+               "and total cost (N from --shard, default 1), then exit without checking or writing anything")
+      ->multi_option_policy(CLI::MultiOptionPolicy::Throw);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -174,7 +197,10 @@ int run(int argc, char** argv) {
 
   SweepConfig config;
   std::vector<PlannedProblem> planned;
+  ped::ShardSpec shard;
+  SweepCases cases;
   try {
+    if (*shard_option) shard = ped::parse_shard("--shard", shard_text);
     load_plugins(plugins, plugin_layouts, std::cerr);  // before the op list is built: it names their variants
     std::vector<std::string> op_names;
     for (const OpCase& c : op_cases()) op_names.push_back(c.name);
@@ -241,17 +267,36 @@ int run(int argc, char** argv) {
     config.isolated_time_limit = std::chrono::milliseconds(
         static_cast<long long>(std::ceil(parse_number("--plugin-timeout", plugin_timeout, 0, 86400, "(0, 86400]") * 1000)));
     check_out_path("--out", out);
+    namespace fs = std::filesystem;
+    const auto same_file = [](const std::string& a, const std::string& b) {
+      std::error_code ec;
+      return fs::absolute(a, ec).lexically_normal() == fs::absolute(b, ec).lexically_normal();
+    };
     if (*junit_option) {
       check_out_path("--junit", junit);
-      namespace fs = std::filesystem;
-      std::error_code ec;
-      if (fs::absolute(junit, ec).lexically_normal() == fs::absolute(out, ec).lexically_normal()) {
-        usage_error("--junit", junit, "is the --out path too, expected another file");
+      if (same_file(junit, out)) usage_error("--junit", junit, "is the --out path too, expected another file");
+    }
+    if (*shard_option) {
+      const std::string manifest = ped::shard_manifest_path(out).string();
+      if (fs::is_directory(manifest)) {
+        usage_error("--out", out, "its shard manifest path '" + manifest + "' is a directory, expected a file path");
+      }
+      if (*junit_option && same_file(junit, manifest)) {
+        usage_error("--junit", junit, "is the shard manifest path of --out too, expected another file");
       }
     }
     // Every problem is estimated and built here, before any check runs: sizes an op cannot take, a
     // selection above the memory budget or one without a check are usage errors too.
     if (!list) planned = plan_sweep(config);
+    // The whole selection's cases: what a shard takes its part of and --list-cases prints.
+    if (!list && (*shard_option || list_cases)) {
+      try {
+        cases = sweep_cases(planned, config);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument((*shard_option ? "--shard '" + shard_text + "'" : std::string("--list-cases")) +
+                                    ": " + e.what());
+      }
+    }
   } catch (const std::invalid_argument& e) {
     std::cerr << "verify: " << e.what() << "\n";
     return 2;
@@ -284,6 +329,27 @@ int run(int argc, char** argv) {
     return 0;
   }
 
+  if (list_cases) {
+    std::cout << ped::list_cases_table(cases.keys, cases.costs, shard.count);
+    return 0;
+  }
+  // This shard's cases (all of them without --shard).
+  std::optional<ped::ShardManifest> manifest;
+  if (*shard_option) {
+    manifest = verify_shard_manifest(cases, shard, config, plugins, plugin_layouts);
+    std::vector<PlannedProblem> mine;
+    mine.reserve(manifest->case_indices.size());
+    for (std::size_t i : manifest->case_indices) mine.push_back(std::move(planned[i]));
+    planned = std::move(mine);
+    std::uint64_t cost = 0, total = 0;
+    for (std::size_t i : manifest->case_indices) cost += cases.costs[i];
+    for (std::uint64_t c : cases.costs) total += c;
+    if (!quiet) {
+      std::cerr << "shard " << ped::to_string(shard) << ": " << planned.size() << " of " << cases.keys.size()
+                << " cases, estimated cost " << cost << " of " << total << "\n";
+    }
+  }
+
   at::set_num_threads(1);  // small shapes: threading only adds noise
   const auto start = std::chrono::steady_clock::now();
   auto previous = start;
@@ -291,21 +357,30 @@ int run(int argc, char** argv) {
   const std::vector<CheckRow> rows =
       run_planned(planned, config, [&](const Problem& p, std::size_t done, std::size_t total) {
         const auto now = std::chrono::steady_clock::now();
-        seconds_per_op[p.op] += std::chrono::duration<double>(now - previous).count();
+        const double problem_seconds = std::chrono::duration<double>(now - previous).count();
+        seconds_per_op[p.op] += problem_seconds;
         previous = now;
-        if (!quiet) std::cerr << "[" << done << "/" << total << "] " << p.op << " " << p.shape << " seed=" << p.seed << "\n";
+        if (!quiet) {
+          std::cerr << "[" << done << "/" << total << "] " << p.op << " " << p.shape << " seed=" << p.seed << " ("
+                    << problem_seconds << " s)\n";
+        }
       });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(std::cout, rows);
   try {
-    write_csv_atomic(out, rows);
-    if (*junit_option) write_junit_atomic(junit, rows, seconds_per_op);
+    // One set: the CSV, the JUnit XML and the shard manifest appear together or not at all.
+    ped::StagedFiles files;
+    files.add(out, csv_text(rows));
+    if (*junit_option) files.add(junit, junit_xml(rows, seconds_per_op));
+    if (manifest) files.add(ped::shard_manifest_path(out), ped::manifest_json(*manifest));
+    files.commit();
   } catch (const std::exception& e) {
     std::cerr << "verify: " << e.what() << "\n";
     return 1;
   }
   std::cout << "report: " << out << " (" << rows.size() << " rows, " << seconds << " s)\n";
   if (*junit_option) std::cout << "junit: " << junit << "\n";
+  if (manifest) std::cout << "shard manifest: " << ped::shard_manifest_path(out).string() << "\n";
   for (const CheckRow& r : rows) {
     if (!r.passed) return 1;
   }
