@@ -1,6 +1,8 @@
 // The FLOP model, exact visible-pair counts, memory estimates and option parsing.
 #include "bench/bench_config.hpp"
 
+#include "bench/tests/parse_args.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -268,15 +270,7 @@ TEST(LibTorchList, BaselinesAreContendersTheProbeIsNot) {
   EXPECT_FALSE(is_libtorch(Contender{"flash"}));
 }
 
-// BenchConfig from {"bench", args...}.
-BenchConfig config_of(std::vector<std::string> args) {
-  args.insert(args.begin(), "bench");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int argc = static_cast<int>(args.size());
-  return parse_options(argc, argv.data());
-}
+using testing::config_of;
 
 std::vector<std::string> names_of(const std::vector<AttentionCase>& cases) {
   std::vector<std::string> names;

@@ -4,6 +4,8 @@
 #include "bench/harness.hpp"
 #include "core/shard.hpp"
 
+#include "bench/tests/parse_args.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -31,19 +33,11 @@ Sweep planned(const BenchConfig& config) {
   return sweep;
 }
 
-// parse_options on {"bench", args...}.
-BenchConfig parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "bench");
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int argc = static_cast<int>(args.size());
-  return parse_options(argc, argv.data());
-}
+using testing::config_of;
 
 std::string option_error(std::vector<std::string> args) {
   try {
-    parse(std::move(args));
+    config_of(std::move(args));
   } catch (const std::invalid_argument& e) {
     return e.what();
   }
@@ -223,12 +217,12 @@ TEST(ListCases, TheTableListsEveryCaseWithItsShard) {
 }
 
 TEST(ShardOptions, ParsedCheckedAndTakenFromTheEnvironment) {
-  EXPECT_EQ(parse({}).shard, (ShardSpec{0, 1}));
-  EXPECT_EQ(parse({"--shard", "2/7"}).shard, (ShardSpec{2, 7}));
-  EXPECT_EQ(parse({"--shard=0/2"}).shard, (ShardSpec{0, 2}));
+  EXPECT_EQ(config_of({}).shard, (ShardSpec{0, 1}));
+  EXPECT_EQ(config_of({"--shard", "2/7"}).shard, (ShardSpec{2, 7}));
+  EXPECT_EQ(config_of({"--shard=0/2"}).shard, (ShardSpec{0, 2}));
   ::setenv("PED_BENCH_SHARD", "1/3", 1);
-  EXPECT_EQ(parse({}).shard, (ShardSpec{1, 3}));
-  EXPECT_EQ(parse({"--shard", "0/3"}).shard, (ShardSpec{0, 3}));  // the command line wins
+  EXPECT_EQ(config_of({}).shard, (ShardSpec{1, 3}));
+  EXPECT_EQ(config_of({"--shard", "0/3"}).shard, (ShardSpec{0, 3}));  // the command line wins
   ::setenv("PED_BENCH_SHARD", "3/3", 1);
   EXPECT_EQ(option_error({}), "bench: --shard '3/3': shard index 3 out of range, expected 0 <= I < N = 3");
   ::unsetenv("PED_BENCH_SHARD");
@@ -241,7 +235,7 @@ TEST(ShardOptions, ParsedCheckedAndTakenFromTheEnvironment) {
 }
 
 TEST(ShardOptions, ListCasesIsAFlag) {
-  EXPECT_FALSE(parse({}).list_cases);
+  EXPECT_FALSE(config_of({}).list_cases);
   // Bare, it takes no value: the next argument stays an argument.
   std::vector<std::string> words = {"bench", "--list-cases", "--benchmark_filter=x", "--shard", "1/2"};
   std::vector<char*> argv;
@@ -253,10 +247,10 @@ TEST(ShardOptions, ListCasesIsAFlag) {
   EXPECT_EQ(config.shard, (ShardSpec{1, 2}));
   ASSERT_EQ(argc, 2);
   EXPECT_EQ(std::string(argv[1]), "--benchmark_filter=x");
-  EXPECT_TRUE(parse({"--list-cases=on"}).list_cases);
-  EXPECT_FALSE(parse({"--list-cases=off"}).list_cases);
+  EXPECT_TRUE(config_of({"--list-cases=on"}).list_cases);
+  EXPECT_FALSE(config_of({"--list-cases=off"}).list_cases);
   ::setenv("PED_BENCH_LIST_CASES", "on", 1);
-  EXPECT_TRUE(parse({}).list_cases);
+  EXPECT_TRUE(config_of({}).list_cases);
   ::unsetenv("PED_BENCH_LIST_CASES");
   EXPECT_EQ(option_error({"--list-cases=maybe"}), "bench: --list-cases expects on|off, got 'maybe'");
 }
