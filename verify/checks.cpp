@@ -64,6 +64,18 @@ std::vector<CheckRow> check_one(const Problem& p, Dtype dt, Reference ref, const
   }
 }
 
+bool check_runs(const Problem& p, Dtype dt, Reference ref) {
+  if (!p.has_dtype(dt)) return false;
+  // 16-bit dtypes: one check against the float64 truth, measured against LibTorch's error in the
+  // same dtype (verify/reduced_precision.hpp); no finite differences, and naive is the truth.
+  if (is_reduced(dt)) return ref == Reference::libtorch;
+  // Finite differences differentiate the implementation's own double forward and check its
+  // backward: without either there is nothing to compare.
+  if (ref == Reference::finite_difference) return p.backward && p.has_dtype(Dtype::f64);
+  if (ref == Reference::naive) return p.naive_forward && p.naive_backward;
+  return true;
+}
+
 std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,
                                     const FiniteDifferenceOptions& options, double tolerance_scale,
@@ -74,14 +86,8 @@ std::vector<CheckRow> check_problem(const Problem& p, const std::vector<Dtype>& 
   }
   std::vector<CheckRow> rows;
   for (Dtype dt : dtypes) {
-    if (!p.has_dtype(dt)) continue;
     for (Reference ref : references) {
-      // Finite differences differentiate the implementation's own double forward and check its
-      // backward: without either there is nothing to compare.
-      if (ref == Reference::finite_difference && (!p.backward || !p.has_dtype(Dtype::f64))) continue;
-      // 16-bit dtypes: one check against the float64 truth, measured against LibTorch's error in the
-      // same dtype (verify/reduced_precision.hpp); no finite differences, and naive is the truth.
-      if (is_reduced(dt) && ref != Reference::libtorch) continue;
+      if (!check_runs(p, dt, ref)) continue;
       std::vector<CheckRow> part = p.isolate ? check_one_in_child(p, dt, ref, options, isolated_time_limit)
                                            : check_one(p, dt, ref, options);
       const bool overridden =

@@ -51,10 +51,15 @@ std::vector<CheckRow> check_one_in_child(const Problem& problem, Dtype dtype, Re
 // A failed row of quantity "*" for `reference` in `dtype` (a check that could not compare anything).
 CheckRow failed_check_row(const Problem& problem, Dtype dtype, Reference reference, const std::string& detail);
 
+// Whether check_problem checks `problem` in `dtype` against `reference`, the one rule the sweep's
+// planning and cost model use too: the implementation has the dtype; finite differences need its
+// backward and its double forward; the naive reference needs the naive kernel; a 16-bit dtype is
+// checked against LibTorch's error only.
+bool check_runs(const Problem& problem, Dtype dtype, Reference reference);
+
 // Both references, both dtypes, as the sweep runs them. Every tolerance is multiplied by
 // `tolerance_scale`, in (0, 1] (std::invalid_argument otherwise): a check can be made stricter, never
-// looser; a scaled row says so in its detail. Skips the dtypes the problem does not have
-// and finite differences without a backward or a double forward; checks a problem marked
+// looser; a scaled row says so in its detail. Skips what check_runs says does not run; checks a problem marked
 // `isolate` in child processes, each given `isolated_time_limit` (check_one_in_child).
 std::vector<CheckRow> check_problem(const Problem& problem, const std::vector<Dtype>& dtypes,
                                     const std::vector<Reference>& references,

@@ -376,9 +376,13 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
             for (std::uint64_t seed : config.seeds) {
               try {
                 Problem p = plan.op->make(params, seed);
-                if (std::none_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) { return p.has_dtype(d); })) {
-                  continue;  // an implementation without the dtypes asked for
-                }
+                // An implementation without the dtypes asked for, or one that none of the references
+                // applies to (finite differences of a kernel without a backward): no check, no case.
+                const bool checked = std::any_of(config.dtypes.begin(), config.dtypes.end(), [&](Dtype d) {
+                  return std::any_of(plan.references.begin(), plan.references.end(),
+                                     [&](Reference r) { return check_runs(p, d, r); });
+                });
+                if (!checked) continue;
                 variants_run.insert(variant);
                 planned.push_back({std::move(p), plan.references, params});
               } catch (const std::invalid_argument& e) {
@@ -396,14 +400,15 @@ std::vector<PlannedProblem> plan_sweep(const SweepConfig& config) {
   for (const std::string& variant : config.variants) {
     if (!variants_run.contains(variant)) {
       throw std::invalid_argument("--variants: '" + variant +
-                                  "' has nothing to check with the ops, masks and dtypes asked for (the mask kinds "
-                                  "and dtypes it takes are printed when its plugin loads)");
+                                  "' has nothing to check with the ops, masks, dtypes and references asked for (the mask "
+                                  "kinds and dtypes it takes are printed when its plugin loads; finite differences "
+                                  "need a backward)");
     }
   }
   if (planned.empty()) {
     throw std::invalid_argument(
-        "plan_sweep: the ops, variants, masks and dtypes asked for select nothing (--dtypes bfloat16 and float16 "
-        "apply to attention plugins that declare them)");
+        "plan_sweep: the ops, variants, masks, dtypes and references asked for select nothing (--dtypes bfloat16 "
+        "and float16 apply to attention plugins that declare them; finite differences need a backward)");
   }
   return planned;
 }
@@ -434,11 +439,8 @@ std::uint64_t case_cost(const PlannedProblem& planned, const SweepConfig& config
   std::uint64_t cost = 0;
   // The checks check_problem runs, skipped as it skips them.
   for (Dtype dt : config.dtypes) {
-    if (!p.has_dtype(dt)) continue;
     for (Reference ref : planned.references) {
-      if (ref == Reference::finite_difference && (!p.backward || !p.has_dtype(Dtype::f64))) continue;
-      if (is_reduced(dt) && ref != Reference::libtorch) continue;
-      if (ref == Reference::naive && !is_reduced(dt) && (!p.naive_forward || !p.naive_backward)) continue;
+      if (!check_runs(p, dt, ref)) continue;
       const std::uint64_t c = check_cost(f, differentiable_tensors, dt, ref, config.fd, p.isolate);
       cost = c > UINT64_MAX - cost ? UINT64_MAX : cost + c;
     }

@@ -148,7 +148,10 @@ struct PlannedProblem {
 //   - an op named in `ops` gets no check: none of its variants or masks is selected (--variants,
 //     --masks), or none of `references` applies to it (naive applies to attention kernels only);
 //   - the selection holds no check at all;
-// and while building, when an op cannot take the sizes (--shape).
+// and while building, when an op cannot take the sizes (--shape), or when a variant asked for gets no
+// check (its problems lack the dtypes asked for, or no reference applies: check_runs, e.g. finite
+// differences of a kernel without a backward). A problem without a check is left out of the plan: it
+// would write no row, and a shard's manifest would list a case its CSV does not hold.
 std::vector<PlannedProblem> plan_sweep(const SweepConfig& config);
 
 using ProgressFn = std::function<void(const Problem&, std::size_t done, std::size_t total)>;

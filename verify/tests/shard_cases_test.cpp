@@ -37,6 +37,33 @@ TEST(SweepCases, KeysOfTheDefaultSweepAreUnique) {
 
 // The footprint a case's cost comes from is the footprint of that very problem: its shape text is
 // the problem's, for every problem of the default sweep.
+// A problem that no reference applies to (finite differences of flash_decode, which has no backward)
+// would write no row: it is no case, so a shard's manifest never lists a case its CSV cannot hold;
+// asked for by name, the variant is a usage error instead of a run that passes having checked nothing.
+TEST(SweepCases, ProblemsWithoutACheckAreNoCases) {
+  SweepConfig config;
+  config.ops = {"sdpa"};
+  config.seeds = {1};
+  config.references = {Reference::finite_difference};
+  const std::vector<PlannedProblem> planned = plan_sweep(config);
+  std::set<std::string> variants;
+  for (const PlannedProblem& pp : planned) {
+    variants.insert(pp.problem.variant);
+    bool checked = false;
+    for (Dtype dt : config.dtypes) checked = checked || check_runs(pp.problem, dt, Reference::finite_difference);
+    EXPECT_TRUE(checked) << case_key(pp.problem);
+  }
+  EXPECT_FALSE(variants.contains("flash_decode"));
+  EXPECT_TRUE(variants.contains("flash"));
+  config.variants = {"flash", "flash_decode"};
+  try {
+    plan_sweep(config);
+    ADD_FAILURE() << "flash_decode under finite differences only was planned";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'flash_decode' has nothing to check"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SweepCases, TheFootprintNamesTheProblemsShape) {
   for (const PlannedProblem& pp : plan_sweep(SweepConfig{})) {
     EXPECT_EQ(footprint(pp.problem.op, pp.params.dims, pp.params.features).shape, pp.problem.shape)
