@@ -162,12 +162,7 @@ void set_token_counters(benchmark::State& state, const AttentionCase& c) {
   const double bytes = kv_bytes(c);
   state.counters["kv_bytes"] = Counter(bytes);
   state.counters["kv_bytes_per_second"] = Counter(bytes, Counter::kIsIterationInvariantRate, Counter::kIs1000);
-  const double copy = settings().copy_gbps;
-  if (copy > 0.0) {
-    state.counters["copy_gbps"] = Counter(copy);
-    // (bytes / 1e9 / copy) per iteration, as a rate: bytes / seconds / 1e9 / copy = the fraction.
-    state.counters["fraction_of_copy"] = Counter(bytes / 1e9 / copy, Counter::kIsIterationInvariantRate);
-  }
+  set_fraction_of_ceiling(state, "copy_gbps", settings().copy_gbps, "fraction_of_copy", bytes);
 }
 
 namespace {

@@ -838,9 +838,8 @@ std::uint64_t attention_case_cost(const AttentionCase& c, const BenchConfig& con
   }
   const double threads = c.threads;
   const bool libtorch = is_libtorch(c.contender);
-  double slowdown = 1.0;
-  if (libtorch) slowdown = kLibTorchSlowdown;
-  if (c.contender.name == "naive") slowdown = kNaiveSlowdown;
+  // Our kernels' and plugins' time per FLOP from the registry (AttentionImpl::relative_cost).
+  const double slowdown = libtorch ? kLibTorchSlowdown : implementation_of(c.contender).relative_cost;
   const double b = static_cast<double>(c.batch), h = static_cast<double>(c.heads), d = static_cast<double>(c.head_dim);
   const double q_bytes = b * h * static_cast<double>(c.queries()) * d * sizeof(float);
   const double kv_tensor = b * static_cast<double>(c.kv_heads()) * static_cast<double>(c.seq_len) * d * sizeof(float);
@@ -858,7 +857,7 @@ std::uint64_t attention_case_cost(const AttentionCase& c, const BenchConfig& con
   // Setup: q, out, dout, dq and k, v, dk, dv allocated, q, k, v, dout filled; a backward's forward.
   double setup_s = (4.0 * q_bytes + 4.0 * kv_tensor) / (kFillGbps * 1e9);
   if (c.pass == Pass::backward) setup_s += call_of(Pass::forward);
-  const int extra = !libtorch && implementation_of(c.contender).times_phases ? 1 : 0;
+  const int extra = !libtorch && implementation_of(c.contender).times_phases ? 1 : 0;  // the phase-timing call
   return timed_cost_us(call_s, setup_s, extra, config);
 }
 

@@ -270,12 +270,12 @@ std::string describe_settings(const BenchConfig& config);
 // + a per-call overhead. flop: case_flop's model count for our attention kernels, the dense count
 // (mask none: every (query, key) pair of the padded batch) for LibTorch's, which computes every
 // score whatever the mask; layer_flop for the layers; 2 M N K for the SGEMM. slowdown:
-// kNaiveSlowdown for naive, kLibTorchSlowdown for the LibTorch contenders, 1 for our other kernels
-// and plugins, 1 / kGemmSpeedup for the SGEMM and the layers (BLAS products). bytes: what one call
-// streams (attention: Q, O and K, V, x3 with a backward; layers: their inputs x3), which is what
+// the registry's AttentionImpl::relative_cost for our kernels and plugins (naive 10, the others 1),
+// kLibTorchSlowdown for the LibTorch contenders, 1 / kGemmSpeedup for the SGEMM and the layers (BLAS
+// products). bytes: what one call streams (attention: Q, O and K, V, x3 with a backward; layers: their inputs x3), which is what
 // bounds decoding. The setup of each run of the benchmark function: its inputs filled at kFillGbps
 // (one thread), and for a backward pass the forward of the setup.
-// The nominal rates are those of one 2.6 GHz AMD EPYC core (AVX2) at N = 1024, d = 64 for our
+// The nominal rates are those of one AMD EPYC core (AVX-512) at N = 1024, d = 64 for our
 // kernels (flash, blocked, sparse reach 19-24 GFLOP/s per thread there), measured against which naive
 // is about 10x slower, LibTorch 1.13 1-2x, and OpenBLAS's SGEMM and the layers about 2x faster.
 // Google Benchmark's behaviour around it (timed_cost_us): with --iterations I each repetition runs
@@ -288,7 +288,6 @@ std::string describe_settings(const BenchConfig& config);
 // without setup: its repetitions' overheads only.
 namespace cost_model {
 inline constexpr double kGflopsPerThread = 20.0;    // our tiled kernels
-inline constexpr double kNaiveSlowdown = 10.0;      // naive: one (Nq, Nk) matrix in double, no tiling
 inline constexpr double kLibTorchSlowdown = 1.5;    // LibTorch 1.13's CPU attention and autograd, on dense scores
 inline constexpr double kGemmSpeedup = 2.0;         // OpenBLAS SGEMM and the layers' products
 inline constexpr double kGbpsPerThread = 4.0;       // bytes a call streams, per thread

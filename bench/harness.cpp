@@ -114,12 +114,16 @@ void set_flop_counters(benchmark::State& state, double flop, double useful) {
   state.counters["useful_flop"] = Counter(useful);
   state.counters["FLOPS"] = Counter(flop, Counter::kIsIterationInvariantRate, Counter::kIs1000);
   state.counters["useful_FLOPS"] = Counter(useful, Counter::kIsIterationInvariantRate, Counter::kIs1000);
-  const double gemm = settings().gemm_gflops;
-  if (gemm > 0.0) {
-    state.counters["gemm_gflops"] = Counter(gemm);
-    // (flop / 1e9 / gemm) per iteration, as a rate: flop / seconds / 1e9 / gemm = the fraction.
-    state.counters["fraction_of_gemm"] = Counter(flop / 1e9 / gemm, Counter::kIsIterationInvariantRate);
-  }
+  set_fraction_of_ceiling(state, "gemm_gflops", settings().gemm_gflops, "fraction_of_gemm", flop);
+}
+
+void set_fraction_of_ceiling(benchmark::State& state, const char* ceiling_name, double ceiling,
+                             const char* fraction_name, double amount) {
+  using benchmark::Counter;
+  if (!(ceiling > 0.0)) return;
+  state.counters[ceiling_name] = Counter(ceiling);
+  // (amount / 1e9 / ceiling) per iteration, as a rate: amount / seconds / 1e9 / ceiling = the fraction.
+  state.counters[fraction_name] = Counter(amount / 1e9 / ceiling, Counter::kIsIterationInvariantRate);
 }
 
 namespace {
@@ -182,10 +186,14 @@ std::vector<std::uint64_t> planned_costs() {
   return costs;
 }
 
+void register_planned(const std::vector<std::size_t>& indices) {
+  for (std::size_t i : indices) register_now(g_plan.at(i).name, g_plan.at(i).fn);
+  g_plan.clear();
+}
+
 std::vector<std::size_t> register_shard(const ShardSpec& s) {
   const std::vector<std::size_t> indices = shard_cases(planned_costs(), s);
-  for (std::size_t i : indices) register_now(g_plan[i].name, g_plan[i].fn);
-  g_plan.clear();
+  register_planned(indices);
   return indices;
 }
 

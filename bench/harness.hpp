@@ -108,6 +108,11 @@ void measured_loop(benchmark::State& state, Call&& call) {
 // Counters of every attention-like benchmark: flop (per call, the model), useful_flop, their
 // rates FLOPS and useful_FLOPS, gemm_gflops (the ceiling) and fraction_of_gemm.
 void set_flop_counters(benchmark::State& state, double flop, double useful);
+// An in-run ceiling and the fraction of it a benchmark reaches: counter `ceiling_name` = `ceiling`
+// (per second, in units of 1e9: GFLOP/s, GB/s) and `fraction_name` = `amount` per iteration over it,
+// as a rate. Nothing when the ceiling was not measured (0).
+void set_fraction_of_ceiling(benchmark::State& state, const char* ceiling_name, double ceiling,
+                             const char* fraction_name, double amount);
 
 // Planning and registering. Every benchmark of a run is one case of the sweep: its key is its name,
 // its cost the estimate of bench_config.hpp's cost model. register_timed only plans a benchmark;
@@ -127,6 +132,9 @@ std::vector<std::uint64_t> planned_costs();
 // Registers the planned cases of shard `s` (all of them for 0/1) and forgets the plan; returns
 // their indices in the plan, in registration order (= shard_cases(planned_costs(), s)).
 std::vector<std::size_t> register_shard(const ShardSpec& s = {});
+// Registers the planned cases at `indices` (a shard manifest's case_indices), in that order, and
+// forgets the plan.
+void register_planned(const std::vector<std::size_t>& indices);
 // Forgets the plan, registering nothing (--list-cases, tests).
 void discard_plan();
 // Plans every benchmark of the sweep of `config`, in the sweep's order: the gemm/ benchmark (--gemm),

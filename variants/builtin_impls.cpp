@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "variants/blocked_attention.hpp"
 #include "variants/decode_attention.hpp"
@@ -83,10 +84,13 @@ double decode_bytes(const AttentionShape& s, std::size_t e, int threads, bool) {
 }  // namespace
 
 std::vector<AttentionImpl> builtin_attention_impls() {
+  // naive: one (Nq, Nk) matrix in double per (b, h), no tiling: about 10x the tiled kernels' time per FLOP.
+  AttentionImpl naive = kernel("naive", naive_attention_forward<float>, naive_attention_forward<double>,
+                               naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false,
+                               kAllAttentionFeatures);
+  naive.relative_cost = 10.0;
   return {
-      kernel("naive", naive_attention_forward<float>, naive_attention_forward<double>,
-             naive_attention_backward<float>, naive_attention_backward<double>, naive_bytes, false,
-             kAllAttentionFeatures),
+      std::move(naive),
       kernel("blocked", blocked_attention_forward<float>, blocked_attention_forward<double>,
              blocked_attention_backward<float>, blocked_attention_backward<double>, blocked_bytes, true,
              kAllAttentionFeatures),

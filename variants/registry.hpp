@@ -64,6 +64,9 @@ struct AttentionImpl {
   // It adds the time of its phases to AttentionOptions::phases (attention.hpp): bench then reports
   // where its time goes.
   bool times_phases = false;
+  // Its time per FLOP relative to the tiled kernels (flash, sparse: 1), for planning: bench's cost
+  // model balances shards with it (bench_config.hpp). 1 where not known (plugins).
+  double relative_cost = 1.0;
 
   template <class T>
   bool supports() const {
