@@ -148,16 +148,18 @@ std::size_t read_columns(const std::filesystem::path& source, std::string_view t
   return rows;
 }
 
-// The whole of `file` as bytes; InputError when it is not a readable regular file.
-inline std::string read_text_file(const std::filesystem::path& file) {
+// The whole of `file` as bytes; InputError when it is not a readable regular file ("FILE: cannot
+// open[ WHAT]: no such file", "FILE: cannot read[ WHAT]", WHAT naming what the file should be).
+inline std::string read_text_file(const std::filesystem::path& file, std::string_view what = "") {
+  const std::string named = what.empty() ? std::string() : concat(" ", what);
   std::error_code status_error;
   if (!std::filesystem::is_regular_file(file, status_error)) {
-    throw_input_error(file.string(), ": cannot open: no such file");
+    throw_input_error(file.string(), ": cannot open", named, ": no such file");
   }
   std::ifstream in(file, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
-  if (!in) throw_input_error(file.string(), ": cannot read");
+  if (!in) throw_input_error(file.string(), ": cannot read", named);
   return text.str();
 }
 

@@ -1,5 +1,6 @@
 #include "core/shard.hpp"
 
+#include "core/csv_reader.hpp"
 #include "core/errors.hpp"
 #include "core/numbers.hpp"
 
@@ -7,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <numeric>
 #include <queue>
 #include <set>
@@ -201,11 +201,7 @@ ShardManifest parse_manifest_json(const std::string& text, const std::string& so
 }
 
 ShardManifest read_manifest_json(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InputError(concat(file.string(), ": cannot open the shard manifest"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_manifest_json(text.str(), file.string());
+  return parse_manifest_json(csv::read_text_file(file, "the shard manifest"), file.string());
 }
 
 std::string list_cases_table(std::span<const std::string> keys, std::span<const std::uint64_t> costs,

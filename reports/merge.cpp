@@ -1,6 +1,7 @@
 #include "reports/merge.hpp"
 
 #include "core/atomic_file.hpp"
+#include "core/csv_reader.hpp"
 #include "core/errors.hpp"
 #include "core/numbers.hpp"
 #include "core/schemas.hpp"
@@ -11,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -34,14 +34,9 @@ std::string first_few(const std::vector<std::size_t>& items, std::size_t shown =
 }
 
 std::string read_file_text(const fs::path& file, const char* what) {
-  std::error_code error;
-  if (!fs::is_regular_file(file, error)) throw_input_error(file.string(), ": cannot open ", what, ": no such file");
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in) throw_input_error(file.string(), ": cannot read ", what);
-  if (text.str().empty()) throw_input_error(file.string(), ":1: empty file (expected ", what, ")");
-  return text.str();
+  std::string text = csv::read_text_file(file, what);
+  if (text.empty()) throw_input_error(file.string(), ":1: empty file (expected ", what, ")");
+  return text;
 }
 
 // What the shards of one kind (bench or verify) have in common, checked shard by shard.
